@@ -1,0 +1,169 @@
+"""Typed dataclass configs: load from YAML, apply ``key=value`` CLI overrides, save the resolved config.
+
+Every run config in obd is a (possibly nested) dataclass. ``load_config(Cls, "configs/x.yaml", ["a.b=3"])``
+checks each key against the dataclass fields and coerces values to the declared types, so a typo or a
+wrong type fails before any work starts with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from obd.errors import ObdError
+from obd.io import write_text_atomic
+
+T = TypeVar("T")
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ObdError as exc:
+                errors.append(str(exc))
+        raise ObdError(errors[0] if errors else f"config key '{key}': cannot be {value!r}")
+    if typing.get_origin(typ) is typing.Literal:
+        if value not in args:
+            raise ObdError(f"config key '{key}': expected one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(typ):
+        if isinstance(typ, type) and isinstance(value, typ):
+            return value
+        if not isinstance(value, dict):
+            raise ObdError(f"config key '{key}': expected a mapping, got {value!r}")
+        return _build(typ, value, prefix=key + ".")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v != ""]
+        if not isinstance(value, (list, tuple)):
+            raise ObdError(f"config key '{key}': expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if typ is Any:
+        return value
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ObdError(f"config key '{key}': expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ObdError(f"config key '{key}': expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ObdError(f"config key '{key}': expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ObdError(f"config key '{key}': expected an integer, got {value!r}")
+        return int(f)
+    if typ is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ObdError(f"config key '{key}': expected a number, got {value!r}") from None
+    if typ is str:
+        if isinstance(value, (dict, list)):
+            raise ObdError(f"config key '{key}': expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type[T], raw: dict[str, Any], prefix: str = "") -> T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ObdError(f"unknown config key(s) {sorted(prefix + u for u in unknown)}; "
+                       f"expected some of {sorted(prefix + f for f in fields)}")
+    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in raw.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ObdError(f"config {cls.__name__}: {exc}") from None
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ObdError(f"config override '{dotted}': '{p}' is not a section")
+    d[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+    """``["a.b=3", "name=x"]`` -> nested dict; values parsed as YAML scalars (``3`` -> int, ``true`` -> bool)."""
+    out: dict[str, Any] = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ObdError(f"config override '{item}': expected key=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            value = text
+        _set_dotted(out, key.strip(), value)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> T:
+    """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins)."""
+    raw: dict[str, Any] = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ObdError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ObdError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(loaded, dict):
+            raise ObdError(f"{p}: expected a mapping of config keys")
+        raw = _merge(raw, loaded)
+    raw = _merge(raw, parse_overrides(overrides))
+    return _build(cls, raw)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    def conv(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return conv(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: Any, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
