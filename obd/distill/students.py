@@ -1,0 +1,100 @@
+"""Student policies: what is trained by behavior cloning on a synthetic set (inner loop and evaluation).
+
+The paper's student is a tanh-Gaussian MLP (3 hidden layers x 256, ReLU, orthogonal init) whose head
+outputs a mean and a log-std; its BC loss is the MSE between a *sampled* action
+``tanh(mean + exp(log_std) * eps)`` and the synthetic action, and its evaluation action is ``tanh(mean)``.
+A deterministic tanh-MLP student (no log-std head) is also offered.
+
+All students map *normalized* states (B, obs_dim) to ``(mean, log_std)`` with ``log_std = None`` for
+deterministic students, so one loss and one action rule serve both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from obd.errors import ObdError
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+STUDENT_KINDS = ("tanh_gaussian", "deterministic")
+
+
+def orthogonal_init_(layers: list[nn.Linear], generator: torch.Generator | None = None) -> None:
+    """CORL's orthogonal scheme: hidden layers gain sqrt(2), output layer gain 1e-2, zero biases."""
+    for i, layer in enumerate(layers):
+        gain = 1e-2 if i == len(layers) - 1 else math.sqrt(2.0)
+        with torch.no_grad():
+            w = torch.randn(layer.weight.shape, generator=generator, device=layer.weight.device)
+            q, r = torch.linalg.qr(w.T if w.shape[0] < w.shape[1] else w)
+            q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+            layer.weight.copy_((q.T if w.shape[0] < w.shape[1] else q) * gain)
+            layer.bias.zero_()
+
+
+class MLPStudent(nn.Module):
+    """MLP ``obs_dim -> hidden x depth -> act_dim`` (or ``2 * act_dim`` with a log-std head).
+
+    ``forward(states)`` returns ``(mean, log_std)``, each (B, act_dim); ``log_std`` is None when
+    ``stochastic`` is False. ``depth`` counts hidden layers (the paper's student has depth 3).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, depth: int = 3,
+                 stochastic: bool = True, orthogonal_init: bool = True):
+        super().__init__()
+        if depth < 1 or hidden < 1:
+            raise ObdError(f"student: depth and hidden must be >= 1, got depth={depth} hidden={hidden}")
+        self.obs_dim, self.act_dim, self.hidden, self.depth = obs_dim, act_dim, hidden, depth
+        self.stochastic = stochastic
+        self.orthogonal_init = orthogonal_init
+        dims = [obs_dim] + [hidden] * depth + [act_dim * (2 if stochastic else 1)]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        if self.orthogonal_init:
+            orthogonal_init_(list(self.layers), generator)
+        else:
+            for layer in self.layers:
+                layer.reset_parameters()
+
+    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = states
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        out = self.layers[-1](x)
+        if not self.stochastic:
+            return out, None
+        mean, log_std = out.chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    @torch.no_grad()
+    def act(self, states: torch.Tensor) -> torch.Tensor:
+        """Deterministic evaluation action ``tanh(mean)``, (B, act_dim)."""
+        return torch.tanh(self(states)[0])
+
+
+def make_student(kind: str, obs_dim: int, act_dim: int, hidden: int = 256, depth: int = 3,
+                 orthogonal_init: bool = True) -> MLPStudent:
+    """``kind`` is ``tanh_gaussian`` (the paper's) or ``deterministic``."""
+    if kind not in STUDENT_KINDS:
+        raise ObdError(f"student kind '{kind}' unknown; expected one of {list(STUDENT_KINDS)}")
+    return MLPStudent(obs_dim, act_dim, hidden, depth, stochastic=kind == "tanh_gaussian",
+                      orthogonal_init=orthogonal_init)
+
+
+def policy_action(mean: torch.Tensor, log_std: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
+    """``tanh(mean + exp(log_std) * noise)``; ``tanh(mean)`` when deterministic or ``noise`` is None."""
+    if log_std is None or noise is None:
+        return torch.tanh(mean)
+    return torch.tanh(mean + log_std.exp() * noise)
+
+
+def bc_loss(mean: torch.Tensor, log_std: torch.Tensor | None, target: torch.Tensor,
+            noise: torch.Tensor | None) -> torch.Tensor:
+    """Inner-loop BC loss: ``F.mse_loss`` (mean over batch and action dims) as in the published code,
+    which its lr of 0.1 was tuned for. Shapes: ``mean``/``log_std``/``noise``/``target`` (B, act_dim) -> scalar.
+    """
+    return ((policy_action(mean, log_std, noise) - target) ** 2).mean()
