@@ -1,0 +1,72 @@
+"""Baselines under the same protocol: random real pairs, BC on the whole dataset, the teacher itself."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from obd.data.dataset import TransitionDataset
+from obd.distill.synthetic import SyntheticDataset
+from obd.envs.rollout import rollout
+from obd.errors import ObdError
+from obd.evaluate.protocol import check_arch, resolve_task, rollout_students
+from obd.evaluate.students import StudentBatch, check_optimizer, default_device, resolve_lr
+
+
+def random_selection(dataset: TransitionDataset, size: int = 256, seed: int = 0) -> SyntheticDataset:
+    """The "random 256 real pairs" baseline: ``size`` distinct transitions' (s, a), as a synthetic set
+    normalized with the dataset's normalizer (evaluate it with ``evaluate_synthetic``)."""
+    if not 1 <= size <= len(dataset):
+        raise ObdError(f"random selection: size must be in [1, {len(dataset)}] (the dataset's size), got {size}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(dataset), size=size, replace=False))
+    meta = {"method": "random", "size": size, "seed": seed, "source": dataset.source}
+    return SyntheticDataset.from_observations(dataset.observations[idx], dataset.actions[idx],
+                                              dataset.normalizer, dataset.task, meta)
+
+
+def evaluate_bc(dataset: TransitionDataset, steps: int = 10_000, batch_size: int = 256, lr: float | None = None,
+                optimizer: str = "adam", arch: str = "mlp3", students: int = 1, episodes: int = 10, seed: int = 0,
+                task: str | None = None, device: str | torch.device | None = None,
+                max_steps: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """BC on the whole dataset: minibatch (``batch_size``, with replacement) ``bc_loss`` training of the
+    evaluation student on normalized states, then the same rollout as ``evaluate_synthetic``."""
+    check_arch(arch)
+    check_optimizer(optimizer)
+    lr = resolve_lr(optimizer, lr)
+    if batch_size < 1:
+        raise ObdError(f"batch_size must be >= 1, got {batch_size}")
+    where = dataset.source or "dataset"
+    task = resolve_task(task, dataset.task, dataset.obs_dim, dataset.act_dim, where)
+    device = torch.device(device) if device is not None else default_device()
+    norm = dataset.normalizer
+    states = torch.as_tensor(np.asarray(norm.normalize(dataset.observations), dtype=np.float32))
+    t0 = time.perf_counter()
+    batch = StudentBatch(arch, dataset.obs_dim, dataset.act_dim, students, seed=seed, device=device)
+    log = batch.train(states, dataset.actions, steps, optimizer=optimizer, lr=lr, seed=seed,
+                      batch_size=batch_size, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    out = rollout_students(batch, task, norm, episodes, seed, False, max_steps)
+    return {
+        "kind": "bc", "task": task, "dataset_size": len(dataset), "students": students, "episodes": episodes,
+        "steps": steps, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "arch": arch, "seed": seed,
+        "max_steps": max_steps, "final_bc_loss": log.final_per_student, "train_seconds": train_seconds, **out,
+    }
+
+
+def evaluate_teacher(teacher: Any, episodes: int = 10, seed: int = 0, max_steps: int | None = None) -> dict[str, Any]:
+    """Roll out ``teacher.act`` (deterministic action on raw states; the teacher normalizes internally)."""
+    if episodes < 1:
+        raise ObdError(f"episodes must be >= 1, got {episodes}")
+    for attr in ("task", "act", "device"):
+        if not hasattr(teacher, attr):
+            raise ObdError(f"teacher: missing attribute '{attr}' required by the Teacher contract")
+    t0 = time.perf_counter()
+    res = rollout(teacher.task, lambda obs, idx: teacher.act(obs), 1, episodes, normalizer=None, seed=seed,
+                  device=teacher.device, max_steps=max_steps)
+    out = res.summary()
+    return {"kind": "teacher", "task": res.task, "episodes": episodes, "seed": seed, "max_steps": max_steps,
+            "metadata": dict(getattr(teacher, "metadata", {}) or {}),
+            "rollout_seconds": time.perf_counter() - t0, "returns": res.returns.tolist(), **out}

@@ -1,0 +1,335 @@
+"""Evaluation protocol: batched students, architectures, optimizers, ensembles, baselines, CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import gymnasium as gym
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from obd.data.dataset import Normalizer, TransitionDataset
+from obd.distill.students import MLPStudent, bc_loss
+from obd.distill.synthetic import SyntheticDataset
+from obd.envs import get_task, normalized_score
+from obd.errors import ObdError
+from obd.evaluate import (ARCHITECTURES, OPTIMIZERS, StudentBatch, evaluate_bc, evaluate_synthetic,
+                          evaluate_teacher, random_selection, rollout_students)
+from obd.evaluate.__main__ import main as cli_main
+
+torch.set_num_threads(1)
+MAX_STEPS = 20
+
+
+def zero_action_return(episodes: int, seed: int, max_steps: int) -> np.ndarray:
+    """Hopper-v5 returns of the all-zero action, computed directly with the env."""
+    out = []
+    for e in range(episodes):
+        env = gym.make("Hopper-v5")
+        env.reset(seed=seed + e)
+        total = 0.0
+        for _ in range(max_steps):
+            _, r, term, trunc, _ = env.step(np.zeros(3))
+            total += r
+            if term or trunc:
+                break
+        out.append(total)
+        env.close()
+    return np.array(out)
+
+
+def make_syn(n: int = 32, seed: int = 0, obs_dim: int = 11, act_dim: int = 3, task: str | None = "hopper"):
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, obs_dim)).astype(np.float32) * 0.1 + 1.0
+    act = np.tanh(rng.normal(size=(n, act_dim))).astype(np.float32) * 0.8
+    norm = Normalizer(np.ones(obs_dim), np.full(obs_dim, 0.1))
+    return SyntheticDataset.from_observations(obs, act, norm, task, {"method": "test"})
+
+
+def make_dataset(n: int = 400, seed: int = 0) -> TransitionDataset:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 11)).astype(np.float32)
+    act = np.tanh(obs[:, :3]).astype(np.float32)
+    term = np.zeros(n, bool)
+    return TransitionDataset(obs, act, np.ones(n), obs, term, np.array([0, n // 2]), task="hopper",
+                             source="fake_hopper.hdf5")
+
+
+class ZeroTeacher:
+    """The smallest object satisfying the Teacher contract's act/task/device: the all-zero action."""
+
+    task, obs_dim, act_dim, device, stochastic, metadata = "hopper", 11, 3, torch.device("cpu"), False, {"k": 1}
+
+    def __init__(self):
+        self.seen_raw = []
+
+    def act(self, states):
+        states = torch.as_tensor(states)
+        self.seen_raw.append(states.clone())
+        return torch.zeros(len(states), 3)
+
+
+def test_students_reproduce_synthetic_actions_with_adam():
+    syn = make_syn(32)
+    batch = StudentBatch("mlp3", 11, 3, 3, seed=0, device="cpu")
+    before = (batch.act_all(syn.states) - syn.actions).abs().max().item()
+    log = batch.train(syn.states, syn.actions, 300, optimizer="adam", lr=1e-3)
+    after = (batch.act_all(syn.states) - syn.actions).abs().max().item()
+    assert before > 0.3
+    assert after < 0.1, after
+    assert log.losses[-1] < 0.1 * log.losses[0]
+
+
+def test_default_sgd_training_lowers_the_bc_loss():
+    syn = make_syn(64)
+    batch = StudentBatch("mlp3", 11, 3, 2, seed=1, device="cpu")
+    log = batch.train(syn.states, syn.actions, 100)
+    assert len(log.losses) == 100
+    assert np.mean(log.losses[-10:]) < 0.5 * np.mean(log.losses[:3])
+
+
+def test_batched_training_equals_one_student_trained_alone():
+    syn = make_syn(16)
+    batch = StudentBatch("mlp3", 11, 3, 2, seed=3, device="cpu")
+    ref = MLPStudent(11, 3)
+    with torch.no_grad():
+        for i, layer in enumerate(ref.layers):
+            layer.weight.copy_(batch.params[f"layers.{i}.weight"][1])
+            layer.bias.copy_(batch.params[f"layers.{i}.bias"][1])
+    batch.train(syn.states, syn.actions, 5, optimizer="adam", lr=1e-2, seed=7)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(5):
+        noise = torch.randn((2, 16, 3), generator=gen)[1]
+        loss = bc_loss(*ref(syn.states), syn.actions, noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.allclose(ref.act(syn.states), batch.act_all(syn.states)[1], atol=1e-5)
+
+
+def test_adam_state_persists_across_steps():
+    syn = make_syn(16)
+    batch = StudentBatch("mlp2", 11, 3, 2, seed=0, device="cpu")
+    batch.train(syn.states, syn.actions, 7, optimizer="adam")
+    states = list(batch.last_optimizer.state.values())
+    assert len(states) == len(batch.params)
+    assert all(int(s["step"]) == 7 for s in states)
+    assert all(s["exp_avg_sq"].abs().sum() > 0 for s in states)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_each_architecture_trains(arch):
+    syn = make_syn(16)
+    batch = StudentBatch(arch, 11, 3, 2, seed=0, device="cpu")
+    mean, log_std = batch.forward(syn.states)
+    assert mean.shape == log_std.shape == (2, 16, 3)
+    log = batch.train(syn.states, syn.actions, 60, optimizer="adam")
+    assert log.losses[-1] < 0.5 * log.losses[0]
+
+
+def test_architecture_depths_differ():
+    n_linear = {a: sum(1 for k in StudentBatch(a, 11, 3, 1, device="cpu").params if k.endswith("weight"))
+                for a in ("mlp2", "mlp3", "mlp5", "mlp6")}
+    assert n_linear == {"mlp2": 3, "mlp3": 4, "mlp5": 6, "mlp6": 7}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_each_optimizer_lowers_the_loss(optimizer):
+    syn = make_syn(16)
+    batch = StudentBatch("mlp3", 11, 3, 2, seed=0, device="cpu")
+    log = batch.train(syn.states, syn.actions, 40, optimizer=optimizer)
+    assert np.mean(log.losses[-5:]) < 0.7 * log.losses[0]
+
+
+def test_momentum_optimizer_keeps_its_buffer():
+    syn = make_syn(16)
+    batch = StudentBatch("mlp3", 11, 3, 1, seed=0, device="cpu")
+    batch.train(syn.states, syn.actions, 3, optimizer="sgd_momentum")
+    assert all(s["momentum_buffer"] is not None for s in batch.last_optimizer.state.values())
+    assert batch.last_optimizer.param_groups[0]["momentum"] == 0.9
+
+
+def test_policy_routes_each_row_to_its_student():
+    batch = StudentBatch("mlp3", 11, 3, 4, seed=0, device="cpu")
+    obs = torch.randn(9, 11)
+    idx = torch.tensor([3, 0, 0, 2, 3, 3, 1, 0, 2])
+    expected = batch.act_all(obs)[idx, torch.arange(9)]
+    assert torch.allclose(batch.policy(obs, idx), expected, atol=1e-6)
+    assert torch.allclose(batch.ensemble_policy(obs, idx), batch.act_all(obs).mean(0), atol=1e-6)
+
+
+def zero_students(k: int) -> StudentBatch:
+    batch = StudentBatch("mlp3", 11, 3, k, seed=0, device="cpu")
+    batch.params["layers.3.weight"].zero_()
+    batch.params["layers.3.bias"].zero_()
+    return batch
+
+
+def test_zero_action_policy_scores_its_hand_computed_return():
+    expected = zero_action_return(3, seed=5, max_steps=MAX_STEPS)
+    syn = make_syn(8)
+    out = rollout_students(zero_students(2), "hopper", syn.normalizer, 3, seed=5, max_steps=MAX_STEPS)
+    np.testing.assert_allclose(np.array(out["returns"]), np.stack([expected, expected]), rtol=1e-6)
+    assert out["normalized_score_mean"] == pytest.approx(normalized_score("hopper", expected).mean(), rel=1e-6)
+    assert out["normalized_score_std"] == pytest.approx(0.0, abs=1e-9)
+    assert out["return_mean"] == pytest.approx(expected.mean(), rel=1e-6)
+
+
+def test_ensemble_of_opposite_students_averages_actions():
+    batch = zero_students(2)
+    # student 1's output bias +b, student 0's -b: separately they act +-tanh(b), averaged they act 0
+    batch.params["layers.3.bias"][0, :3] = -2.0
+    batch.params["layers.3.bias"][1, :3] = 2.0
+    obs = torch.randn(4, 11)
+    assert torch.allclose(batch.ensemble_policy(obs, torch.zeros(4, dtype=torch.long)), torch.zeros(4, 3), atol=1e-6)
+    expected = zero_action_return(2, seed=0, max_steps=MAX_STEPS)
+    out = rollout_students(batch, "hopper", make_syn(4).normalizer, 2, seed=0, ensemble=True, max_steps=MAX_STEPS)
+    assert out["num_policies"] == 1
+    np.testing.assert_allclose(out["returns"][0], expected, rtol=1e-6)
+
+
+def test_evaluate_synthetic_reports_per_student_scores():
+    res = evaluate_synthetic(make_syn(16), students=3, episodes=2, steps=10, max_steps=MAX_STEPS, device="cpu")
+    assert res["task"] == "hopper" and res["lr"] == 0.1 and res["optimizer"] == "sgd" and res["arch"] == "mlp3"
+    assert len(res["per_policy_normalized_score"]) == 3
+    assert np.array(res["returns"]).shape == (3, 2)
+    assert res["normalized_score_mean"] == pytest.approx(np.mean(res["per_policy_normalized_score"]))
+    assert len(res["final_bc_loss"]) == 3
+    ens = evaluate_synthetic(make_syn(16), students=3, episodes=2, steps=10, ensemble=True,
+                             max_steps=MAX_STEPS, device="cpu")
+    assert ens["num_policies"] == 1 and ens["ensemble"] is True
+
+
+def test_evaluate_synthetic_infers_task_from_dims():
+    res = evaluate_synthetic(make_syn(8, task=None), students=1, episodes=1, steps=1, max_steps=5, device="cpu")
+    assert res["task"] == "hopper"
+
+
+def test_random_selection_takes_distinct_real_pairs():
+    ds = make_dataset()
+    syn = random_selection(ds, size=50, seed=1)
+    assert len(syn) == 50 and syn.metadata["method"] == "random" and syn.task == "hopper"
+    rows = {tuple(np.round(o, 4)) for o in syn.observations}
+    real = {tuple(np.round(o, 4)) for o in ds.observations}
+    assert len(rows) == 50 and rows <= real
+    assert np.allclose(syn.normalizer.mean, ds.normalizer.mean)
+    assert not np.array_equal(random_selection(ds, 50, seed=2).observations, syn.observations)
+    with pytest.raises(ObdError, match="size"):
+        random_selection(ds, size=401)
+
+
+def test_evaluate_bc_learns_the_dataset_policy():
+    ds = make_dataset()
+    res = evaluate_bc(ds, steps=150, batch_size=64, students=2, episodes=1, max_steps=5, device="cpu")
+    assert res["kind"] == "bc" and res["optimizer"] == "adam" and res["lr"] == 1e-3
+    assert max(res["final_bc_loss"]) < 0.1
+
+
+def test_evaluate_teacher_uses_raw_states():
+    teacher = ZeroTeacher()
+    res = evaluate_teacher(teacher, episodes=2, seed=0, max_steps=MAX_STEPS)
+    expected = zero_action_return(2, seed=0, max_steps=MAX_STEPS)
+    np.testing.assert_allclose(res["returns"][0], expected, rtol=1e-6)
+    first = teacher.seen_raw[0][0].numpy()
+    env = gym.make("Hopper-v5")
+    np.testing.assert_allclose(first, env.reset(seed=0)[0], rtol=1e-6)
+    assert res["metadata"] == {"k": 1}
+
+
+def test_bad_inputs_name_what_is_wrong():
+    syn = make_syn(8)
+    with pytest.raises(ObdError, match="arch 'mlp4'"):
+        evaluate_synthetic(syn, arch="mlp4")
+    with pytest.raises(ObdError, match="optimizer 'rmsprop'"):
+        evaluate_synthetic(syn, optimizer="rmsprop")
+    with pytest.raises(ObdError, match=r"do not match task 'hopper'"):
+        evaluate_synthetic(make_syn(8, obs_dim=5, task="hopper"))
+    with pytest.raises(ObdError, match="cannot tell the task"):
+        evaluate_synthetic(make_syn(8, obs_dim=5, task=None))
+    syn_no_norm = make_syn(8)
+    syn_no_norm.normalizer = None
+    with pytest.raises(ObdError, match="normalizer"):
+        evaluate_synthetic(syn_no_norm)
+    with pytest.raises(ObdError, match="lr"):
+        evaluate_synthetic(syn, lr=-1.0)
+
+
+def test_cli_json_and_out(tmp_path, capsys):
+    path = make_syn(16).save(tmp_path / "syn.hdf5")
+    out = tmp_path / "res" / "eval.json"
+    rc = cli_main(["synthetic", str(path), "--students", "2", "--episodes", "2", "--steps", "5",
+                   "--max-steps", str(MAX_STEPS), "--json", "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed
+    for key in ("normalized_score_mean", "normalized_score_std", "return_mean"):
+        assert isinstance(printed[key], float)
+    assert printed["students"] == 2 and printed["file"] == str(path)
+    rc = cli_main(["synthetic", str(path), "--students", "2", "--episodes", "1", "--steps", "2",
+                   "--max-steps", "5", "--ensemble", "--optimizer", "adamw", "--arch", "residual"])
+    table = capsys.readouterr().out
+    assert rc == 0 and "normalized score" in table and "residual" in table and "adamw" in table
+
+
+def test_cli_teacher_and_dataset_commands(tmp_path, capsys, monkeypatch):
+    import obd.data
+    import obd.teachers
+
+    class FakeTeacherCls:
+        @classmethod
+        def load(cls, path, device=None):
+            return ZeroTeacher()
+
+    monkeypatch.setattr(obd.teachers, "Teacher", FakeTeacherCls, raising=False)
+    monkeypatch.setattr(obd.data, "load_dataset", lambda spec: make_dataset(), raising=False)
+    assert cli_main(["teacher", "t.pt", "--episodes", "2", "--max-steps", "5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["kind"] == "teacher" and res["episodes_per_policy"] == 2
+    assert cli_main(["random", "fake", "--size", "30", "--students", "2", "--episodes", "1", "--steps", "3",
+                     "--max-steps", "5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["kind"] == "random" and res["n_syn"] == 30
+    assert cli_main(["bc", "fake", "--steps", "3", "--episodes", "1", "--max-steps", "5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["kind"] == "bc" and res["students"] == 1
+
+
+def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+    good = make_syn(8).save(tmp_path / "syn.hdf5")
+    wrong_dims = make_syn(8, obs_dim=17, act_dim=6, task="hopper").save(tmp_path / "wrong.hdf5")
+    no_norm = tmp_path / "plain.hdf5"
+    with h5py.File(no_norm, "w") as f:
+        f["observations"] = np.zeros((4, 11), np.float32)
+        f["actions"] = np.zeros((4, 3), np.float32)
+    out = tmp_path / "never.json"
+    cases = [
+        (["synthetic", str(wrong_dims), "--out", str(out)], "wrong.hdf5"),
+        (["synthetic", str(no_norm), "--out", str(out)], "obd/normalizer"),
+        (["synthetic", str(good), "--arch", "mlp9", "--out", str(out)], "arch 'mlp9'"),
+        (["synthetic", str(good), "--optimizer", "lbfgs", "--out", str(out)], "optimizer 'lbfgs'"),
+        (["synthetic", str(tmp_path / "missing.hdf5")], "not found"),
+        (["synthetic", str(good), "--episodes", "0"], "--episodes"),
+    ]
+    for argv, needle in cases:
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+    assert not out.exists()
+
+
+def test_cli_module_runs_as_subprocess(tmp_path):
+    path = make_syn(8).save(tmp_path / "syn.hdf5")
+    proc = subprocess.run([sys.executable, "-m", "obd.evaluate", "synthetic", str(path), "--students", "1",
+                           "--episodes", "1", "--steps", "2", "--max-steps", "5", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["episodes"] == 1
+    proc = subprocess.run([sys.executable, "-m", "obd.evaluate", "synthetic", str(tmp_path / "nope.hdf5")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert get_task("hopper").obs_dim == 11
