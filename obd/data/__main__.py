@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obd.data import behavior_cli
+from obd.data import behavior_cli, build, inspect
 from obd.errors import cli_entry
 
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m obd.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    build.add_parser(sub)
+    inspect.add_parser(sub)
     behavior_cli.add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)

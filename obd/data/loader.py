@@ -1,0 +1,42 @@
+"""``load_dataset(spec)``: one entry point for a D4RL file path, a D4RL id, a Minari id or a Minari folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from obd.data.d4rl import d4rl_path, is_d4rl_id, load_d4rl
+from obd.data.dataset import TransitionDataset
+from obd.data.minari_io import is_minari_id, load_minari, minari_root
+from obd.errors import ObdError
+
+HDF5_SUFFIXES = (".hdf5", ".h5")
+
+
+def load_dataset(spec: str | os.PathLike, task: str | None = None) -> TransitionDataset:
+    """Load ``spec``, tried in this order: an existing ``.hdf5``/``.h5`` file (D4RL layout), an existing
+    Minari dataset folder (holding ``data/metadata.json``), a D4RL id (``<task>-<level>-vN``, resolved
+    under ``$D4RL_DATASET_DIR``), a Minari id (``namespace/env/name-vN``, under ``$MINARI_DATASETS_PATH``).
+    Anything else raises an :class:`ObdError` listing what was tried."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() in HDF5_SUFFIXES:
+            return load_d4rl(path, task)
+        raise ObdError(f"{path}: expected a D4RL-layout '.hdf5'/'.h5' file or a Minari dataset folder")
+    if path.is_dir():
+        if (path / "data" / "metadata.json").is_file():
+            return load_minari(path, task)
+        raise ObdError(f"{path}: a folder but not a Minari dataset (no 'data/metadata.json')")
+    if is_d4rl_id(text):
+        return load_d4rl(text, task)
+    if is_minari_id(text):
+        return load_minari(text, task)
+    raise ObdError(
+        f"'{text}': no dataset found; tried an existing file or Minari folder at {path.resolve()}, a D4RL id "
+        f"('<task>-<level>-vN' -> e.g. {d4rl_path('hopper-medium-v2')}), a Minari id "
+        f"('namespace/env/name-vN' under {minari_root()})"
+    )
+
+
+__all__ = ["load_dataset"]
