@@ -111,7 +111,7 @@ def qlearning_arrays(observations: np.ndarray, actions: np.ndarray, rewards: np.
 
     ends = np.flatnonzero(terminals | timeouts)
     raw_starts = np.concatenate([[0], ends[ends < n - 1] + 1]).astype(np.int64)
-    returns = np.add.reduceat(rew.astype(np.float64), raw_starts)
+    returns = np.add.reduceat(np.asarray(rewards, dtype=np.float64), raw_starts)
     kept_before = np.concatenate([[0], np.cumsum(kept)])
     starts = kept_before[raw_starts]
     counts = np.diff(np.append(starts, len(idx)))

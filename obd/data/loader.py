@@ -28,6 +28,8 @@ def load_dataset(spec: str | os.PathLike, task: str | None = None) -> Transition
         if (path / "data" / "metadata.json").is_file():
             return load_minari(path, task)
         raise ObdError(f"{path}: a folder but not a Minari dataset (no 'data/metadata.json')")
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        raise ObdError(f"{path}: file not found")
     if is_d4rl_id(text):
         return load_d4rl(text, task)
     if is_minari_id(text):
