@@ -122,7 +122,8 @@ def load_minari(dataset_id: str | os.PathLike, task: str | None = None) -> Trans
 
     if task is None:
         env_id = ds.spec.env_spec.id if ds.spec.env_spec is not None else None
-        task = infer_task(str(meta.get("dataset_id", source)))
+        # infer_task reads a file name, so the id's namespace/env parts are joined into one
+        task = infer_task(str(meta.get("dataset_id", folder.name)).replace("/", "-"))
         if task is None and env_id is not None:
             with contextlib.suppress(ObdError):
                 task = get_task(env_id).name
@@ -167,7 +168,7 @@ def write_minari(dataset_id: str, episodes: Sequence[Episode], env_id: str, ref_
         staging = target.parent / "root"
         with _datasets_path(staging):
             minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=env_spec, eval_env=env_spec, algorithm_name=algorithm_name,
+                dataset_id, buffers, env=env_spec, eval_env=env_spec, algorithm_name=algorithm_name or "unspecified",
                 ref_min_score=ref_min_score, ref_max_score=ref_max_score,
                 description=description or f"obd dataset {dataset_id} collected in {env_id}",
                 code_permalink="https://github.com/obd/obd", author="obd",
