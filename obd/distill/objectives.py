@@ -1,0 +1,118 @@
+"""Outer objectives H: how far the trained student is from the behavior we want, on real states.
+
+Every objective is a weighted per-state error on a batch of B real states s ~ D_off (normalized):
+
+    H = mean_s  w(s) * e(s),    e(s) = mean_j (tanh(mu_theta(s))_j - a_target(s)_j)^2
+
+The student's action is its deterministic evaluation action tanh(mean) (the action the distilled policy is
+judged by, and what the reference code's outer loss uses); the mean over action dims follows ``F.mse_loss``.
+
+- DBC: a_target = the dataset's own action, w = 1.
+- PBC: a_target = a* ~ pi*(.|s), drawn fresh every outer step from the teacher's precomputed pre-tanh mean
+  and std (tanh(mean + std * eps)); a deterministic teacher's action otherwise. w = 1.
+- Av-PBC: PBC with w = beta * Q1(s, a_det) (beta = 0.02 in the paper, no normalization, as the reference
+  code). The Q value is precomputed once for the teacher's *deterministic* action a_det = teacher.act(s),
+  not re-queried for each drawn a*: that keeps the teacher out of the outer loop; for a tanh-Gaussian
+  teacher Q(s, a*) and Q(s, a_det) differ by the spread of its action distribution.
+- SDW: any of the above with w multiplied by precomputed state-density weights p(s)^(-alpha)
+  (``obd.distill.density.sdw_weights``, mean 1).
+
+Everything an objective needs from the teacher is computed once, for every real state, in chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+OBJECTIVES = ("dbc", "pbc", "avpbc")
+NEEDS_TEACHER = {"dbc": False, "pbc": True, "avpbc": True}
+
+
+def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """e(s): squared error averaged over action dims. (S, B, act) vs (B, act) -> (S, B)."""
+    return ((student_actions - targets) ** 2).mean(-1)
+
+
+def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """H = mean over students and states of w(s) e(s); ``weights`` (B,) or None for w = 1."""
+    err = per_state_error(student_actions, targets)
+    return (err if weights is None else err * weights).mean()
+
+
+def query_teacher(fn: Callable[..., Any], observations: np.ndarray, chunk: int, device: torch.device,
+                  desc: str, actions: np.ndarray | None = None) -> torch.Tensor:
+    """``fn(states)`` (or ``fn(states, actions)`` when ``actions`` (N, act) is given) on raw states
+    ``observations`` (N, obs), ``chunk`` rows at a time; the outputs concatenated on ``device``."""
+    outs = []
+    for start in tqdm(range(0, len(observations), chunk), desc=desc, leave=False,
+                      disable=len(observations) <= chunk):
+        rows = slice(start, start + chunk)
+        out = fn(observations[rows]) if actions is None else fn(observations[rows], actions[rows])
+        outs.append(torch.as_tensor(out).to(device, torch.float32))
+    return torch.cat(outs)
+
+
+@dataclass
+class Objective:
+    """An outer objective with its precomputed per-state tensors (all on the engine device, length N_real).
+
+    ``targets(idx, generator)`` -> (a_target (B, act), w (B,) or None) for real-state indices ``idx`` (B,).
+    """
+
+    name: str
+    dataset_actions: torch.Tensor | None = None
+    teacher_mean: torch.Tensor | None = None
+    teacher_std: torch.Tensor | None = None
+    teacher_action: torch.Tensor | None = None
+    q_values: torch.Tensor | None = None
+    beta: float = 0.02
+    density_weights: torch.Tensor | None = None
+
+    def targets(self, idx: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.name == "dbc":
+            target = self.dataset_actions[idx]
+        elif self.teacher_mean is not None:
+            mean, std = self.teacher_mean[idx], self.teacher_std[idx]
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            target = torch.tanh(mean + std * eps)
+        else:
+            target = self.teacher_action[idx]
+        weights = self.beta * self.q_values[idx] if self.name == "avpbc" else None
+        if self.density_weights is not None:
+            w = self.density_weights[idx]
+            weights = w if weights is None else weights * w
+        return target, weights
+
+    @property
+    def label(self) -> str:
+        """``avpbc``, ``avpbc+sdw``, ..."""
+        return self.name + ("+sdw" if self.density_weights is not None else "")
+
+
+def build_objective(name: str, observations: np.ndarray, dataset_actions: np.ndarray, teacher: Any,
+                    device: torch.device, beta: float = 0.02, density_weights: np.ndarray | None = None,
+                    chunk: int = 65536) -> Objective:
+    """Precompute what objective ``name`` needs for every real state (raw ``observations`` (N, obs)):
+    DBC the dataset actions; PBC the teacher's mean/std (or deterministic action); Av-PBC also
+    Q1(s, teacher.act(s)). ``density_weights`` (N,) turns on SDW."""
+    obj = Objective(name, beta=beta)
+    if name == "dbc":
+        obj.dataset_actions = torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)
+    else:
+        if teacher.stochastic:
+            mean_std = query_teacher(lambda s: torch.cat(teacher.mean_std(s), -1), observations, chunk, device,
+                                     "teacher mean/std")
+            obj.teacher_mean, obj.teacher_std = mean_std.chunk(2, -1)
+        else:
+            obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions")
+        if name == "avpbc":
+            obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
+                                         "teacher Q")
+    if density_weights is not None:
+        obj.density_weights = torch.as_tensor(density_weights, dtype=torch.float32, device=device)
+    return obj

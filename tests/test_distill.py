@@ -1,0 +1,371 @@
+"""Distillation engine: hand gradient, meta-gradient (finite differences, naive autograd), objectives,
+inits, runs (kill/resume bit-identical), CLI and config errors. Tiny dims so the file runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from obd.config import load_config
+from obd.data.dataset import TransitionDataset
+from obd.distill import DistillConfig, Distiller, SyntheticDataset, load_synthetic
+from obd.distill.inner import bc_grad, init_params, inner_loop, layer_dims, params_from_module, student_action
+from obd.distill.objectives import outer_loss
+from obd.distill.run import latest_checkpoint, resume, start
+from obd.distill.students import MLPStudent, bc_loss
+from obd.errors import ObdError
+
+torch.set_num_threads(1)
+OBS, ACT, HID = 3, 2, 8
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_dataset(n: int = 64, seed: int = 0) -> TransitionDataset:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, OBS)).astype(np.float32) * 2 + 1
+    act = np.tanh(rng.normal(size=(n, ACT))).astype(np.float32)
+    starts = np.arange(0, n, 16)
+    return TransitionDataset(obs, act, rng.normal(size=n), obs + 0.1, np.zeros(n, bool), starts, source="tiny")
+
+
+class TinyTeacher:
+    """Satisfies the Teacher contract: raw states in, torch tensors out, a tanh-Gaussian actor and Q1."""
+
+    def __init__(self, stochastic: bool = True, q_const: float | None = None, obs_dim: int = OBS):
+        g = torch.Generator().manual_seed(7)
+        self.obs_dim, self.act_dim, self.stochastic = obs_dim, ACT, stochastic
+        self.task, self.metadata, self.device = None, {}, torch.device("cpu")
+        self.w = torch.randn(obs_dim, ACT, generator=g)
+        self.wq = torch.randn(obs_dim + ACT, generator=g)
+        self.q_const = q_const
+
+    def to(self, device):
+        return self
+
+    def _mean(self, s):
+        return torch.as_tensor(np.asarray(s, np.float32)) @ self.w * 0.3
+
+    def act(self, s):
+        return torch.tanh(self._mean(s))
+
+    def mean_std(self, s):
+        m = self._mean(s)
+        return m, torch.full_like(m, 0.2)
+
+    def sample(self, s, generator=None):
+        m, sd = self.mean_std(s)
+        return torch.tanh(m + sd * torch.randn(m.shape, generator=generator))
+
+    def q(self, s, a):
+        x = torch.cat([torch.as_tensor(np.asarray(s, np.float32)), torch.as_tensor(np.asarray(a, np.float32))], -1)
+        return torch.full((len(x),), self.q_const) if self.q_const is not None else 10 + x @ self.wq
+
+
+def tiny_config(**kw) -> DistillConfig:
+    base = {"objective": "avpbc", "n_syn": 4, "student": {"hidden": HID, "depth": 2},
+            "inner": {"steps": 3}, "outer": {"batch": 16}, "outer_steps": 6, "checkpoint_every": 2,
+            "device": "cpu", "seed": 1}
+    overrides = [f"{k}={v}" for k, v in kw.items()]
+    return load_config(DistillConfig, None, overrides, base=base)
+
+
+# ---------------------------------------------------------------- the inner loop's hand gradient
+@pytest.mark.parametrize("stochastic", [True, False])
+def test_hand_gradient_matches_autograd(stochastic):
+    torch.manual_seed(0)
+    student = MLPStudent(OBS, ACT, hidden=HID, depth=3, stochastic=stochastic).double()
+    with torch.no_grad():
+        for layer in student.layers:
+            layer.weight.normal_()
+            layer.bias.normal_()
+    x = torch.randn(5, OBS, dtype=torch.float64)
+    target = torch.rand(5, ACT, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(5, ACT, dtype=torch.float64)
+    mean, log_std = student(x)
+    bc_loss(mean, log_std, target, eps if stochastic else None).backward()
+    grads, _ = bc_grad(params_from_module(student), x.unsqueeze(0), target,
+                       eps.unsqueeze(0) if stochastic else None, ACT)
+    for i, layer in enumerate(student.layers):
+        torch.testing.assert_close(grads[2 * i][0] * 2 / (5 * ACT), layer.weight.grad.T)
+        torch.testing.assert_close(grads[2 * i + 1][0, 0] * 2 / (5 * ACT), layer.bias.grad)
+
+
+def test_init_params_equals_mlp_student_init():
+    student = MLPStudent(OBS, ACT, hidden=HID, depth=3)
+    student.reset_parameters(torch.Generator().manual_seed(3))
+    params = init_params(layer_dims(OBS, ACT, HID, 3, True), 1, torch.Generator().manual_seed(3))
+    for a, b in zip(params, params_from_module(student)):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- the meta-gradient
+def _naive_meta_loss(states, actions, params0, noise, real, targets, weights, lr, momentum):
+    """Reference: nn.Module student, autograd.grad(create_graph=True) per inner step."""
+    from torch.func import functional_call
+
+    student = MLPStudent(OBS, ACT, hidden=HID, depth=2, stochastic=noise is not None).double()
+    names = [n for n, _ in student.named_parameters()]
+    params = []
+    for i in range(len(params0) // 2):
+        params += [params0[2 * i][0].T.clone().requires_grad_(True), params0[2 * i + 1][0, 0].clone().requires_grad_(True)]
+    buf = None
+    for t in range(len(noise) if noise is not None else 3):
+        mean, log_std = functional_call(student, dict(zip(names, params)), (states,))
+        loss = bc_loss(mean, log_std, actions, noise[t][0] if noise is not None else None)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        if momentum:
+            buf = grads if buf is None else [g + momentum * b for g, b in zip(grads, buf)]
+            grads = buf
+        params = [p - lr * g for p, g in zip(params, grads)]
+    mean, _ = functional_call(student, dict(zip(names, params)), (real,))
+    err = ((torch.tanh(mean) - targets) ** 2).mean(-1)
+    return (err * weights).mean()
+
+
+@pytest.mark.parametrize("stochastic,momentum", [(True, 0.0), (False, 0.5), (True, 0.9)])
+def test_meta_gradient_matches_naive_autograd_and_finite_differences(stochastic, momentum):
+    g = torch.Generator().manual_seed(0)
+    dt = torch.float64
+    dims = layer_dims(OBS, ACT, HID, 2, stochastic)
+    params0 = [p.to(dt) + 0.3 * torch.randn(p.shape, generator=g, dtype=dt)
+               for p in init_params(dims, 1, g, dtype=dt)]
+    states = torch.randn(4, OBS, generator=g, dtype=dt, requires_grad=True)
+    actions = (torch.rand(4, ACT, generator=g, dtype=dt) * 1.6 - 0.8).requires_grad_(True)
+    noise = torch.randn(3, 1, 4, ACT, generator=g, dtype=dt) if stochastic else None
+    real = torch.randn(10, OBS, generator=g, dtype=dt)
+    targets = torch.rand(10, ACT, generator=g, dtype=dt) * 2 - 1
+    weights = torch.rand(10, generator=g, dtype=dt) + 0.5
+    lr = 0.3
+
+    def ours(s, a):
+        trained = inner_loop(params0, s, a, 3, noise, lr, momentum)
+        return outer_loss(student_action(trained, real, ACT), targets, weights)
+
+    gs, ga = torch.autograd.grad(ours(states, actions), (states, actions))
+    ns, na = torch.autograd.grad(_naive_meta_loss(states, actions, params0, noise, real, targets, weights, lr,
+                                                  momentum), (states, actions))
+    torch.testing.assert_close(gs, ns)
+    torch.testing.assert_close(ga, na)
+    assert gs.abs().max() > 1e-6 and ga.abs().max() > 1e-6
+    h = 1e-6
+    with torch.no_grad():
+        for which, grad in ((0, gs), (1, ga)):
+            for i in range(grad.numel()):
+                bumped = [states.detach().clone(), actions.detach().clone()]
+                plus, minus = [t.clone() for t in bumped], [t.clone() for t in bumped]
+                plus[which].view(-1)[i] += h
+                minus[which].view(-1)[i] -= h
+                fd = float(ours(*plus) - ours(*minus)) / (2 * h)
+                assert abs(fd - float(grad.reshape(-1)[i])) < 1e-7 + 1e-5 * abs(fd)
+
+
+def test_truncated_backprop_only_uses_last_steps():
+    g = torch.Generator().manual_seed(0)
+    params0 = init_params(layer_dims(OBS, ACT, HID, 2, False), 1, g)
+    states = torch.randn(4, OBS, generator=g, requires_grad=True)
+    actions = torch.rand(4, ACT, generator=g) - 0.5
+    full = inner_loop(params0, states, actions, 4, None, 0.1)
+    trunc = inner_loop(params0, states, actions, 4, None, 0.1, truncate=1)
+    for a, b in zip(full, trunc):
+        torch.testing.assert_close(a, b)
+    real = torch.randn(8, OBS, generator=g)
+    loss_full = student_action(full, real, ACT).sum()
+    loss_trunc = student_action(trunc, real, ACT).sum()
+    g_full, = torch.autograd.grad(loss_full, states)
+    g_trunc, = torch.autograd.grad(loss_trunc, states)
+    assert not torch.allclose(g_full, g_trunc)
+
+
+# ---------------------------------------------------------------- objectives
+def test_avpbc_with_equal_q_is_scaled_pbc():
+    data = make_dataset()
+    losses = {}
+    for name, teacher in (("pbc", TinyTeacher()), ("avpbc", TinyTeacher(q_const=5.0))):
+        d = Distiller(tiny_config(objective=name), data, teacher, progress=False)
+        torch.manual_seed(0)
+        losses[name] = d.meta_loss().item()
+    assert losses["avpbc"] == pytest.approx(0.02 * 5.0 * losses["pbc"], rel=1e-5)
+
+
+def test_objective_targets():
+    data = make_dataset()
+    idx = torch.arange(10)
+    dbc = Distiller(tiny_config(objective="dbc"), data, None, progress=False).objective
+    target, w = dbc.targets(idx, None)
+    assert torch.equal(target, torch.as_tensor(data.actions[:10])) and w is None
+    det = Distiller(tiny_config(objective="pbc"), data, TinyTeacher(stochastic=False), progress=False).objective
+    assert torch.allclose(det.targets(idx, None)[0], TinyTeacher().act(data.observations[:10]))
+    av = Distiller(tiny_config(objective="avpbc"), data, TinyTeacher(), progress=False).objective
+    t1, w1 = av.targets(idx, torch.Generator().manual_seed(0))
+    t2, _ = av.targets(idx, torch.Generator().manual_seed(1))
+    assert not torch.equal(t1, t2) and t1.abs().max() < 1  # a* ~ pi*(.|s), fresh each draw
+    teacher = TinyTeacher()
+    q_det = teacher.q(data.observations[:10], teacher.act(data.observations[:10]))
+    torch.testing.assert_close(w1, 0.02 * q_det)
+
+
+def test_sdw_multiplies_weights():
+    data = make_dataset()
+    dw = np.linspace(0.5, 1.5, len(data)).astype(np.float32)
+    obj = Distiller(tiny_config(objective="avpbc", sdw=True), data, TinyTeacher(), density_weights=dw,
+                    progress=False).objective
+    idx = torch.arange(5, 15)
+    _, w = obj.targets(idx, torch.Generator())
+    teacher = TinyTeacher()
+    q = teacher.q(data.observations[5:15], teacher.act(data.observations[5:15]))
+    torch.testing.assert_close(w, 0.02 * q * torch.as_tensor(dw[5:15]))
+    assert obj.label == "avpbc+sdw"
+
+
+def test_sdw_uses_density_module():
+    pytest.importorskip("obd.distill.density")
+    data = make_dataset(n=200)
+    d = Distiller(tiny_config(objective="dbc", sdw=True, **{"density.estimator": "knn", "density.k": 5,
+                                                              "density.alpha": 0.5}), data, progress=False)
+    w = d.objective.density_weights
+    assert w.shape == (200,) and abs(float(w.mean()) - 1) < 1e-4 and float(w.std()) > 0
+
+
+# ---------------------------------------------------------------- inits
+@pytest.mark.parametrize("init", ["random", "kmeans", "topq"])
+def test_inits(init):
+    data = make_dataset()
+    d = Distiller(tiny_config(init=init, n_syn=6), data, TinyTeacher(), progress=False)
+    states, actions = d.states.detach().numpy(), d.actions.detach().numpy()
+    real = np.asarray(data.normalizer.normalize(data.observations))
+    assert states.shape == (6, OBS) and actions.shape == (6, ACT)
+    # every action is a real action; random/topq states are real states
+    assert all(np.any(np.all(data.actions == a, axis=1)) for a in actions)
+    if init != "kmeans":
+        assert all(np.any(np.all(np.isclose(real, s), axis=1)) for s in states)
+    if init == "topq":
+        q = TinyTeacher().q(data.observations, data.actions).numpy()
+        chosen = {tuple(np.round(s, 4)) for s in states}
+        best = {tuple(np.round(s, 4)) for s in real[np.argsort(-q)[:6]]}
+        assert chosen == best
+
+
+# ---------------------------------------------------------------- runs
+def test_fit_reduces_loss_and_saves_loadable_set(tmp_path):
+    data = make_dataset()
+    cfg = tiny_config(objective="pbc", outer_steps=30, **{"outer.batch": 64, "inner.steps": 5})
+    d = cfg.create(data, TinyTeacher(), progress=False)
+    losses = []
+    syn = d.fit(callback=lambda _, m: losses.append(m["loss"]))
+    assert len(losses) == 30 and np.mean(losses[-5:]) < np.mean(losses[:5])
+    path = syn.save(tmp_path / "syn.hdf5")
+    back = load_synthetic(path)
+    assert isinstance(back, SyntheticDataset) and back.metadata["outer_step"] == 30
+    assert back.metadata["method"] == "pbc" and back.metadata["config"]["n_syn"] == 4
+    torch.testing.assert_close(back.states, syn.states, atol=1e-5, rtol=1e-5)
+    from obd.data import load_d4rl
+
+    raw = load_d4rl(str(path))
+    np.testing.assert_allclose(raw.observations, syn.observations, rtol=1e-6)
+    np.testing.assert_array_equal(raw.actions, syn.actions.numpy())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_kill_and_resume_is_bit_identical(tmp_path, optimizer):
+    data, teacher = make_dataset(), TinyTeacher()
+    cfg = tiny_config(**{"outer.optimizer": optimizer, "inner.momentum": 0.5, "inner.students": 2})
+    full = start(cfg, tmp_path / "full", data, teacher, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(d, _m):
+        if d.outer_step == 5:
+            raise Killed
+    d = cfg.create(data, teacher, progress=False)
+    from obd.distill import run as run_mod
+
+    original = d.fit
+    d.fit = lambda total, callback: original(total, callback=lambda dd, m: (callback(dd, m), kill_at_5(dd, m)))
+    with pytest.raises(Killed):
+        run_mod.run(d, tmp_path / "killed")
+    assert latest_checkpoint(tmp_path / "killed")[0] == 4
+    assert not (tmp_path / "killed" / "synthetic.hdf5").exists()
+    resumed = resume(tmp_path / "killed", dataset=data, teacher=teacher, progress=False)
+    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
+
+    def lines(run):
+        return [{k: v for k, v in json.loads(x).items() if k not in ("sec", "wall_time")}
+                for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert lines("full") == lines("killed") and len(lines("full")) == 6
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == [
+        f"step_{s:07d}.{ext}" for s in (2, 4, 6) for ext in ("hdf5", "state.pt")]
+
+
+# ---------------------------------------------------------------- config errors and CLI
+@pytest.mark.parametrize("override,message", [
+    ("objective=foo", "objective"), ("n_syn=0", "n_syn"), ("init=bar", "init"), ("inner.lr=-1", "inner.lr"),
+    ("inner.truncate=9", "inner.truncate"), ("outer.optimizer=rmsprop", "outer.optimizer"),
+    ("eval_every=5", "eval_every"), ("density.alpha=0.5", "density"), ("student.kind=gauss", "student.kind"),
+])
+def test_bad_configs_fail_fast(override, message):
+    with pytest.raises(ObdError, match=message.replace(".", r"\.")):
+        tiny_config(**dict([override.split("=")])).validate()
+
+
+def test_bad_inputs_fail_before_work():
+    data = make_dataset()
+    with pytest.raises(ObdError, match="teacher"):
+        Distiller(tiny_config(objective="pbc"), data, None)
+    with pytest.raises(ObdError, match="dims"):
+        Distiller(tiny_config(objective="pbc"), data, TinyTeacher(obs_dim=5))
+    with pytest.raises(ObdError, match="n_syn"):
+        Distiller(tiny_config(n_syn=100), data, TinyTeacher())
+    with pytest.raises(ObdError, match="density.bogus"):
+        tiny_config(sdw=True, **{"density.bogus": 1}).validate()
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "obd.distill", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def test_cli_runs_and_resumes_and_reports_errors(tmp_path):
+    from obd.data import write_d4rl
+
+    data = make_dataset()
+    path = tmp_path / "tiny.hdf5"
+    write_d4rl(path, observations=data.observations, actions=data.actions, rewards=data.rewards,
+               terminals=data.terminals, timeouts=np.zeros(len(data), bool),
+               next_observations=data.next_observations)
+    args = ["--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "objective=dbc",
+            "n_syn=4", "student.hidden=8", "student.depth=2", "inner.steps=2", "outer.batch=8", "outer_steps=4",
+            "checkpoint_every=2", "device=cpu", "--no-progress"]
+    done = _cli(*args, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    final = load_synthetic(tmp_path / "run" / "synthetic.hdf5")
+    assert final.metadata["outer_step"] == 4
+    # simulate a kill after step 2: later checkpoints and the final file gone, metrics lines left over
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "run", killed)
+    for p in [killed / "synthetic.hdf5", *(killed / "checkpoints").glob("step_0000004.*")]:
+        p.unlink()
+    done = _cli("--resume", str(killed), "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    again = load_synthetic(killed / "synthetic.hdf5")
+    assert np.array_equal(again.observations, final.observations) and torch.equal(again.actions, final.actions)
+    bad = _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), "objective=nope", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "objective" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "device=cpu",
+               "--out", str(tmp_path / "x"), cwd=tmp_path)
+    assert bad.returncode == 2 and "teacher" in bad.stderr and not (tmp_path / "x" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("name", ["paper_avpbc", "paper_pbc", "paper_dbc", "paper_sdw", "fast_avpbc", "fast_pbc",
+                                  "fast_dbc", "fast_sdw"])
+def test_shipped_configs_load(name):
+    cfg = load_config(DistillConfig, ROOT / "configs" / f"{name}.yaml")
+    cfg.validate()
