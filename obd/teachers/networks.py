@@ -1,0 +1,141 @@
+"""Teacher networks: the actor (deterministic or tanh-Gaussian), fused ensemble critics, and IQL's value net.
+
+Layer layout follows CORL so imported checkpoints map one to one: an actor is ``nn.Sequential`` of
+``Linear, ReLU, ..., Linear`` under ``net`` (CORL's ``base_network.{0,2,4,6}``), and every network sees
+*normalized* states. Each network can describe itself as a plain dict (``arch()``), which is what a
+teacher file stores instead of a pickled module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from obd.data.sac import EnsembleLinear
+from obd.errors import ObdError
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+ACTOR_KINDS = ("deterministic", "tanh_gaussian")
+
+
+def mlp(d_in: int, hidden: Sequence[int], d_out: int) -> nn.Sequential:
+    """``Linear, ReLU`` per hidden width, then a final ``Linear`` (PyTorch's default init, as CORL's)."""
+    dims = [d_in, *hidden]
+    layers: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(dims[-1], d_out))
+    return nn.Sequential(*layers)
+
+
+class TeacherActor(nn.Module):
+    """Policy on normalized states: ``forward(states (B, obs)) -> (mean (B, act), log_std (B, act) or None)``.
+
+    ``deterministic`` (TD3+BC): the action is ``tanh(mean)``. ``tanh_gaussian`` (IQL, Cal-QL): the head
+    outputs ``[mean, raw_log_std]``; ``log_std = clamp(multiplier * raw + offset, -20, 2)`` (CORL's
+    ``TanhGaussianPolicy``; multiplier 1 and offset 0 unless imported) and the action is
+    ``tanh(mean + exp(log_std) * eps)``, deterministically ``tanh(mean)``.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 kind: str = "deterministic", log_std_min: float = LOG_STD_MIN, log_std_max: float = LOG_STD_MAX):
+        super().__init__()
+        if kind not in ACTOR_KINDS:
+            raise ObdError(f"actor kind '{kind}' unknown; expected one of {list(ACTOR_KINDS)}")
+        self.obs_dim, self.act_dim, self.hidden, self.kind = obs_dim, act_dim, [int(h) for h in hidden], kind
+        self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
+        self.net = mlp(obs_dim, self.hidden, act_dim * (2 if self.stochastic else 1))
+        self.register_buffer("log_std_multiplier", torch.tensor(1.0))
+        self.register_buffer("log_std_offset", torch.tensor(0.0))
+
+    @property
+    def stochastic(self) -> bool:
+        return self.kind == "tanh_gaussian"
+
+    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net(states)
+        if not self.stochastic:
+            return out, None
+        mean, raw = out.chunk(2, dim=-1)
+        log_std = (self.log_std_multiplier * raw + self.log_std_offset).clamp(self.log_std_min, self.log_std_max)
+        return mean, log_std
+
+    def arch(self) -> dict[str, Any]:
+        return {"kind": self.kind, "hidden": list(self.hidden), "log_std_min": self.log_std_min,
+                "log_std_max": self.log_std_max}
+
+
+class EnsembleQ(nn.Module):
+    """``E`` Q-networks on ``cat(state, action)`` run as one batched matmul: ``(B, obs), (B, act) -> (E, B)``.
+
+    Index 0 is the first critic Q1 (what a teacher's ``q`` returns).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), ensemble: int = 2):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.hidden, self.ensemble = obs_dim, act_dim, [int(h) for h in hidden], ensemble
+        dims = [obs_dim + act_dim, *self.hidden, 1]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(EnsembleLinear(ensemble, a, b))
+            if i < len(dims) - 2:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([states, actions], dim=-1).unsqueeze(0).expand(self.ensemble, -1, -1)
+        return self.net(x).squeeze(-1)
+
+    def linear_layers(self) -> list[EnsembleLinear]:
+        return [m for m in self.net if isinstance(m, EnsembleLinear)]
+
+    def arch(self) -> dict[str, Any]:
+        return {"hidden": list(self.hidden), "ensemble": self.ensemble}
+
+
+class ValueNet(nn.Module):
+    """State value ``V(s)``: normalized states (B, obs) -> (B,) (IQL's expectile value function)."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 1)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.net(states).squeeze(-1)
+
+
+def build_actor(arch: dict[str, Any], obs_dim: int, act_dim: int, where: str) -> TeacherActor:
+    try:
+        return TeacherActor(obs_dim, act_dim, arch["hidden"], arch["kind"],
+                            arch.get("log_std_min", LOG_STD_MIN), arch.get("log_std_max", LOG_STD_MAX))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ObdError(f"{where}: bad actor architecture {arch!r} ({exc})") from None
+
+
+def build_critic(arch: dict[str, Any], obs_dim: int, act_dim: int, where: str) -> EnsembleQ:
+    try:
+        return EnsembleQ(obs_dim, act_dim, arch["hidden"], int(arch["ensemble"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ObdError(f"{where}: bad critic architecture {arch!r} ({exc})") from None
+
+
+def tanh_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """``log pi(a|s)`` of a tanh-Gaussian at given actions: ``log N(atanh(a); mean, std) - sum log(1 - a^2)``.
+
+    Actions on the bounds (common in D4RL) are pulled in by ``eps`` so ``atanh`` stays finite.
+    Shapes: (B, act) each -> (B,).
+    """
+    a = actions.clamp(-1.0 + eps, 1.0 - eps)
+    pre = torch.atanh(a)
+    logp = -0.5 * ((pre - mean) * torch.exp(-log_std)) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    return (logp - torch.log1p(-a * a + eps)).sum(-1)
+
+
+def soft_update_(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target <- (1 - tau) target + tau source`` as one fused ``_foreach_lerp_``."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)

@@ -1,0 +1,227 @@
+"""The offline RL training loop every teacher algorithm shares: data on the device, evaluation, metrics,
+resumable checkpoints and the final teacher file.
+
+An algorithm (``TD3BC``, ``IQL``) supplies ``update(obs, act, rew, next_obs, not_done)``, ``reward_scale``,
+``state_dict``/``load_state_dict`` and ``teacher(...)``; :func:`train_teacher` runs it for ``steps``
+gradient updates. A run folder holds
+
+* ``config.yaml``: the resolved run and algorithm config;
+* ``metrics.jsonl``: one JSON line per log / evaluation (losses, D4RL normalized score);
+* ``checkpoint.pt``: networks, optimizers, RNG states and step, rewritten atomically every
+  ``checkpoint_every`` steps (``--resume`` continues from it, dropping metrics logged after it);
+* ``teacher.pt``: the :class:`~obd.teachers.base.Teacher` file, written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from obd.config import config_to_dict
+from obd.data.dataset import TransitionDataset
+from obd.envs import get_task, infer_task
+from obd.envs.rollout import rollout
+from obd.errors import ObdError
+from obd.io import torch_save_atomic, write_text_atomic
+from obd.teachers.base import Teacher, resolve_device
+
+
+@dataclass
+class RunConfig:
+    """Settings of one teacher training run (the algorithm's own hyperparameters live in its config)."""
+
+    dataset: str = ""
+    algo: str = "td3bc"
+    steps: int = 1_000_000            # gradient updates (CORL: max_timesteps 1M)
+    seed: int = 0
+    eval_every: int = 5_000           # 0 = never; CORL: eval_freq 5000
+    eval_episodes: int = 10           # CORL: n_episodes 10
+    eval_max_steps: int = 0           # cap on episode length in evaluation; 0 = the task's limit
+    checkpoint_every: int = 10_000
+    log_every: int = 1_000            # mean losses over this many updates go to metrics.jsonl
+    device: str = "auto"
+
+
+class OfflineData:
+    """Transitions as tensors on the training device, states normalized, rewards scaled.
+
+    ``sample(batch, generator)`` draws indices on the device, so a batch costs one ``randint`` and five
+    gathers with no host-device copies.
+    """
+
+    def __init__(self, data: TransitionDataset, device: torch.device, reward_scale: float = 1.0):
+        norm = data.normalizer
+
+        def t(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+
+        self.obs = t(norm.normalize(data.observations))
+        self.act = t(data.actions)
+        self.rew = t(data.rewards) * reward_scale
+        self.next_obs = t(norm.normalize(data.next_observations))
+        self.not_done = 1.0 - t(data.terminals)
+        self.size = len(data)
+        self.device = device
+
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        idx = torch.randint(0, self.size, (batch,), generator=generator, device=self.device)
+        return self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.not_done[idx]
+
+
+def transition_returns(data: TransitionDataset) -> torch.Tensor:
+    """Per-episode sums of the dataset's transition rewards, (E,): CORL's ``return_reward_range`` input."""
+    return torch.as_tensor(np.add.reduceat(data.rewards.astype(np.float64), data.episode_starts))
+
+
+def evaluate_teacher(teacher: Teacher, task: str, episodes: int, seed: int, max_steps: int | None = None) -> dict:
+    """D4RL normalized score of the teacher's deterministic action over ``episodes`` seeded episodes."""
+    res = rollout(task, lambda obs, idx: teacher.act(obs), num_policies=1, episodes=episodes, seed=seed,
+                  device=teacher.device, max_steps=max_steps or None)
+    s = res.summary()
+    return {"normalized_score": s["normalized_score_mean"], "return_mean": s["return_mean"],
+            "episode_length_mean": s["episode_length_mean"]}
+
+
+def dataset_task(data: TransitionDataset, where: str) -> str | None:
+    task = data.task or infer_task(data.source, data.obs_dim, data.act_dim)
+    return get_task(task).name if task else None
+
+
+class _Metrics:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after ``step`` (a killed run's tail that the checkpoint does not cover)."""
+        if not self.path.is_file():
+            return
+        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        write_text_atomic(self.path, "".join(ln + "\n" for ln in keep))
+
+    def write(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    st = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict[str, Any], gen: torch.Generator) -> None:
+    torch.set_rng_state(st["torch"])
+    gen.set_state(st["gen"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def saved_config(run: RunConfig, algo_cfg: Any) -> dict[str, Any]:
+    return {"run": config_to_dict(run), run.algo: config_to_dict(algo_cfg)}
+
+
+def check_resumable(out: Path, run: RunConfig, algo_cfg: Any) -> None:
+    """A resumed run must use the config it started with (``steps`` may grow); ObdError names a changed key."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        raise ObdError(f"{path}: missing, cannot resume")
+    old = yaml.safe_load(path.read_text()) or {}
+    new = saved_config(run, algo_cfg)
+    for section in new:
+        for key, value in new[section].items():
+            if section == "run" and key in ("steps", "eval_every", "eval_episodes", "eval_max_steps",
+                                            "checkpoint_every", "log_every", "device"):
+                continue
+            if (old.get(section) or {}).get(key) != value:
+                raise ObdError(f"{path}: resume with {section}.{key}={value!r} but the run started with "
+                               f"{(old.get(section) or {}).get(key)!r}")
+
+
+def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: RunConfig, out: str | os.PathLike,
+                  resume: bool = False, progress: bool = True) -> Teacher:
+    """Run ``run.steps`` updates of ``algo_cls(algo_cfg, ...)`` on ``data``, save ``out/teacher.pt`` and
+    return the teacher. With ``resume`` and a checkpoint in ``out``, continue from it."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(run.device)
+    task = dataset_task(data, run.dataset)
+    if run.eval_every > 0 and task is None:
+        raise ObdError(f"dataset '{run.dataset or data.source}': task unknown, cannot evaluate "
+                       "(name the task in the dataset, or set --eval-every 0)")
+    torch.manual_seed(run.seed)
+    gen = torch.Generator(device=device).manual_seed(run.seed)
+    algo = algo_cls(algo_cfg, data.obs_dim, data.act_dim, device, run.steps)
+    scale = algo.reward_scale(transition_returns(data))
+    batches = OfflineData(data, device, scale)
+    metrics = _Metrics(out / "metrics.jsonl")
+    ckpt_path = out / "checkpoint.pt"
+    step, last_eval = 0, None
+    if resume and ckpt_path.is_file():
+        check_resumable(out, run, algo_cfg)
+        st = torch.load(ckpt_path, map_location=device, weights_only=True)
+        algo.load_state_dict(st["algo"])
+        _set_rng_state(st["rng"], gen)
+        step, last_eval = int(st["step"]), st.get("last_eval")
+        metrics.truncate_after(step)
+    else:
+        if (out / "metrics.jsonl").exists():
+            (out / "metrics.jsonl").unlink()
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(saved_config(run, algo_cfg), sort_keys=False))
+
+    meta = {"task": task, "dataset": run.dataset or data.source, "seed": run.seed, "reward_scale": scale,
+            "config": config_to_dict(algo_cfg)}
+
+    def checkpoint(at: int) -> None:
+        torch_save_atomic({"step": at, "algo": algo.state_dict(), "rng": _rng_state(gen), "last_eval": last_eval},
+                          ckpt_path)
+
+    def evaluate(at: int) -> dict:
+        teacher = algo.teacher(data.normalizer, task, meta)
+        return {"step": at, **evaluate_teacher(teacher, task, run.eval_episodes, seed=run.seed * 1000 + 100,
+                                               max_steps=run.eval_max_steps)}
+
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    t0, n0 = time.time(), step
+    bar = tqdm(total=run.steps, initial=step, disable=not progress, desc=f"{algo.name} {task or ''}".strip(),
+               unit="upd", dynamic_ncols=True, mininterval=2.0)
+    while step < run.steps:
+        losses = algo.update(*batches.sample(algo_cfg.batch_size, gen))
+        step += 1
+        for k, v in losses.items():
+            sums[k] = sums[k] + v if k in sums else v
+            counts[k] = counts.get(k, 0) + 1
+        if run.log_every > 0 and step % run.log_every == 0:
+            row = {"step": step, **{k: float(sums[k]) / counts[k] for k in sums},
+                   "updates_per_sec": (step - n0) / max(time.time() - t0, 1e-9)}
+            metrics.write(row)
+            bar.set_postfix(critic=f"{row.get('critic_loss', 0):.3g}")
+            sums, counts = {}, {}
+        if run.eval_every > 0 and step % run.eval_every == 0:
+            last_eval = evaluate(step)
+            metrics.write(last_eval)
+            bar.set_postfix(score=f"{last_eval['normalized_score']:.1f}")
+        if run.checkpoint_every > 0 and step % run.checkpoint_every == 0:
+            checkpoint(step)
+        bar.update(1)
+    bar.close()
+    checkpoint(step)
+    final_meta = {**meta, "training_steps": step, "env_id": get_task(task).env_id if task else None}
+    if last_eval is not None and last_eval["step"] == step:
+        final_meta.update(normalized_score=last_eval["normalized_score"], eval_episodes=run.eval_episodes,
+                          eval_return_mean=last_eval["return_mean"])
+    teacher = algo.teacher(data.normalizer, task, final_meta)
+    teacher.save(out / "teacher.pt")
+    return teacher
