@@ -117,11 +117,13 @@ def corl_to_teacher(blob: dict[str, Any], task: str, normalizer: Normalizer, whe
 
     critics = [_linear_stack(blob[k], "network", f"{where}: {k}") for k in ("critic1", "critic2")]
     shapes = [[tuple(w.shape) for w, _ in c] for c in critics]
+    for name, sh in zip(("critic1", "critic2"), shapes):
+        if sh[0][1] != obs_dim + act_dim or sh[-1][0] != 1:
+            raise ObdError(f"{where}: {name} tensors 'network.0.weight' / 'network.{2 * (len(sh) - 1)}.weight' "
+                           f"have shapes {sh[0]} / {sh[-1]}, expected input {obs_dim + act_dim} (state+action) "
+                           "and output 1")
     if shapes[0] != shapes[1]:
         raise ObdError(f"{where}: critic1 layer shapes {shapes[0]} differ from critic2 {shapes[1]}")
-    if shapes[0][0][1] != obs_dim + act_dim or shapes[0][-1][0] != 1:
-        raise ObdError(f"{where}: critic1 tensor 'network.0.weight' / last layer have shapes {shapes[0][0]} / "
-                       f"{shapes[0][-1]}, expected input {obs_dim + act_dim} (state+action) and output 1")
     critic = EnsembleQ(obs_dim, act_dim, [s[0] for s in shapes[0][:-1]], ensemble=2)
     with torch.no_grad():
         for li, layer in enumerate(critic.linear_layers()):
