@@ -24,7 +24,8 @@ of ``fit_samples`` states and scored on every state in chunks:
 - ``knn``: k-nearest-neighbour density ``p = k / (M V_d r_k^d)`` with ``r_k`` the distance to the
   k-th neighbour among the M fitted states (scikit-learn ``NearestNeighbors``); a fitted state skips
   itself.
-- ``gmm``: Gaussian mixture with full covariances (scikit-learn ``GaussianMixture``).
+- ``gmm``: Gaussian mixture with full covariances (scikit-learn ``GaussianMixture``), cross-fitted like
+  the KDE: a component collapsed onto one isolated fitted state would otherwise give it a huge density.
 - ``flow``: a masked autoregressive flow (MAF: a stack of MADE layers with reversed orderings,
   Papamakarios et al. 2017) trained by maximum likelihood in torch on cuda when available.
 
@@ -44,6 +45,7 @@ import torch
 from scipy.special import gammaln, logsumexp
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity, NearestNeighbors
+from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -52,33 +54,39 @@ from obd.errors import ObdError
 log = logging.getLogger(__name__)
 
 ESTIMATORS = ("kde", "knn", "gmm", "flow")
+# Fit subsample per estimator when ``fit_samples`` is None (0 = all states). KDE scoring costs
+# O(N * fit_samples) kernel sums, so it gets the smallest; the MAF only draws minibatches from it.
+DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
 
 
 @dataclass
 class DensityConfig:
-    """How SDW weights are estimated. Defaults keep 1M x 17 states to about a minute on 2 CPU cores.
+    """How SDW weights are estimated; see scripts/bench_density.py for timings of the defaults.
 
-    ``fit_samples`` caps the states an estimator is fitted on (0 = all); ``chunk_size`` is how many
-    states are scored at once. ``bandwidth`` is "scott", "silverman" (rules of thumb for unit-variance
+    ``fit_samples`` caps the states an estimator is fitted on (0 = all, None = the estimator's entry in
+    ``DEFAULT_FIT_SAMPLES``); ``chunk_size`` is how many states are scored at once. ``bandwidth`` is "scott", "silverman" (rules of thumb for unit-variance
     data, computed for ``fit_samples`` points) or a positive number in normalized state units.
     """
 
     estimator: str = "knn"
     alpha: float = 0.5
     clip_quantile: float = 0.99
-    fit_samples: int = 20_000
+    fit_samples: int | None = None
     seed: int = 0
     chunk_size: int = 50_000
     # kde
     bandwidth: float | str = "scott"
-    kde_rtol: float = 1e-3
+    # relative tolerance of sklearn's tree-based kernel sums: log p within about kde_rtol nats
+    kde_rtol: float = 0.05
+    # CPU threads for scikit-learn and its BLAS (-1 = all): on a shared machine BLAS threads that wait
+    # on each other made a small GMM fit 16x slower than one thread
+    n_jobs: int = 1
     # knn
     k: int = 10
-    n_jobs: int = 1
     # gmm
     components: int = 16
     gmm_reg_covar: float = 1e-4
-    gmm_max_iter: int = 200
+    gmm_max_iter: int = 100
     # flow (MAF)
     flow_layers: int = 5
     flow_hidden: int = 128
@@ -105,7 +113,12 @@ class DensityConfig:
         elif not (math.isfinite(self.bandwidth) and self.bandwidth > 0):
             raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
                            f"got {self.bandwidth!r}")
-        for name, lo in (("fit_samples", 0), ("chunk_size", 1), ("k", 1), ("components", 1),
+        if self.fit_samples is not None and (isinstance(self.fit_samples, bool)
+                                             or not isinstance(self.fit_samples, int) or self.fit_samples < 0):
+            raise ObdError(f"density.fit_samples: expected an integer >= 0 or None, got {self.fit_samples!r}")
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
+            raise ObdError(f"density.n_jobs: expected -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
+        for name, lo in (("chunk_size", 1), ("k", 1), ("components", 1),
                          ("gmm_max_iter", 1), ("flow_layers", 1), ("flow_hidden", 1), ("flow_steps", 0),
                          ("flow_batch", 1)):
             value = getattr(self, name)
@@ -167,7 +180,8 @@ def _check_states(states: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def _fit_indices(n: int, cfg: DensityConfig) -> np.ndarray:
     """Sorted seeded subsample of ``min(n, fit_samples)`` row indices (all rows when fit_samples is 0)."""
-    m = n if cfg.fit_samples == 0 else min(n, cfg.fit_samples)
+    want = DEFAULT_FIT_SAMPLES[cfg.estimator] if cfg.fit_samples is None else cfg.fit_samples
+    m = n if want == 0 else min(n, want)
     if m == n:
         return np.arange(n)
     return np.sort(np.random.default_rng(cfg.seed).choice(n, size=m, replace=False))
@@ -187,36 +201,47 @@ def kde_bandwidth(cfg: DensityConfig, num_fit: int, dim: int) -> float:
     return float(cfg.bandwidth)
 
 
-def _kde_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
+def _cross_fit_log_density(x: np.ndarray, cfg: DensityConfig, fit, desc: str) -> np.ndarray:
+    """Score every state with models that never saw it: ``fit(rows) -> model with .score_samples``.
+
+    The fitted subsample is split into random halves A and B with a model each; states in A are scored
+    by B's model and vice versa, every other state by the size-weighted mixture of both (for a KDE that
+    is exactly the KDE of the whole subsample). Without this, a kernel centred on a fitted state, or a
+    mixture component collapsed onto it, makes exactly the isolated fitted states look dense.
+    """
     n = x.shape[0]
     idx = _fit_indices(n, cfg)
-    if idx.size < 2:
-        raise ObdError(f"density.fit_samples: KDE needs at least 2 fitted states, got {idx.size}")
-    bw = kde_bandwidth(cfg, idx.size, x.shape[1])
-    # Cross-fitting: a kernel centred on the state itself would add K(0) to exactly the fitted states
-    # and make isolated fitted states look dense; two halves give every state a kernel sum without it.
     perm = np.random.default_rng(cfg.seed + 1).permutation(idx)
     halves = (np.sort(perm[: idx.size // 2]), np.sort(perm[idx.size // 2:]))
-    kdes = [KernelDensity(kernel="gaussian", bandwidth=bw, rtol=cfg.kde_rtol).fit(x[h]) for h in halves]
+    models = [fit(x[h]) for h in halves]
     side = np.full(n, -1, dtype=np.int8)
     side[halves[0]], side[halves[1]] = 0, 1
+    sizes = np.array([[halves[0].size], [halves[1].size]], dtype=np.float64)
     out = np.empty(n)
-    for s in _chunks(n, cfg, "KDE log p(s)"):
+    for s in _chunks(n, cfg, desc):
         e = min(n, s + cfg.chunk_size)
         block, blk_side = x[s:e], side[s:e]
         lp = np.empty(e - s)
         for h in (0, 1):
-            # states in half h are scored by the other half only
             own = blk_side == h
             if own.any():
-                lp[own] = kdes[1 - h].score_samples(block[own])
+                lp[own] = models[1 - h].score_samples(block[own])
         rest = blk_side < 0
         if rest.any():
-            both = np.stack([k.score_samples(block[rest]) for k in kdes])
-            w = np.array([[halves[0].size], [halves[1].size]], dtype=np.float64)
-            lp[rest] = logsumexp(both, axis=0, b=w) - math.log(idx.size)
+            both = np.stack([m.score_samples(block[rest]) for m in models])
+            lp[rest] = logsumexp(both, axis=0, b=sizes) - math.log(idx.size)
         out[s:e] = lp
     return out
+
+
+def _kde_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
+    num_fit = _fit_indices(x.shape[0], cfg).size
+    if num_fit < 4:
+        raise ObdError(f"density.fit_samples: KDE needs at least 4 fitted states, got {num_fit}")
+    bw = kde_bandwidth(cfg, num_fit, x.shape[1])
+    return _cross_fit_log_density(
+        x, cfg, lambda rows: KernelDensity(kernel="gaussian", bandwidth=bw, rtol=cfg.kde_rtol).fit(rows),
+        "KDE log p(s)")
 
 
 def _knn_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
@@ -242,17 +267,15 @@ def _knn_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
 
 
 def _gmm_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
-    n = x.shape[0]
-    idx = _fit_indices(n, cfg)
-    if cfg.components > idx.size:
-        raise ObdError(f"density.components: expected at most the fitted states ({idx.size}), got {cfg.components}")
-    gmm = GaussianMixture(n_components=cfg.components, covariance_type="full", reg_covar=cfg.gmm_reg_covar,
-                          max_iter=cfg.gmm_max_iter, random_state=cfg.seed).fit(x[idx])
-    out = np.empty(n)
-    for s in _chunks(n, cfg, "GMM log p(s)"):
-        e = min(n, s + cfg.chunk_size)
-        out[s:e] = gmm.score_samples(x[s:e])
-    return out
+    num_fit = _fit_indices(x.shape[0], cfg).size
+    if cfg.components > num_fit // 2:
+        raise ObdError(f"density.components: expected at most half the fitted states ({num_fit // 2}), "
+                       f"got {cfg.components}")
+    return _cross_fit_log_density(
+        x, cfg, lambda rows: GaussianMixture(n_components=cfg.components, covariance_type="full",
+                                             reg_covar=cfg.gmm_reg_covar, max_iter=cfg.gmm_max_iter,
+                                             random_state=cfg.seed).fit(rows),
+        "GMM log p(s)")
 
 
 class _MaskedLinear(nn.Linear):
@@ -358,7 +381,8 @@ def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig
     cfg = cfg or DensityConfig()
     cfg.validate()
     x = _check_states(normalized_states)
-    return _ESTIMATE[cfg.estimator](x, cfg)
+    with threadpool_limits(limits=None if cfg.n_jobs == -1 else cfg.n_jobs):
+        return _ESTIMATE[cfg.estimator](x, cfg)
 
 
 def weights_from_log_density(log_p: np.ndarray, alpha: float = 0.5, clip_quantile: float = 0.99) -> np.ndarray:
