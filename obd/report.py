@@ -191,7 +191,7 @@ def evaluate_run(run: Path | RunFiles, settings: dict[str, Any], progress: bool 
             # the cache is rewritten after each checkpoint so an interrupted report keeps its progress
             write_json_atomic(run / CACHE_NAME, cache)
         evals.append(CheckpointEval(path, step, len(syn), result))
-    method = method or _config_value(cfg, "method") or "unknown"
+    method = method or _config_value(cfg, "method") or _config_value(cfg, "objective") or "unknown"
     return RunEval(run, run.resolve().name, str(method), str(evals[-1].result["task"]), evals)
 
 

@@ -60,7 +60,8 @@ def build_optimizer(optimizer: str, params: list[torch.Tensor], lr: float) -> to
 
 @dataclass
 class TrainLog:
-    """Per-step mean BC loss over students, (steps,), and the final per-student loss, (K,)."""
+    """Per-step mean BC loss over students, (steps,), and the last step's per-student loss, (K,) (empty
+    when no step was taken)."""
 
     losses: list[float]
     final_per_student: list[float]
@@ -125,7 +126,7 @@ class StudentBatch:
             in_dims=(0, 0 if batch_size else None, 0 if batch_size else None, 0),
         )
         losses: list[float] = []
-        per_student = torch.zeros(self.k)
+        per_student = torch.empty(0)
         for _ in tqdm(range(steps), desc=f"train {self.k} students", disable=not progress, leave=False):
             if batch_size:
                 idx = torch.randint(0, n, (self.k, batch_size), generator=gen, device=self.device)
