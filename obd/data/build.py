@@ -49,6 +49,7 @@ class BuildConfig:
     behavior_run: str | None = None       # default .obd_cache/behavior/<task>
     overwrite: bool = False
     progress: bool = True
+    device: str = "auto"                  # where the behavior policy runs; auto = cuda when available
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,23 +85,29 @@ def random_policy(spec: TaskSpec, rng: np.random.Generator) -> Policy:
     return lambda obs: rng.uniform(-1.0, 1.0, size=(len(obs), spec.act_dim)).astype(np.float32)
 
 
-def behavior_policy(path: Path, spec: TaskSpec) -> tuple[Policy, dict[str, Any]]:
+def resolve_device(device: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+
+
+def behavior_policy(path: Path, spec: TaskSpec, device: str = "auto") -> tuple[Policy, dict[str, Any]]:
     """Stochastic actions of a saved SAC behavior actor, (M, obs) -> (M, act); noise from torch's global
-    generator, which :func:`collect` seeds inside a forked RNG scope."""
+    generator (of ``device``), which :func:`collect` seeds inside a forked RNG scope."""
     from obd.data.sac import load_behavior_policy
 
     if not path.is_file():
         raise ObdError(f"{path}: behavior policy not found; it is produced by "
                        f"`python -m obd.data train-behavior {spec.name}` (or pass --policy-dir)")
     actor, meta = load_behavior_policy(path)
+    dev = resolve_device(device)
+    actor.to(dev)
     if (meta["obs_dim"], meta["act_dim"]) != (spec.obs_dim, spec.act_dim):
         raise ObdError(f"{path}: policy dims ({meta['obs_dim']}, {meta['act_dim']}) do not match task "
                        f"'{spec.name}' ({spec.obs_dim}, {spec.act_dim})")
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
-        a, _ = actor(torch.as_tensor(obs, dtype=torch.float32), deterministic=False, with_logprob=False)
-        return a.numpy()
+        a, _ = actor(torch.as_tensor(obs, dtype=torch.float32, device=dev), deterministic=False, with_logprob=False)
+        return a.cpu().numpy()
 
     info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     return act, {**info, "file": str(path)}
@@ -130,7 +137,7 @@ def collect(spec: TaskSpec, policy: Policy, transitions: int, seed: int, num_env
     done: list[Episode] = []
     total = 0
     bar = tqdm(total=transitions, desc=desc, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         while total < transitions:
             actions = np.asarray(policy(obs), dtype=np.float32)
@@ -223,14 +230,14 @@ def _gather(cfg: BuildConfig, spec: TaskSpec) -> tuple[list[Episode], dict[str, 
         return collect(spec, random_policy(spec, rng), n, cfg.seed, desc=f"{spec.name}-random", **kw), \
             {"algorithm": "uniform random"}
     if cfg.level in ("medium", "expert"):
-        policy, info = behavior_policy(policies / f"behavior_{cfg.level}.pt", spec)
+        policy, info = behavior_policy(policies / f"behavior_{cfg.level}.pt", spec, cfg.device)
         n = cfg.transitions or 1_000_000
         return collect(spec, policy, n, cfg.seed, desc=f"{spec.name}-{cfg.level}", **kw), \
             {"algorithm": "SAC", "policy": info}
     if cfg.level == "medium-expert":
         n = cfg.transitions or 2_000_000
-        med, med_info = behavior_policy(policies / "behavior_medium.pt", spec)
-        exp, exp_info = behavior_policy(policies / "behavior_expert.pt", spec)
+        med, med_info = behavior_policy(policies / "behavior_medium.pt", spec, cfg.device)
+        exp, exp_info = behavior_policy(policies / "behavior_expert.pt", spec, cfg.device)
         first = collect(spec, med, n // 2, cfg.seed, desc=f"{spec.name}-medium", **kw)
         second = collect(spec, exp, n - n // 2, cfg.seed + 1, desc=f"{spec.name}-expert", **kw)
         return first + second, {"algorithm": "SAC", "policy": {"medium": med_info, "expert": exp_info}}
@@ -256,8 +263,8 @@ def _gather(cfg: BuildConfig, spec: TaskSpec) -> tuple[list[Episode], dict[str, 
                        f"resume `python -m obd.data train-behavior {spec.name} --resume` past the next checkpoint")
     rows = min(replay_size, cfg.transitions or replay_size)
     info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
-    return replay_episodes(buffer_path, rows), {"algorithm": "SAC replay buffer", "policy": {**info, "file": str(medium_file)},
-                                                 "buffer": str(buffer_path)}
+    return replay_episodes(buffer_path, rows), {"algorithm": "SAC replay buffer", "buffer": str(buffer_path),
+                                                 "policy": {**info, "file": str(medium_file)}}
 
 
 def build(cfg: BuildConfig) -> dict[str, Any]:
@@ -317,9 +324,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", default=None, help="D4RL folder (default $D4RL_DATASET_DIR or ~/.d4rl/datasets)")
     p.add_argument("--minari-id", default=None, help="Minari dataset id (default obd/<task>/<level>-v0)")
     p.add_argument("--policy-dir", default=None, help="folder with behavior_{medium,expert}.pt (default envs/<task>)")
-    p.add_argument("--behavior-run", default=None, help="SAC run folder with buffer.npz (default .obd_cache/behavior/<task>)")
+    p.add_argument("--behavior-run", default=None,
+                   help="SAC run folder with buffer.npz (default .obd_cache/behavior/<task>)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto", help="behavior policy device: auto (cuda when available), cpu, cuda")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -328,7 +337,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     task, level = parse_name(args.name)
     cfg = BuildConfig(task, level, args.transitions, args.seed, args.num_envs, args.out_dir, args.minari_id,
-                      args.policy_dir, args.behavior_run, args.overwrite, progress=not args.no_progress)
+                      args.policy_dir, args.behavior_run, args.overwrite, progress=not args.no_progress,
+                      device=args.device)
     out = build(cfg)
     ds = load_d4rl(out["d4rl_file"])
     print(f"wrote {out['d4rl_file']} and Minari '{out['minari_id']}': {out['transitions']} transitions, "
@@ -338,4 +348,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["BuildConfig", "build", "collect", "replay_episodes", "random_policy", "behavior_policy", "LEVELS",
-           "parse_name"]
+           "parse_name", "resolve_device"]

@@ -212,7 +212,8 @@ def load_d4rl(path_or_id: str | os.PathLike, task: str | None = None) -> Transit
     if task is None:
         from obd.envs import infer_task
 
-        task = infer_task(path.name) or infer_task(str(metadata.get("task") or "")) or infer_task(None, obs_dim, act_dim)
+        task = (infer_task(path.name) or infer_task(str(metadata.get("task") or ""))
+                or infer_task(None, obs_dim, act_dim))
     max_steps = 1000
     if task is not None:
         from obd.envs import check_dims, get_task

@@ -23,8 +23,9 @@ def format_summary(summary: dict) -> str:
              f"return       mean {summary['return_mean']:.2f}  std {summary['return_std']:.2f}  "
              f"min {summary['return_min']:.2f}  max {summary['return_max']:.2f}"]
     if "normalized_score_mean" in summary:
-        lines.append(f"normalized   mean {summary['normalized_score_mean']:.2f}  std {summary['normalized_score_std']:.2f}"
-                     f"  min {summary['normalized_score_min']:.2f}  max {summary['normalized_score_max']:.2f}")
+        lines.append(f"normalized   mean {summary['normalized_score_mean']:.2f}  "
+                     f"std {summary['normalized_score_std']:.2f}  min {summary['normalized_score_min']:.2f}  "
+                     f"max {summary['normalized_score_max']:.2f}")
     lines += [f"obs min      {_fmt(summary['obs_min'])}", f"obs max      {_fmt(summary['obs_max'])}",
               f"act min      {_fmt(summary['act_min'])}", f"act max      {_fmt(summary['act_max'])}",
               f"norm mean    {_fmt(summary['normalizer']['mean'])}",

@@ -168,7 +168,8 @@ def write_minari(dataset_id: str, episodes: Sequence[Episode], env_id: str, ref_
         staging = target.parent / "root"
         with _datasets_path(staging):
             minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=env_spec, eval_env=env_spec, algorithm_name=algorithm_name or "unspecified",
+                dataset_id, buffers, env=env_spec, eval_env=env_spec,
+                algorithm_name=algorithm_name or "unspecified",
                 ref_min_score=ref_min_score, ref_max_score=ref_max_score,
                 description=description or f"obd dataset {dataset_id} collected in {env_id}",
                 code_permalink="https://github.com/obd/obd", author="obd",
