@@ -132,3 +132,53 @@ def test_video_is_written_or_skipped_with_a_message(tmp_path, capsys):
         assert "vid.gif" in (out / "report.md").read_text()
     else:
         assert "video skipped for vid:" in err
+
+
+class LinearTeacher:
+    """A hopper-sized tanh-Gaussian teacher satisfying the Teacher contract (raw states in, tensors out)."""
+
+    task, obs_dim, act_dim, stochastic, metadata, device = "hopper", 11, 3, True, {}, torch.device("cpu")
+
+    def __init__(self):
+        self.w = torch.randn(11, 3, generator=torch.Generator().manual_seed(0)) * 0.3
+
+    def to(self, device):
+        return self
+
+    def mean_std(self, s):
+        m = torch.as_tensor(np.asarray(s, np.float32)) @ self.w
+        return m, torch.full_like(m, 0.2)
+
+    def act(self, s):
+        return torch.tanh(self.mean_std(s)[0])
+
+    def sample(self, s, generator=None):
+        m, sd = self.mean_std(s)
+        return torch.tanh(m + sd * torch.randn(m.shape, generator=generator))
+
+    def q(self, s, a):
+        return 10 + torch.as_tensor(np.asarray(s, np.float32)).sum(-1) + torch.as_tensor(np.asarray(a, np.float32)).sum(-1)
+
+
+def test_report_on_a_real_distillation_run_folder(tmp_path):
+    """The run-folder contract with obd.distill: a tiny real run, then a report on it."""
+    from obd.config import load_config
+    from obd.data.dataset import TransitionDataset
+    from obd.distill.engine import DistillConfig
+    from obd.distill.run import start
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(64, 11)).astype(np.float32)
+    ds = TransitionDataset(obs, np.tanh(obs[:, :3]), rng.normal(size=64), obs + 0.1, np.zeros(64, bool),
+                           np.arange(0, 64, 16), task="hopper", source="tiny_hopper")
+    cfg = load_config(DistillConfig, None, [], base={
+        "objective": "avpbc", "n_syn": 4, "student": {"hidden": 8, "depth": 2}, "inner": {"steps": 2},
+        "outer": {"batch": 16}, "outer_steps": 4, "checkpoint_every": 2, "device": "cpu", "seed": 1})
+    run = tmp_path / "avpbc_run"
+    start(cfg, run, ds, LinearTeacher(), progress=False)
+    out = tmp_path / "rep"
+    assert report_main([str(run), "--out", str(out)] + FAST) == 0
+    summary = json.loads((out / "report.json").read_text())
+    assert summary[0]["final_step"] == 4 and summary[0]["n_syn"] == 4 and summary[0]["task"] == "hopper"
+    assert summary[0]["method"] != "unknown"
+    assert "| 2 | step_0000002.hdf5 |" in (out / "report.md").read_text()
