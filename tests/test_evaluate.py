@@ -333,3 +333,33 @@ def test_cli_module_runs_as_subprocess(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert get_task("hopper").obs_dim == 11
+
+
+def test_cli_with_real_teacher_file_and_d4rl_file(tmp_path, capsys):
+    """End to end against the other engineers' formats: a saved obd Teacher and a D4RL-layout file."""
+    from obd.data import write_d4rl
+    from obd.teachers import Teacher
+    from obd.teachers.networks import TeacherActor
+
+    torch.manual_seed(0)
+    teacher = Teacher(TeacherActor(11, 3, (8,), kind="tanh_gaussian"), None,
+                      Normalizer(np.zeros(11), np.ones(11)), task="hopper", device="cpu")
+    teacher.save(tmp_path / "teacher.pt")
+    assert cli_main(["teacher", str(tmp_path / "teacher.pt"), "--episodes", "2", "--max-steps", "6", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    direct = evaluate_teacher(Teacher.load(tmp_path / "teacher.pt"), episodes=2, max_steps=6)
+    assert res["returns"] == direct["returns"] and res["task"] == "hopper"
+
+    rng = np.random.default_rng(0)
+    n = 200
+    obs = rng.normal(size=(n, 11)).astype(np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[99] = timeouts[199] = True
+    path = write_d4rl(tmp_path / "hopper_medium-v2.hdf5", obs, np.tanh(obs[:, :3]), rng.normal(size=n),
+                      np.zeros(n, bool), timeouts, obs + 0.01)
+    assert cli_main(["random", str(path), "--size", "16", "--students", "2", "--episodes", "1", "--steps", "3",
+                     "--max-steps", "5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_syn"] == 16 and res["task"] == "hopper"
+    assert cli_main(["bc", str(path), "--steps", "3", "--episodes", "1", "--max-steps", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "bc"
