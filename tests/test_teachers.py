@@ -68,6 +68,16 @@ def test_iql_losses_go_down():
     assert algo.actor_opt.param_groups[0]["lr"] < 1e-6   # cosine schedule annealed to 0 over the 300 steps
 
 
+def test_ensemble_q1_is_first_member():
+    from obd.teachers.networks import EnsembleQ
+
+    q = EnsembleQ(OBS, ACT, SMALL, ensemble=2)
+    s, a = torch.randn(16, OBS), torch.rand(16, ACT)
+    both = q(s, a)
+    assert both.shape == (2, 16)
+    assert torch.allclose(q.q1(s, a), both[0], atol=1e-6) and not torch.allclose(both[0], both[1])
+
+
 def test_reward_scale_is_corl_locomotion_rule():
     iql = IQL(IQLConfig(hidden=SMALL), OBS, ACT, torch.device("cpu"), 10)
     assert iql.reward_scale(torch.tensor([100.0, 600.0, 350.0])) == pytest.approx(2.0)

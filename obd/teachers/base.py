@@ -128,7 +128,7 @@ class Teacher:
         a = self._tensor(actions, self.act_dim, "actions")
         if a.shape[0] != s.shape[0]:
             raise ObdError(f"teacher: {s.shape[0]} states but {a.shape[0]} actions")
-        return self.critic(s, a)[0]
+        return self.critic.q1(s, a)
 
     # ------------------------------------------------------------------ files
     def state(self) -> dict[str, Any]:

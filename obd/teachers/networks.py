@@ -89,6 +89,14 @@ class EnsembleQ(nn.Module):
         x = torch.cat([states, actions], dim=-1).unsqueeze(0).expand(self.ensemble, -1, -1)
         return self.net(x).squeeze(-1)
 
+    def q1(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The first critic alone, (B,): half the work of ``forward`` where only Q1 is needed (TD3+BC's
+        actor loss, a teacher's ``q``)."""
+        x = torch.cat([states, actions], dim=-1)
+        for m in self.net:
+            x = torch.addmm(m.bias[0], x, m.weight[0]) if isinstance(m, EnsembleLinear) else m(x)
+        return x.squeeze(-1)
+
     def linear_layers(self) -> list[EnsembleLinear]:
         return [m for m in self.net if isinstance(m, EnsembleLinear)]
 

@@ -78,7 +78,7 @@ class TD3BC:
         if self.total_it % cfg.policy_freq == 0:
             pi = torch.tanh(self.actor(obs)[0])
             self.critic.requires_grad_(False)
-            q1 = self.critic(obs, pi)[0]
+            q1 = self.critic.q1(obs, pi)
             self.critic.requires_grad_(True)
             lmbda = cfg.alpha / q1.abs().mean().detach()
             bc = F.mse_loss(pi, act)
