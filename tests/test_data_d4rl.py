@@ -115,6 +115,26 @@ def test_float64_replay_style_with_timeouts_matches_d4rl(tmp_path, write_h5):
     np.testing.assert_allclose(ds.episode_returns, reference_returns(arrays), rtol=1e-6)
 
 
+@pytest.mark.parametrize("seed, last_terminal", [(3, False), (4, True)])
+def test_dense_flags_match_d4rl(seed, last_terminal, tmp_path, write_h5):
+    """Runs of consecutive timeout rows, terminals next to timeouts, and the kept terminal last row."""
+    rng = np.random.default_rng(seed)
+    arrays = raw_arrays(200, rng)
+    arrays["terminals"] = rng.random(200) < 0.2
+    arrays["timeouts"] = (rng.random(200) < 0.3) & ~arrays["terminals"]
+    arrays["terminals"][-1], arrays["timeouts"][-1] = last_terminal, False
+    ds = load_d4rl(write_h5(tmp_path / "hopper_dense.hdf5", **arrays))
+    ref = d4rl_qlearning(arrays)
+    if last_terminal:
+        for key in ref:
+            last = {"observations": arrays["observations"][-1], "actions": arrays["actions"][-1],
+                    "next_observations": arrays["observations"][-1], "rewards": arrays["rewards"][-1],
+                    "terminals": True}[key]
+            ref[key] = np.concatenate([ref[key], np.asarray(last, ref[key].dtype)[None]])
+    assert_matches_reference(ds, ref)
+    np.testing.assert_allclose(ds.episode_returns, reference_returns(arrays), rtol=1e-6)
+
+
 def test_without_timeouts_uses_d4rl_episode_counter(tmp_path, write_h5):
     rng = np.random.default_rng(1)
     arrays = raw_arrays(3500, rng)
