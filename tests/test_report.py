@@ -10,7 +10,7 @@ import torch
 
 from obd.data.dataset import Normalizer
 from obd.distill.synthetic import SyntheticDataset
-from obd.report import CACHE_NAME, evaluate_run, find_checkpoints
+from obd.report import CACHE_NAME, evaluate_run
 from obd.report import main as report_main
 
 torch.set_num_threads(1)
