@@ -86,7 +86,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m obd.teacher", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m obd.teacher",
+                                description="Train offline RL teachers, import CORL checkpoints, inspect teacher files.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC or IQL)")
