@@ -305,7 +305,7 @@ class Distiller:
         self.outer_step += 1
         sec = time.perf_counter() - start
         self.wall_time += sec
-        return {"step": self.outer_step, "loss": float(loss), "grad_norm": float(grad_norm), "sec": sec}
+        return {"step": self.outer_step, "loss": loss.item(), "grad_norm": float(grad_norm), "sec": sec}
 
     def fit(self, outer_steps: int | None = None, callback: Callable[["Distiller", dict], None] | None = None,
             ) -> SyntheticDataset:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from obd.distill.students import LOG_STD_MAX, LOG_STD_MIN, MLPStudent
 
@@ -76,7 +77,8 @@ def forward(params: Params, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.T
     """MLP output (S, N, out) for states ``x`` (S, N, in) (or (1, N, in), broadcast over students), and the
     inputs of every layer (the activations the hand backward needs)."""
     n_layers = len(params) // 2
-    x = x.expand(params[0].shape[0], -1, -1)
+    if x.shape[0] != params[0].shape[0]:
+        x = x.expand(params[0].shape[0], -1, -1)
     inputs = [x]
     for i in range(n_layers - 1):
         x = torch.relu(torch.baddbmm(params[2 * i + 1], x, params[2 * i]))
@@ -91,24 +93,25 @@ def student_action(params: Params, x: torch.Tensor, act_dim: int) -> torch.Tenso
 
 
 def bc_grad(params: Params, x: torch.Tensor, target: torch.Tensor, noise: torch.Tensor | None,
-            act_dim: int) -> tuple[Params, torch.Tensor]:
-    """Gradient of ``(N * act_dim / 2) * bc_loss`` for every student, by hand, and the sampled actions.
+            act_dim: int, scale: float = 1.0) -> tuple[Params, torch.Tensor]:
+    """``scale * (N * act_dim / 2) * grad bc_loss`` for every student, by hand, and the sampled actions.
 
     ``bc_loss = mean((tanh(mean + exp(log_std) * eps) - target)^2)`` with ``log_std`` clamped to
-    [-20, 2] (``tanh(mean)`` for a deterministic student, ``noise`` None). The constant 2 / (N act_dim)
-    is left to the caller (folded into the learning rate), saving an op per step.
-    Shapes: ``x`` (1, N, obs), ``target`` (N, act), ``noise`` (S, N, act) -> grads like ``params``,
+    [-20, 2] (``tanh(mean)`` for a deterministic student, ``noise`` None). The MSE's 2 / (N act_dim) and
+    the caller's ``-lr`` go into ``scale``, applied once to the output gradient, so an SGD step is a plain
+    add. Shapes: ``x`` (S, N, obs), ``target`` (N, act), ``noise`` (S, N, act) -> grads like ``params``,
     actions (S, N, act).
     """
     out, inputs = forward(params, x)
     if noise is None:
         action = torch.tanh(out)
-        d_out = torch.ops.aten.tanh_backward(action - target, action)
+        d_out = torch.ops.aten.tanh_backward((action - target) * scale, action)
     else:
-        mean, log_std_raw = out[..., :act_dim], out[..., act_dim:]
-        scaled_noise = log_std_raw.clamp(LOG_STD_MIN, LOG_STD_MAX).exp() * noise
+        mean, log_std_raw = out.split(act_dim, -1)
+        # hardtanh is clamp with a one-op backward (they differ only exactly on the bounds).
+        scaled_noise = F.hardtanh(log_std_raw, LOG_STD_MIN, LOG_STD_MAX).exp() * noise
         action = torch.tanh(mean + scaled_noise)
-        d_mean = torch.ops.aten.tanh_backward(action - target, action)
+        d_mean = torch.ops.aten.tanh_backward((action - target) * scale, action)
         # d/d log_std of exp(log_std) * eps is exp(log_std) * eps; zero where the clamp is active.
         d_log_std = torch.ops.aten.hardtanh_backward(d_mean * scaled_noise, log_std_raw, LOG_STD_MIN, LOG_STD_MAX)
         d_out = torch.cat([d_mean, d_log_std], -1)
@@ -135,21 +138,21 @@ def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, step
     trained parameters, differentiable w.r.t. ``states`` and ``actions``.
     """
     n, act_dim = actions.shape
-    scaled_lr = lr * 2.0 / (n * act_dim)  # the MSE's 2 / (N act_dim), see bc_grad
-    x, target = states.unsqueeze(0), actions
+    scale = -lr * 2.0 / (n * act_dim)  # the MSE's 2 / (N act_dim) and the descent step, see bc_grad
+    target = actions
+    x = states.unsqueeze(0).expand(params[0].shape[0], -1, -1)
     buf: Params | None = None
     eps = noise.unbind(0) if noise is not None else [None] * steps
     cut = steps - truncate if 0 < truncate < steps else 0
     for t in range(steps):
-        if t < cut:
-            with torch.no_grad():
-                grads, _ = bc_grad(params, x.detach(), target.detach(), eps[t], act_dim)
-                buf = grads if buf is None or momentum == 0 else torch._foreach_add(grads, buf, alpha=momentum)
-                params = torch._foreach_add(params, buf, alpha=-scaled_lr)
-            continue
-        grads, _ = bc_grad(params, x, target, eps[t], act_dim)
-        if momentum != 0:
-            buf = grads if buf is None else torch._foreach_add(grads, buf, alpha=momentum)
-            grads = buf
-        params = torch._foreach_add(params, grads, alpha=-scaled_lr)
+        with torch.set_grad_enabled(t >= cut and torch.is_grad_enabled()):
+            if t < cut:
+                x, target = x.detach(), target.detach()
+            elif t == cut and cut > 0:
+                x, target = states.unsqueeze(0).expand(params[0].shape[0], -1, -1), actions
+            steps_, _ = bc_grad(params, x, target, eps[t], act_dim, scale)
+            if momentum != 0:
+                buf = steps_ if buf is None else torch._foreach_add(steps_, buf, alpha=momentum)
+                steps_ = buf
+            params = torch._foreach_add(params, steps_)
     return params
