@@ -3,7 +3,7 @@
     python scripts/bench_load.py [--transitions 1000000] [--repeats 3]
 
 Writes a hopper-shaped D4RL-layout file (float32, 1000-step episodes with timeouts, some terminals) to a
-temp folder, then reports the best of ``--repeats`` timings of each reader and their ratio.
+temp folder, then reports the best of ``--repeats`` interleaved timings of each reader and their ratio.
 """
 
 from __future__ import annotations
@@ -39,26 +39,27 @@ def read_plain(path: Path) -> dict[str, np.ndarray]:
                                       "next_observations")}
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def best_of(fns, repeats: int) -> list[float]:
+    """Best wall time of each function, run interleaved so load changes on a shared machine hit both alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [min(ts) for ts in times]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transitions", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hopper_bench-v5.hdf5"
         make_file(path, args.transitions)
         ds = load_d4rl(path)
-        plain = best_of(lambda: read_plain(path), args.repeats)
-        ours = best_of(lambda: load_d4rl(path), args.repeats)
+        plain, ours = best_of([lambda: read_plain(path), lambda: load_d4rl(path)], args.repeats)
     print(f"file: {args.transitions} rows -> {len(ds)} transitions, {ds.num_episodes} episodes")
     print(f"plain h5py read of all arrays: {plain:.3f} s")
     print(f"load_d4rl (qlearning, checks):  {ours:.3f} s")
