@@ -166,6 +166,24 @@ def test_meta_gradient_matches_naive_autograd_and_finite_differences(stochastic,
                 assert abs(fd - float(grad.reshape(-1)[i])) < 1e-7 + 1e-5 * abs(fd)
 
 
+@pytest.mark.parametrize("stochastic,momentum,students", [(True, 0.0, 1), (False, 0.9, 2), (True, 0.5, 3)])
+def test_hand_vjp_equals_autograd_through_hand_gradient(stochastic, momentum, students):
+    g = torch.Generator().manual_seed(1)
+    dt = torch.float64
+    params0 = [p + 0.3 * torch.randn(p.shape, generator=g, dtype=dt)
+               for p in init_params(layer_dims(OBS, ACT, HID, 3, stochastic), students, g, dtype=dt)]
+    states = torch.randn(5, OBS, generator=g, dtype=dt, requires_grad=True)
+    actions = (torch.rand(5, ACT, generator=g, dtype=dt) * 1.6 - 0.8).requires_grad_(True)
+    noise = torch.randn(4, students, 5, ACT, generator=g, dtype=dt) * 3 if stochastic else None
+    real = torch.randn(7, OBS, generator=g, dtype=dt)
+    out = []
+    for hand in (True, False):
+        trained = inner_loop(params0, states, actions, 4, noise, 0.5, momentum, hand_vjp=hand)
+        loss = student_action(trained, real, ACT).pow(2).sum()
+        out.append(torch.autograd.grad(loss, (states, actions)))
+    torch.testing.assert_close(out[0], out[1])
+
+
 def test_truncated_backprop_only_uses_last_steps():
     g = torch.Generator().manual_seed(0)
     params0 = init_params(layer_dims(OBS, ACT, HID, 2, False), 1, g)

@@ -126,8 +126,119 @@ def bc_grad(params: Params, x: torch.Tensor, target: torch.Tensor, noise: torch.
     return grads, action
 
 
+class _BCGradStep(torch.autograd.Function):
+    """:func:`bc_grad` as one autograd node whose backward (the vector-Jacobian product of the hand gradient,
+    i.e. the second-order step of the meta-gradient) is also written by hand, so the outer backward pass
+    issues a fixed, short list of ops per inner step instead of autograd's per-op bookkeeping.
+
+    Notation: layer i maps h_i -> z_i = h_i W_i + b_i (h_0 = x, h_{i+1} = relu(z_i)); the hand backward
+    runs delta_{L-1} = dL/d out, GW_i = h_i^T delta_i, Gb_i = sum_n delta_i,
+    delta_{i-1} = (delta_i W_i^T) * [h_i > 0]. Given the adjoints of the GW_i, Gb_i, the backward first
+    reverses that recursion (i = 0 .. L-1), then the head (tanh-Gaussian + MSE, second derivatives
+    included), then the forward pass (i = L-1 .. 0).
+    """
+
+    @staticmethod
+    def forward(ctx, x, neg_scaled_target, noise, act_dim, scale, fused, *params):  # type: ignore[override]
+        # Not recorded by autograd, so in-place ops are safe and every op here is one aten call.
+        # ``fused``: return the SGD step's result theta + step instead of the step alone.
+        n_layers = len(params) // 2
+        hs, hts, wts = [x], [x.transpose(1, 2)], [params[0]]
+        h = x
+        for i in range(n_layers - 1):
+            h = torch.bmm(h, params[2 * i]).add_(params[2 * i + 1]).clamp_min_(0.0)
+            hs.append(h)
+            hts.append(h.transpose(1, 2))
+            wts.append(params[2 * i + 2].transpose(1, 2))
+        out = torch.bmm(h, params[-2]).add_(params[-1])
+        if noise is None:
+            action = out.tanh_()
+            resid = torch.add(neg_scaled_target, action, alpha=scale)  # scale * (a - y)
+            d_out = torch.ops.aten.tanh_backward(resid, action)
+            log_std_raw = scaled_noise = d_mean = None
+        else:
+            mean, log_std_raw = out[..., :act_dim], out[..., act_dim:]
+            scaled_noise = log_std_raw.clamp(LOG_STD_MIN, LOG_STD_MAX).exp_().mul_(noise)
+            action = torch.add(mean, scaled_noise).tanh_()
+            resid = torch.add(neg_scaled_target, action, alpha=scale)
+            d_mean = torch.ops.aten.tanh_backward(resid, action)
+            d_log_std = torch.ops.aten.hardtanh_backward(d_mean * scaled_noise, log_std_raw, LOG_STD_MIN,
+                                                         LOG_STD_MAX)
+            d_out = torch.cat([d_mean, d_log_std], -1)
+        deltas: list[torch.Tensor] = [d_out] * n_layers
+        grads: list[torch.Tensor] = [d_out] * len(params)
+        for i in range(n_layers - 1, -1, -1):
+            grads[2 * i] = torch.bmm(hts[i], d_out)
+            grads[2 * i + 1] = d_out.sum(1, keepdim=True)
+            if i > 0:
+                d_out = torch.ops.aten.threshold_backward(torch.bmm(d_out, wts[i]), hs[i], 0)
+                deltas[i - 1] = d_out
+        ctx.act_dim, ctx.scale, ctx.n_layers, ctx.stochastic = act_dim, scale, n_layers, noise is not None
+        ctx.fused = fused
+        extra = [log_std_raw, scaled_noise, d_mean] if noise is not None else []
+        ctx.save_for_backward(action, resid, *extra, *hs, *hts, *wts, *deltas, *params)
+        if fused:
+            return tuple(g.add_(p) for g, p in zip(grads, params))
+        return tuple(grads)
+
+    @staticmethod
+    def backward(ctx, *g):  # type: ignore[override]
+        n_layers, scale = ctx.n_layers, ctx.scale
+        saved = list(ctx.saved_tensors)
+        action, resid = saved[:2]
+        k = 5 if ctx.stochastic else 2
+        if ctx.stochastic:
+            log_std_raw, scaled_noise, d_mean = saved[2:5]
+        hs, hts, wts, deltas = (saved[k + j * n_layers:k + (j + 1) * n_layers] for j in range(4))
+        params = saved[k + 4 * n_layers:]
+        w_bar: list[torch.Tensor | None] = [None] * n_layers
+        h_bar: list[torch.Tensor] = [hs[0]] * n_layers
+        # 1. reverse the hand backward: GW_i = h_i^T delta_i, Gb_i = sum delta_i, delta_{i-1} = (delta_i W_i^T) m_i
+        d_bar = g[1]
+        for i in range(n_layers):
+            g_w = g[2 * i]
+            h_bar[i] = torch.bmm(deltas[i], g_w.transpose(1, 2))
+            d_bar = torch.bmm(hs[i], g_w).add_(d_bar)  # d_bar holds Gb_i's adjoint (+ the carry from i - 1)
+            if i + 1 < n_layers:
+                p_bar = torch.ops.aten.threshold_backward(d_bar, hs[i + 1], 0)
+                w_bar[i + 1] = torch.bmm(p_bar.transpose(1, 2), deltas[i + 1])
+                d_bar = torch.bmm(p_bar, params[2 * i + 2]).add_(g[2 * i + 3])
+        # 2. the head: d_out = tanh'(u) * scale * (a - y) (and its log-std part), second derivatives included
+        if ctx.stochastic:
+            d_mean_bar, d_log_std_bar = d_bar[..., :ctx.act_dim], d_bar[..., ctx.act_dim:]
+            q = torch.ops.aten.hardtanh_backward(d_log_std_bar, log_std_raw, LOG_STD_MIN, LOG_STD_MAX)
+            d_mean_bar = torch.addcmul(d_mean_bar, q, scaled_noise)
+            noise_bar = q.mul_(d_mean)
+        else:
+            d_mean_bar = d_bar
+        resid_bar = torch.ops.aten.tanh_backward(d_mean_bar, action)
+        a_bar = torch.mul(action, resid).mul_(d_mean_bar).add_(resid_bar, alpha=scale / -2.0)
+        u_bar = torch.ops.aten.tanh_backward(a_bar, action)  # -1/2 of d/du: sign and factor fixed below
+        target_bar = resid_bar.sum(0)
+        if ctx.stochastic:
+            log_std_bar = torch.ops.aten.hardtanh_backward(
+                torch.add(noise_bar, u_bar, alpha=-2.0).mul_(scaled_noise), log_std_raw, LOG_STD_MIN, LOG_STD_MAX)
+            z_bar = torch.cat([u_bar.mul_(-2.0), log_std_bar], -1)
+        else:
+            z_bar = u_bar.mul_(-2.0)
+        # 3. reverse the forward pass
+        param_bars: list[torch.Tensor | None] = [None] * len(params)
+        for i in range(n_layers - 1, -1, -1):
+            w = torch.bmm(hts[i], z_bar)
+            param_bars[2 * i] = w if w_bar[i] is None else w.add_(w_bar[i])
+            param_bars[2 * i + 1] = z_bar.sum(1, keepdim=True)
+            if ctx.fused:  # theta_{t+1} = theta_t + step: the identity path
+                param_bars[2 * i].add_(g[2 * i])
+                param_bars[2 * i + 1].add_(g[2 * i + 1])
+            h_bar[i] = torch.bmm(z_bar, wts[i] if i > 0 else params[0].transpose(1, 2)).add_(h_bar[i])
+            if i > 0:
+                z_bar = torch.ops.aten.threshold_backward(h_bar[i], hs[i], 0)
+        return (h_bar[0], target_bar, None, None, None, None, *param_bars)
+
+
 def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, steps: int,
-               noise: torch.Tensor | None, lr: float, momentum: float = 0.0, truncate: int = 0) -> Params:
+               noise: torch.Tensor | None, lr: float, momentum: float = 0.0, truncate: int = 0,
+               hand_vjp: bool = True) -> Params:
     """T = ``steps`` SGD steps of BC on the synthetic set from ``params``:
     ``theta_{t+1} = theta_t - lr * v_t``, ``v_t = momentum * v_{t-1} + grad_theta bc_loss(theta_t; eps_t)``
     (PyTorch SGD; plain SGD when momentum is 0).
@@ -135,11 +246,14 @@ def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, step
     ``states`` (N, obs) normalized and ``actions`` (N, act) are the synthetic set; ``noise`` (T, S, N, act)
     holds eps_t for a tanh-Gaussian student (None for a deterministic one). ``truncate`` = K in (0, T)
     backpropagates only through the last K steps (the first T - K run without a graph). Returns the
-    trained parameters, differentiable w.r.t. ``states`` and ``actions``.
+    trained parameters, differentiable w.r.t. ``states`` and ``actions``. ``hand_vjp`` False lets autograd
+    differentiate :func:`bc_grad` op by op instead of using :class:`_BCGradStep`'s hand-written backward
+    (same numbers, many more ops; kept as a cross-check).
     """
     n, act_dim = actions.shape
     scale = -lr * 2.0 / (n * act_dim)  # the MSE's 2 / (N act_dim) and the descent step, see bc_grad
     target = actions
+    neg_scaled_target = actions * -scale if hand_vjp else None
     x = states.unsqueeze(0).expand(params[0].shape[0], -1, -1)
     buf: Params | None = None
     eps = noise.unbind(0) if noise is not None else [None] * steps
@@ -150,7 +264,13 @@ def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, step
                 x, target = x.detach(), target.detach()
             elif t == cut and cut > 0:
                 x, target = states.unsqueeze(0).expand(params[0].shape[0], -1, -1), actions
-            steps_, _ = bc_grad(params, x, target, eps[t], act_dim, scale)
+            if torch.is_grad_enabled() and hand_vjp and momentum == 0:
+                params = list(_BCGradStep.apply(x, neg_scaled_target, eps[t], act_dim, scale, True, *params))
+                continue
+            if torch.is_grad_enabled() and hand_vjp:
+                steps_ = list(_BCGradStep.apply(x, neg_scaled_target, eps[t], act_dim, scale, False, *params))
+            else:
+                steps_, _ = bc_grad(params, x, target, eps[t], act_dim, scale)
             if momentum != 0:
                 buf = steps_ if buf is None else torch._foreach_add(steps_, buf, alpha=momentum)
                 steps_ = buf
