@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 # small estimators so each fit takes well under a second
 FAST = {"kde": {}, "knn": {"k": 5}, "gmm": {"components": 3},
-        "flow": {"flow_layers": 2, "flow_hidden": 32, "flow_steps": 150, "flow_batch": 256, "flow_lr": 3e-3}}
+        "flow": {"flow_layers": 2, "flow_hidden": 32, "flow_steps": 80, "flow_batch": 256, "flow_lr": 3e-3}}
 
 
 def cluster_and_outliers(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

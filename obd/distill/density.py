@@ -64,8 +64,9 @@ class DensityConfig:
     """How SDW weights are estimated.
 
     Defaults, timed by ``scripts/bench_density.py`` on 200k x 17 states and extrapolated to 1M, on a
-    2-core machine shared with about 8 busy processes (n_jobs=1, 2 torch threads): gmm ~20 s,
-    kde ~100 s, knn ~120 s, flow see the bench. The KDE's 1,000-state fit keeps its Scott bandwidth
+    2-core machine shared with about 8 busy processes (n_jobs=1): gmm ~20 s, kde ~100 s, knn ~120 s,
+    flow ~35 s with 1 torch thread (about 13 s of it the 500 training steps; 2 torch threads on the
+    busy machine made each step 10x slower). The KDE's 1,000-state fit keeps its Scott bandwidth
     wide (0.72 in 17-d), so its log-density spread and the weights' spread are the smallest of the four.
 
     ``fit_samples`` caps the states an estimator is fitted on (0 = all, None = the estimator's entry in
