@@ -70,8 +70,9 @@ class DensityConfig:
     wide (0.72 in 17-d), so its log-density spread and the weights' spread are the smallest of the four.
 
     ``fit_samples`` caps the states an estimator is fitted on (0 = all, None = the estimator's entry in
-    ``DEFAULT_FIT_SAMPLES``); ``chunk_size`` is how many states are scored at once. ``bandwidth`` is "scott", "silverman" (rules of thumb for unit-variance
-    data, computed for ``fit_samples`` points) or a positive number in normalized state units.
+    ``DEFAULT_FIT_SAMPLES``); ``chunk_size`` is how many states are scored at once. ``bandwidth`` is
+    "scott", "silverman" (rules of thumb for unit-variance data, computed for the fitted states) or a
+    positive number in normalized state units.
     """
 
     estimator: str = "knn"
@@ -122,7 +123,8 @@ class DensityConfig:
         if self.fit_samples is not None and (isinstance(self.fit_samples, bool)
                                              or not isinstance(self.fit_samples, int) or self.fit_samples < 0):
             raise ObdError(f"density.fit_samples: expected an integer >= 0 or None, got {self.fit_samples!r}")
-        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
+        n_jobs = self.n_jobs
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
             raise ObdError(f"density.n_jobs: expected -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
         for name, lo in (("chunk_size", 1), ("k", 1), ("components", 1),
                          ("gmm_max_iter", 1), ("flow_layers", 1), ("flow_hidden", 1), ("flow_steps", 0),
@@ -138,7 +140,8 @@ class DensityConfig:
             try:
                 torch.device(self.device)
             except RuntimeError:
-                raise ObdError(f"density.device: expected 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}") from None
+                raise ObdError(f"density.device: expected 'auto', 'cpu' or 'cuda[:i]', "
+                               f"got {self.device!r}") from None
 
 
 @dataclass
@@ -180,7 +183,8 @@ def _check_states(states: np.ndarray | torch.Tensor) -> np.ndarray:
     states = states.astype(np.float64, copy=False)
     bad = ~np.isfinite(states).all(axis=1)
     if bad.any():
-        raise ObdError(f"normalized_states: {int(bad.sum())} rows hold NaN or inf (first: row {int(np.argmax(bad))})")
+        raise ObdError(f"normalized_states: {int(bad.sum())} rows hold NaN or inf "
+                       f"(first: row {int(np.argmax(bad))})")
     return states
 
 
