@@ -345,12 +345,13 @@ def test_bad_inputs_fail_before_work():
         tiny_config(sdw=True, **{"density.bogus": 1}).validate()
 
 
-def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "obd.distill", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+def _cli(*args):
+    from obd.distill.__main__ import main
+
+    return main(list(args))
 
 
-def test_cli_runs_and_resumes_and_reports_errors(tmp_path):
+def test_cli_runs_and_resumes_and_reports_errors(tmp_path, capsys):
     from obd.data import write_d4rl
 
     data = make_dataset()
@@ -361,8 +362,7 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path):
     args = ["--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "objective=dbc",
             "n_syn=4", "student.hidden=8", "student.depth=2", "inner.steps=2", "outer.batch=8", "outer_steps=4",
             "checkpoint_every=2", "device=cpu", "--no-progress"]
-    done = _cli(*args, "--out", str(tmp_path / "run"), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert _cli(*args, "--out", str(tmp_path / "run")) == 0
     final = load_synthetic(tmp_path / "run" / "synthetic.hdf5")
     assert final.metadata["outer_step"] == 4
     # simulate a kill after step 2: later checkpoints and the final file gone, metrics lines left over
@@ -370,16 +370,24 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path):
     shutil.copytree(tmp_path / "run", killed)
     for p in [killed / "synthetic.hdf5", *(killed / "checkpoints").glob("step_0000004.*")]:
         p.unlink()
-    done = _cli("--resume", str(killed), "--no-progress", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert _cli("--resume", str(killed), "--no-progress") == 0
     again = load_synthetic(killed / "synthetic.hdf5")
     assert np.array_equal(again.observations, final.observations) and torch.equal(again.actions, final.actions)
-    bad = _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), "objective=nope", cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "objective" in bad.stderr
-    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    bad = _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "device=cpu",
-               "--out", str(tmp_path / "x"), cwd=tmp_path)
-    assert bad.returncode == 2 and "teacher" in bad.stderr and not (tmp_path / "x" / "config.yaml").exists()
+    assert _cli(*args, "--out", str(tmp_path / "run")) == 2  # an existing run is not overwritten
+    assert "--resume" in capsys.readouterr().err
+    assert _cli("--resume", str(killed), "n_syn=8") == 2
+    assert "may only change" in capsys.readouterr().err
+    assert _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "device=cpu",
+                "--out", str(tmp_path / "x")) == 2
+    assert "teacher" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "obd.distill", "--config", str(ROOT / "configs" / "fast_avpbc.yaml"),
+                           "objective=nope"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2 and done.stderr.startswith("error:") and "objective" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("name", ["paper_avpbc", "paper_pbc", "paper_dbc", "paper_sdw", "fast_avpbc", "fast_pbc",
