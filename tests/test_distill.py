@@ -395,3 +395,31 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 def test_shipped_configs_load(name):
     cfg = load_config(DistillConfig, ROOT / "configs" / f"{name}.yaml")
     cfg.validate()
+
+
+def test_with_a_real_teacher_file_and_dataset_file(tmp_path):
+    """The contracts with obd.teachers (Teacher.save/load) and obd.data (write_d4rl/load_dataset) end to end."""
+    from obd.data import write_d4rl
+    from obd.teachers import Teacher
+    from obd.teachers.networks import EnsembleQ, TeacherActor
+
+    data = make_dataset()
+    data_path = write_d4rl(tmp_path / "tiny.hdf5", observations=data.observations, actions=data.actions,
+                           rewards=data.rewards, terminals=data.terminals, timeouts=np.zeros(len(data), bool),
+                           next_observations=data.next_observations)
+    torch.manual_seed(0)
+    teacher = Teacher(TeacherActor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+                      data.normalizer, device="cpu")
+    teacher.save(tmp_path / "teacher.pt")
+    cfg = tiny_config(dataset=str(data_path), teacher=str(tmp_path / "teacher.pt"), init="topq", outer_steps=2)
+    syn = start(cfg, tmp_path / "run", progress=False)
+    assert syn.metadata["teacher"] == str(tmp_path / "teacher.pt") and syn.metadata["outer_step"] == 2
+    d = cfg.create(progress=False)  # loads both files itself
+    from obd.data import load_dataset
+
+    obs = load_dataset(str(data_path)).observations
+    loaded = Teacher.load(tmp_path / "teacher.pt")
+    mean, std = loaded.mean_std(obs)
+    torch.testing.assert_close(d.objective.teacher_mean, mean)
+    torch.testing.assert_close(d.objective.teacher_std, std)
+    torch.testing.assert_close(d.objective.q_values, loaded.q(obs, loaded.act(obs)))
