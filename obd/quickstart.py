@@ -1,0 +1,213 @@
+"""``python -m obd quickstart --out DIR``: the whole pipeline on the built-in default, offline, on a CPU.
+
+1. data: the default dataset (``hopper-medium-v5``, 100k transitions) is built from the shipped SAC
+   behavior policy ``envs/hopper/behavior_medium.pt`` into a cache folder the first time;
+2. teacher: the shipped TD3+BC teacher ``envs/hopper/teacher_td3bc_medium.pt``;
+3. distill: Av-PBC with the default CPU preset ``configs/quickstart.yaml`` into ``DIR/distill``;
+4. evaluate: the synthetic set, a random selection of the same size (same protocol) and the teacher;
+   prints a three-row table and writes ``DIR/report.json``, ``DIR/synthetic.hdf5`` and ``DIR/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from obd.errors import ObdError
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "configs" / "quickstart.yaml"
+DEFAULT_TEACHER = REPO / "envs" / "hopper" / "teacher_td3bc_medium.pt"
+ROWS = ("synthetic", "random_selection", "teacher")
+
+
+@dataclass
+class QuickstartSettings:
+    """What the quickstart runs; the defaults are the README's command."""
+
+    out: Path
+    task: str = "hopper"
+    level: str = "medium"
+    transitions: int = 100_000
+    dataset: str | None = None          # any load_dataset spec instead of the built default
+    teacher: Path = DEFAULT_TEACHER
+    config: Path = DEFAULT_CONFIG
+    overrides: tuple[str, ...] = ()
+    students: int = 10
+    episodes: int = 10
+    max_steps: int | None = None        # episode cap (tests); None = the task's 1000 steps
+    seed: int = 0
+    cache: Path | None = None
+    progress: bool = True
+
+
+def cache_dir(settings: QuickstartSettings) -> Path:
+    root = settings.cache or Path(os.environ.get("OBD_CACHE", Path.home() / ".cache" / "obd"))
+    return Path(root).expanduser() / "datasets" / f"{settings.task}-{settings.level}-{settings.transitions}"
+
+
+def default_dataset(settings: QuickstartSettings) -> Any:
+    """Load the default dataset, building it from the shipped behavior policy on first use."""
+    from obd.data import load_d4rl
+    from obd.data.build import BuildConfig, build
+
+    folder = cache_dir(settings)
+    cfg = BuildConfig(settings.task, settings.level, settings.transitions, seed=settings.seed,
+                      out_dir=str(folder), progress=settings.progress)
+    if not cfg.d4rl_file.is_file():
+        print(f"[1/4] building {settings.task}-{settings.level} ({settings.transitions} transitions) into {folder}",
+              flush=True)
+        previous = os.environ.get("MINARI_DATASETS_PATH")
+        os.environ["MINARI_DATASETS_PATH"] = str(folder / "minari")
+        try:
+            cfg.overwrite = True  # a half-built Minari copy from a killed run must not block the rebuild
+            build(cfg)
+        finally:
+            if previous is None:
+                os.environ.pop("MINARI_DATASETS_PATH", None)
+            else:
+                os.environ["MINARI_DATASETS_PATH"] = previous
+    else:
+        print(f"[1/4] dataset {cfg.d4rl_file} (cached)", flush=True)
+    return load_d4rl(cfg.d4rl_file)
+
+
+def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
+    """Run the four stages and return the report (also written to ``out/report.json``)."""
+    from obd.config import load_config
+    from obd.data import load_dataset
+    from obd.distill import DistillConfig
+    from obd.distill.run import start
+    from obd.evaluate import evaluate_synthetic, evaluate_teacher, random_selection
+    from obd.io import write_json_atomic
+    from obd.teachers import Teacher
+
+    out = Path(settings.out)
+    t_start = time.perf_counter()
+    if not Path(settings.teacher).is_file():
+        raise ObdError(f"{settings.teacher}: teacher file not found (train one with `python -m obd.teacher train`)")
+    cfg = load_config(DistillConfig, settings.config, list(settings.overrides),
+                      base={"teacher": str(settings.teacher), "seed": settings.seed})
+    cfg.validate()
+
+    dataset = load_dataset(settings.dataset) if settings.dataset else default_dataset(settings)
+    teacher = Teacher.load(settings.teacher)
+    cfg.dataset = dataset.source
+    print(f"[2/4] teacher {settings.teacher} ({teacher.metadata.get('algo', '?')})", flush=True)
+
+    print(f"[3/4] distilling {cfg.n_syn} pairs with {cfg.objective} for {cfg.outer_steps} outer steps", flush=True)
+    t0 = time.perf_counter()
+    syn = start(cfg, out / "distill", dataset=dataset, teacher=teacher, progress=settings.progress)
+    distill_seconds = time.perf_counter() - t0
+    syn.save(out / "synthetic.hdf5")
+
+    print(f"[4/4] evaluating: {settings.students} students x {settings.episodes} episodes per set", flush=True)
+    common = dict(students=settings.students, episodes=settings.episodes, seed=settings.seed,
+                  max_steps=settings.max_steps)
+    results = {
+        "synthetic": evaluate_synthetic(syn, **common),
+        "random_selection": evaluate_synthetic(random_selection(dataset, cfg.n_syn, settings.seed),
+                                               where="random selection", **common),
+        "teacher": evaluate_teacher(teacher, episodes=settings.episodes, seed=settings.seed,
+                                    max_steps=settings.max_steps),
+    }
+    report = {
+        row: {k: results[row][k] for k in ("normalized_score_mean", "normalized_score_std", "return_mean",
+                                            "per_policy_normalized_score")}
+        for row in ROWS
+    }
+    report["settings"] = {"dataset": dataset.source, "transitions": len(dataset), "teacher": str(settings.teacher),
+                          "config": str(settings.config), "overrides": list(settings.overrides),
+                          "n_syn": cfg.n_syn, "outer_steps": cfg.outer_steps, "students": settings.students,
+                          "episodes": settings.episodes, "max_steps": settings.max_steps, "seed": settings.seed}
+    report["seconds"] = {"distill": distill_seconds, "total": time.perf_counter() - t_start}
+    plots = write_plots(out, out / "distill" / "metrics.jsonl", report)
+    report["plots"] = plots
+    write_json_atomic(out / "report.json", report)
+    print(format_table(report))
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"{'':<18}{'normalized score':>20}{'return':>10}", "-" * 48]
+    names = {"synthetic": "synthetic set", "random_selection": "random selection", "teacher": "teacher"}
+    for row in ROWS:
+        r = report[row]
+        lines.append(f"{names[row]:<18}{r['normalized_score_mean']:>12.1f} +- {r['normalized_score_std']:<5.1f}"
+                     f"{r['return_mean']:>10.0f}")
+    s = report["settings"]
+    lines.append(f"({s['n_syn']} pairs, {s['outer_steps']} outer steps, {s['students']} students x "
+                 f"{s['episodes']} episodes; {report['seconds']['total']:.0f} s in all)")
+    return "\n".join(lines)
+
+
+def write_plots(out: Path, metrics_path: Path, report: dict[str, Any]) -> list[str]:
+    """``outer_loss.png`` (outer objective against outer step) and ``scores.png`` (the three rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from obd.io import atomic_path
+
+    written = []
+    steps, losses = [], []
+    if metrics_path.is_file():
+        for line in metrics_path.read_text().splitlines():
+            m = json.loads(line)
+            steps.append(m["step"])
+            losses.append(m["loss"])
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(steps, losses, lw=1)
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("outer objective H")
+    ax.set_yscale("log")
+    ax.set_title("distillation")
+    fig.tight_layout()
+    with atomic_path(out / "outer_loss.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    written.append("outer_loss.png")
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    means = [report[r]["normalized_score_mean"] for r in ROWS]
+    stds = [report[r]["normalized_score_std"] for r in ROWS]
+    ax.bar(["synthetic set", "random selection", "teacher"], means, yerr=stds, capsize=4,
+           color=["tab:blue", "tab:gray", "tab:green"])
+    ax.set_ylabel("D4RL normalized score")
+    fig.tight_layout()
+    with atomic_path(out / "scores.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    written.append("scores.png")
+    return written
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quickstart", help="build data, distill with Av-PBC, evaluate: the whole pipeline")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="distillation config overrides")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--dataset", default=None, help="use this dataset (path / D4RL id / Minari id) instead")
+    p.add_argument("--transitions", type=int, default=100_000, help="size of the built default dataset")
+    p.add_argument("--teacher", type=Path, default=DEFAULT_TEACHER)
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--students", type=int, default=10)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=None, help="dataset cache (default $OBD_CACHE or ~/.cache/obd)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(a: argparse.Namespace) -> int:
+    run_quickstart(QuickstartSettings(
+        out=a.out, transitions=a.transitions, dataset=a.dataset, teacher=a.teacher, config=a.config,
+        overrides=tuple(a.overrides), students=a.students, episodes=a.episodes, max_steps=a.max_steps,
+        seed=a.seed, cache=a.cache, progress=not a.no_progress))
+    return 0
