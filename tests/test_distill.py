@@ -114,7 +114,8 @@ def _naive_meta_loss(states, actions, params0, noise, real, targets, weights, lr
     names = [n for n, _ in student.named_parameters()]
     params = []
     for i in range(len(params0) // 2):
-        params += [params0[2 * i][0].T.clone().requires_grad_(True), params0[2 * i + 1][0, 0].clone().requires_grad_(True)]
+        params += [params0[2 * i][0].T.clone().requires_grad_(True),
+                   params0[2 * i + 1][0, 0].clone().requires_grad_(True)]
     buf = None
     for t in range(len(noise) if noise is not None else 3):
         mean, log_std = functional_call(student, dict(zip(names, params)), (states,))
@@ -166,7 +167,8 @@ def test_meta_gradient_matches_naive_autograd_and_finite_differences(stochastic,
                 assert abs(fd - float(grad.reshape(-1)[i])) < 1e-7 + 1e-5 * abs(fd)
 
 
-@pytest.mark.parametrize("stochastic,momentum,students", [(True, 0.0, 1), (False, 0.0, 2), (False, 0.9, 2), (True, 0.5, 3)])
+@pytest.mark.parametrize("stochastic,momentum,students",
+                         [(True, 0.0, 1), (False, 0.0, 2), (False, 0.9, 2), (True, 0.5, 3)])
 def test_hand_vjp_equals_autograd_through_hand_gradient(stochastic, momentum, students):
     g = torch.Generator().manual_seed(1)
     dt = torch.float64
