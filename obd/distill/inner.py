@@ -131,39 +131,68 @@ def bc_grad(params: Params, x: torch.Tensor, target: torch.Tensor, noise: torch.
     return grads, action
 
 
+def _t(t: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    """Batched transpose (S, a, b) -> (S, b, a) of the first ``rows`` rows, as one ``as_strided`` (a
+    ``transpose`` is two aten ops, a transpose of a row slice four)."""
+    s0, s1, s2 = t.stride()
+    return t.as_strided((t.shape[0], t.shape[2], t.shape[1] if rows is None else rows), (s0, s2, s1),
+                        t.storage_offset())
+
+
+def _rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """The first ``rows`` rows (S, rows, b) of ``t`` (S, a, b), as one ``as_strided``."""
+    return t.as_strided((t.shape[0], rows, t.shape[2]), t.stride(), t.storage_offset())
+
+
+def _cols(t: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    """Columns ``start .. start + n`` of the last axis of ``t`` (S, N, c), as one ``as_strided``."""
+    return t.as_strided((*t.shape[:-1], n), t.stride(), t.storage_offset() + start * t.stride(-1))
+
+
 class _BCGradStep(torch.autograd.Function):
     """:func:`bc_grad` as one autograd node whose backward (the vector-Jacobian product of the hand gradient,
     i.e. the second-order step of the meta-gradient) is also written by hand, so the outer backward pass
     issues a fixed, short list of ops per inner step instead of autograd's per-op bookkeeping.
 
-    Notation: layer i maps h_i -> z_i = h_i W_i + b_i (h_0 = x, h_{i+1} = relu(z_i)); the hand backward
-    runs delta_{L-1} = dL/d out, GW_i = h_i^T delta_i, Gb_i = sum_n delta_i,
-    delta_{i-1} = (delta_i W_i^T) * [h_i > 0]. Given the adjoints of the GW_i, Gb_i, the backward first
-    reverses that recursion (i = 0 .. L-1), then the head (tanh-Gaussian + MSE, second derivatives
-    included), then the forward pass (i = L-1 .. 0).
+    Layout: each layer's bias is folded into its weight as a last row, ``W_i`` (S, d_i + 1, d_{i+1}), and
+    every layer input carries a trailing column of ones, ``A_i = [h_i, 1]`` (S, N, d_i + 1), so one batched
+    matmul gives ``z_i = A_i W_i`` and one gives the whole gradient ``A_i^T delta_i`` of weight and bias.
+
+    Notation: h_0 = x, h_{i+1} = relu(z_i); the hand backward runs delta_{L-1} = dL/d out,
+    GW_i = A_i^T delta_i, delta_{i-1} = (delta_i Wv_i^T) * [h_i > 0] with Wv_i the first d_i rows of W_i.
+    Given the adjoints G_i of the GW_i, the backward first reverses that recursion (i = 0 .. L-1), then the
+    head (tanh-Gaussian + MSE, second derivatives included), then the forward pass (i = L-1 .. 0).
+
+    Inputs: ``x`` (S, N, obs) (the differentiable synthetic states), ``x_aug`` = [x, 1] and its transposed
+    view ``x_aug_t`` (built once per inner loop, not differentiated here: x's adjoint is returned for
+    ``x``), ``ones`` (S, N, 1), ``neg_scaled_target`` (S, N, act) = -scale * y, ``noise`` (S, N, act) or
+    None, ``consts`` = (LOG_STD_MIN, LOG_STD_MAX, -2) as 0-d tensors (a Python scalar operand costs four
+    extra aten ops per call), ``fused``: return theta + step instead of the step alone.
     """
 
     @staticmethod
-    def forward(ctx, x, neg_scaled_target, noise, act_dim, scale, fused, *params):  # type: ignore[override]
+    def forward(ctx, x, x_aug, x_aug_t, ones, neg_scaled_target, noise, consts, act_dim, scale, fused,
+                *weights):  # type: ignore[override]
         # Not recorded by autograd, so in-place ops are safe and every op here is one aten call.
-        # ``fused``: return the SGD step's result theta + step instead of the step alone.
-        n_layers = len(params) // 2
-        hs, hts, wts = [x], [x.transpose(1, 2)], [params[0]]
-        h = x
+        n_layers = len(weights)
+        lo, hi, _ = consts
+        a_s, a_ts, hs = [x_aug], [x_aug_t], [x]
+        a = x_aug
         for i in range(n_layers - 1):
-            h = torch.bmm(h, params[2 * i]).add_(params[2 * i + 1]).clamp_min_(0.0)
+            h = torch.bmm(a, weights[i]).clamp_min_(0.0)
+            a = torch.cat([h, ones], -1)
             hs.append(h)
-            hts.append(h.transpose(1, 2))
-            wts.append(params[2 * i + 2].transpose(1, 2))
-        out = torch.bmm(h, params[-2]).add_(params[-1])
+            a_s.append(a)
+            a_ts.append(_t(a))
+        out = torch.bmm(a, weights[-1])
         if noise is None:
             action = out.tanh_()
             resid = torch.add(neg_scaled_target, action, alpha=scale)  # scale * (a - y)
             d_out = torch.ops.aten.tanh_backward(resid, action)
             log_std_raw = scaled_noise = d_mean = None
         else:
-            mean, log_std_raw = out[..., :act_dim], out[..., act_dim:]
-            scaled_noise = log_std_raw.clamp(LOG_STD_MIN, LOG_STD_MAX).exp_().mul_(noise)
+            mean, log_std_raw = _cols(out, 0, act_dim), _cols(out, act_dim, act_dim)
+            scaled_noise = torch.clamp(log_std_raw, lo, hi).exp_().mul_(noise)
             action = torch.add(mean, scaled_noise).tanh_()
             resid = torch.add(neg_scaled_target, action, alpha=scale)
             d_mean = torch.ops.aten.tanh_backward(resid, action)
@@ -171,19 +200,19 @@ class _BCGradStep(torch.autograd.Function):
                                                          LOG_STD_MAX)
             d_out = torch.cat([d_mean, d_log_std], -1)
         deltas: list[torch.Tensor] = [d_out] * n_layers
-        grads: list[torch.Tensor] = [d_out] * len(params)
+        grads: list[torch.Tensor] = [d_out] * n_layers
         for i in range(n_layers - 1, -1, -1):
-            grads[2 * i] = torch.bmm(hts[i], d_out)
-            grads[2 * i + 1] = d_out.sum(1, keepdim=True)
+            grads[i] = torch.bmm(a_ts[i], d_out)
             if i > 0:
-                d_out = torch.ops.aten.threshold_backward(torch.bmm(d_out, wts[i]), hs[i], 0)
+                d_out = torch.ops.aten.threshold_backward(torch.bmm(d_out, _t(weights[i], hs[i].shape[-1])),
+                                                          hs[i], 0)
                 deltas[i - 1] = d_out
         ctx.act_dim, ctx.scale, ctx.n_layers, ctx.stochastic = act_dim, scale, n_layers, noise is not None
-        ctx.fused = fused
+        ctx.fused, ctx.neg_two = fused, consts[2]
         extra = [log_std_raw, scaled_noise, d_mean] if noise is not None else []
-        ctx.save_for_backward(action, resid, *extra, *hs, *hts, *wts, *deltas, *params)
+        ctx.save_for_backward(action, resid, *extra, *hs, *a_s, *a_ts, *deltas, *weights)
         if fused:
-            return tuple(g.add_(p) for g, p in zip(grads, params))
+            return tuple(gw.add_(w) for gw, w in zip(grads, weights))
         return tuple(grads)
 
     @staticmethod
@@ -194,23 +223,20 @@ class _BCGradStep(torch.autograd.Function):
         k = 5 if ctx.stochastic else 2
         if ctx.stochastic:
             log_std_raw, scaled_noise, d_mean = saved[2:5]
-        hs, hts, wts, deltas = (saved[k + j * n_layers:k + (j + 1) * n_layers] for j in range(4))
-        params = saved[k + 4 * n_layers:]
+        hs, a_s, a_ts, deltas, weights = (saved[k + j * n_layers:k + (j + 1) * n_layers] for j in range(5))
+        dims = [h.shape[-1] for h in hs]
         w_bar: list[torch.Tensor | None] = [None] * n_layers
-        h_bar: list[torch.Tensor] = [hs[0]] * n_layers
-        # 1. reverse the hand backward: GW_i = h_i^T delta_i, Gb_i = sum delta_i, delta_{i-1} = (delta_i W_i^T) m_i
-        d_bar = g[1]
+        # 1. reverse the hand backward: GW_i = A_i^T delta_i, delta_{i-1} = (delta_i Wv_i^T) m_i
+        d_bar = g[0]  # replaced at i = 0
         for i in range(n_layers):
-            g_w = g[2 * i]
-            h_bar[i] = torch.bmm(deltas[i], g_w.transpose(1, 2))
-            d_bar = torch.bmm(hs[i], g_w).add_(d_bar)  # d_bar holds Gb_i's adjoint (+ the carry from i - 1)
+            d_bar = torch.bmm(a_s[i], g[i]) if i == 0 else torch.bmm(a_s[i], g[i]).add_(d_bar)
             if i + 1 < n_layers:
                 p_bar = torch.ops.aten.threshold_backward(d_bar, hs[i + 1], 0)
-                w_bar[i + 1] = torch.bmm(p_bar.transpose(1, 2), deltas[i + 1])
-                d_bar = torch.bmm(p_bar, params[2 * i + 2]).add_(g[2 * i + 3])
+                w_bar[i + 1] = torch.bmm(_t(p_bar), deltas[i + 1])  # adjoint of Wv_{i+1} (bias row excluded)
+                d_bar = torch.bmm(p_bar, _rows(weights[i + 1], dims[i + 1]))
         # 2. the head: d_out = tanh'(u) * scale * (a - y) (and its log-std part), second derivatives included
         if ctx.stochastic:
-            d_mean_bar, d_log_std_bar = d_bar[..., :ctx.act_dim], d_bar[..., ctx.act_dim:]
+            d_mean_bar, d_log_std_bar = _cols(d_bar, 0, ctx.act_dim), _cols(d_bar, ctx.act_dim, ctx.act_dim)
             q = torch.ops.aten.hardtanh_backward(d_log_std_bar, log_std_raw, LOG_STD_MIN, LOG_STD_MAX)
             d_mean_bar = torch.addcmul(d_mean_bar, q, scaled_noise)
             noise_bar = q.mul_(d_mean)
@@ -219,26 +245,26 @@ class _BCGradStep(torch.autograd.Function):
         resid_bar = torch.ops.aten.tanh_backward(d_mean_bar, action)
         a_bar = torch.mul(action, resid).mul_(d_mean_bar).add_(resid_bar, alpha=scale / -2.0)
         u_bar = torch.ops.aten.tanh_backward(a_bar, action)  # -1/2 of d/du: sign and factor fixed below
-        target_bar = resid_bar.sum(0)
         if ctx.stochastic:
             log_std_bar = torch.ops.aten.hardtanh_backward(
                 torch.add(noise_bar, u_bar, alpha=-2.0).mul_(scaled_noise), log_std_raw, LOG_STD_MIN, LOG_STD_MAX)
-            z_bar = torch.cat([u_bar.mul_(-2.0), log_std_bar], -1)
+            z_bar = torch.cat([u_bar.mul_(ctx.neg_two), log_std_bar], -1)
         else:
-            z_bar = u_bar.mul_(-2.0)
-        # 3. reverse the forward pass
-        param_bars: list[torch.Tensor | None] = [None] * len(params)
+            z_bar = u_bar.mul_(ctx.neg_two)
+        # 3. reverse the forward pass. A_i's adjoint (first d_i columns) gets delta_i Gv_i^T from step 1's
+        # GW_i and z_bar_i Wv_i^T from z_i = A_i W_i: one matmul of the concatenations.
+        weight_bars: list[torch.Tensor] = list(g)
         for i in range(n_layers - 1, -1, -1):
-            w = torch.bmm(hts[i], z_bar)
-            param_bars[2 * i] = w if w_bar[i] is None else w.add_(w_bar[i])
-            param_bars[2 * i + 1] = z_bar.sum(1, keepdim=True)
+            w = torch.bmm(a_ts[i], z_bar)
+            if w_bar[i] is not None:
+                _rows(w, dims[i]).add_(w_bar[i])
             if ctx.fused:  # theta_{t+1} = theta_t + step: the identity path
-                param_bars[2 * i].add_(g[2 * i])
-                param_bars[2 * i + 1].add_(g[2 * i + 1])
-            h_bar[i] = torch.bmm(z_bar, wts[i] if i > 0 else params[0].transpose(1, 2)).add_(h_bar[i])
+                w.add_(g[i])
+            weight_bars[i] = w
+            h_bar = torch.bmm(torch.cat([deltas[i], z_bar], -1), _t(torch.cat([g[i], weights[i]], -1), dims[i]))
             if i > 0:
-                z_bar = torch.ops.aten.threshold_backward(h_bar[i], hs[i], 0)
-        return (h_bar[0], target_bar, None, None, None, None, *param_bars)
+                z_bar = torch.ops.aten.threshold_backward(h_bar, hs[i], 0)
+        return (h_bar, None, None, None, resid_bar, None, None, None, None, None, *weight_bars)
 
 
 def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, steps: int,
@@ -257,25 +283,55 @@ def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, step
     """
     n, act_dim = actions.shape
     scale = -lr * 2.0 / (n * act_dim)  # the MSE's 2 / (N act_dim) and the descent step, see bc_grad
+    students = params[0].shape[0]
+    cut = steps - truncate if 0 < truncate < steps else 0
+    if not hand_vjp:
+        return _inner_loop_autograd(params, states, actions, steps, noise, scale, momentum, cut)
+    # The hand-VJP path runs on bias-folded weights (see _BCGradStep); everything constant across the T
+    # inner steps is built here once.
+    dims = [w.shape[1] for w in params[0::2]]
+    weights = [torch.cat([w, b], 1) for w, b in zip(params[0::2], params[1::2])]
+    like = dict(dtype=states.dtype, device=states.device)
+    ones = torch.ones((students, n, 1), **like)
+    consts = (torch.tensor(LOG_STD_MIN, **like), torch.tensor(LOG_STD_MAX, **like), torch.tensor(-2.0, **like))
+    x_full = states.unsqueeze(0).expand(students, -1, -1)
+    x_aug = torch.cat([x_full.detach(), ones], -1)
+    x_aug_t = _t(x_aug)
+    nst_full = (actions * -scale).unsqueeze(0).expand(students, -1, -1)
+    x, nst = (x_full.detach(), nst_full.detach()) if cut > 0 else (x_full, nst_full)
+    buf: Params | None = None
+    for t in range(steps):
+        with torch.set_grad_enabled(t >= cut and torch.is_grad_enabled()):
+            if t == cut and cut > 0:
+                x, nst = x_full, nst_full
+            eps = None if noise is None else noise.as_strided(
+                noise.shape[1:], noise.stride()[1:], noise.storage_offset() + t * noise.stride(0))
+            if momentum == 0:
+                weights = list(_BCGradStep.apply(x, x_aug, x_aug_t, ones, nst, eps, consts, act_dim, scale, True,
+                                                 *weights))
+                continue
+            steps_ = list(_BCGradStep.apply(x, x_aug, x_aug_t, ones, nst, eps, consts, act_dim, scale, False,
+                                            *weights))
+            buf = steps_ if buf is None else torch._foreach_add(steps_, buf, alpha=momentum)
+            weights = torch._foreach_add(weights, buf)
+    return [p for w, d in zip(weights, dims) for p in (w[:, :d], w[:, d:])]
+
+
+def _inner_loop_autograd(params: Params, states: torch.Tensor, actions: torch.Tensor, steps: int,
+                         noise: torch.Tensor | None, scale: float, momentum: float, cut: int) -> Params:
+    """:func:`inner_loop` with autograd differentiating :func:`bc_grad` op by op (the cross-check)."""
+    act_dim = actions.shape[1]
     target = actions
-    neg_scaled_target = actions * -scale if hand_vjp else None
     x = states.unsqueeze(0).expand(params[0].shape[0], -1, -1)
     buf: Params | None = None
     eps = noise.unbind(0) if noise is not None else [None] * steps
-    cut = steps - truncate if 0 < truncate < steps else 0
     for t in range(steps):
         with torch.set_grad_enabled(t >= cut and torch.is_grad_enabled()):
             if t < cut:
                 x, target = x.detach(), target.detach()
             elif t == cut and cut > 0:
                 x, target = states.unsqueeze(0).expand(params[0].shape[0], -1, -1), actions
-            if torch.is_grad_enabled() and hand_vjp and momentum == 0:
-                params = list(_BCGradStep.apply(x, neg_scaled_target, eps[t], act_dim, scale, True, *params))
-                continue
-            if torch.is_grad_enabled() and hand_vjp:
-                steps_ = list(_BCGradStep.apply(x, neg_scaled_target, eps[t], act_dim, scale, False, *params))
-            else:
-                steps_, _ = bc_grad(params, x, target, eps[t], act_dim, scale)
+            steps_, _ = bc_grad(params, x, target, eps[t], act_dim, scale)
             if momentum != 0:
                 buf = steps_ if buf is None else torch._foreach_add(steps_, buf, alpha=momentum)
                 steps_ = buf
