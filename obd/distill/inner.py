@@ -139,11 +139,6 @@ def _t(t: torch.Tensor, rows: int | None = None) -> torch.Tensor:
                         t.storage_offset())
 
 
-def _rows(t: torch.Tensor, rows: int) -> torch.Tensor:
-    """The first ``rows`` rows (S, rows, b) of ``t`` (S, a, b), as one ``as_strided``."""
-    return t.as_strided((t.shape[0], rows, t.shape[2]), t.stride(), t.storage_offset())
-
-
 def _cols(t: torch.Tensor, start: int, n: int) -> torch.Tensor:
     """Columns ``start .. start + n`` of the last axis of ``t`` (S, N, c), as one ``as_strided``."""
     return t.as_strided((*t.shape[:-1], n), t.stride(), t.storage_offset() + start * t.stride(-1))
@@ -167,7 +162,7 @@ class _BCGradStep(torch.autograd.Function):
     view ``x_aug_t`` (built once per inner loop, not differentiated here: x's adjoint is returned for
     ``x``), ``ones`` (S, N, 1), ``neg_scaled_target`` (S, N, act) = -scale * y, ``noise`` (S, N, act) or
     None, ``consts`` = (LOG_STD_MIN, LOG_STD_MAX, -2) as 0-d tensors (a Python scalar operand costs four
-    extra aten ops per call), ``fused``: return theta + step instead of the step alone.
+    extra aten ops per call) and zeros (S, N, 1), ``fused``: return theta + step instead of the step alone.
     """
 
     @staticmethod
@@ -175,7 +170,7 @@ class _BCGradStep(torch.autograd.Function):
                 *weights):  # type: ignore[override]
         # Not recorded by autograd, so in-place ops are safe and every op here is one aten call.
         n_layers = len(weights)
-        lo, hi, _ = consts
+        lo, hi = consts[:2]
         a_s, a_ts, hs = [x_aug], [x_aug_t], [x]
         a = x_aug
         for i in range(n_layers - 1):
@@ -208,7 +203,7 @@ class _BCGradStep(torch.autograd.Function):
                                                           hs[i], 0)
                 deltas[i - 1] = d_out
         ctx.act_dim, ctx.scale, ctx.n_layers, ctx.stochastic = act_dim, scale, n_layers, noise is not None
-        ctx.fused, ctx.neg_two = fused, consts[2]
+        ctx.fused, ctx.neg_two, ctx.zeros = fused, consts[2], consts[3]
         extra = [log_std_raw, scaled_noise, d_mean] if noise is not None else []
         ctx.save_for_backward(action, resid, *extra, *hs, *a_s, *a_ts, *deltas, *weights)
         if fused:
@@ -225,15 +220,17 @@ class _BCGradStep(torch.autograd.Function):
             log_std_raw, scaled_noise, d_mean = saved[2:5]
         hs, a_s, a_ts, deltas, weights = (saved[k + j * n_layers:k + (j + 1) * n_layers] for j in range(5))
         dims = [h.shape[-1] for h in hs]
-        w_bar: list[torch.Tensor | None] = [None] * n_layers
-        # 1. reverse the hand backward: GW_i = A_i^T delta_i, delta_{i-1} = (delta_i Wv_i^T) m_i
-        d_bar = g[0]  # replaced at i = 0
+        zeros = ctx.zeros
+        # P_i = adjoint of delta_{i-1} masked by m_i, with a zero column so that it lines up with A_i
+        p_aug: list[torch.Tensor | None] = [None] * n_layers
+        # 1. reverse the hand backward: GW_i = A_i^T delta_i, delta_{i-1} = (delta_i Wv_i^T) m_i; the adjoint
+        # of delta_i, A_i G_i + P_i Wv_i, is one matmul of the concatenations.
+        d_bar = torch.bmm(a_s[0], g[0])
         for i in range(n_layers):
-            d_bar = torch.bmm(a_s[i], g[i]) if i == 0 else torch.bmm(a_s[i], g[i]).add_(d_bar)
+            if i > 0:
+                d_bar = torch.bmm(torch.cat([a_s[i], p_aug[i]], -1), torch.cat([g[i], weights[i]], 1))
             if i + 1 < n_layers:
-                p_bar = torch.ops.aten.threshold_backward(d_bar, hs[i + 1], 0)
-                w_bar[i + 1] = torch.bmm(_t(p_bar), deltas[i + 1])  # adjoint of Wv_{i+1} (bias row excluded)
-                d_bar = torch.bmm(p_bar, _rows(weights[i + 1], dims[i + 1]))
+                p_aug[i + 1] = torch.cat([torch.ops.aten.threshold_backward(d_bar, hs[i + 1], 0), zeros], -1)
         # 2. the head: d_out = tanh'(u) * scale * (a - y) (and its log-std part), second derivatives included
         if ctx.stochastic:
             d_mean_bar, d_log_std_bar = _cols(d_bar, 0, ctx.act_dim), _cols(d_bar, ctx.act_dim, ctx.act_dim)
@@ -255,9 +252,10 @@ class _BCGradStep(torch.autograd.Function):
         # GW_i and z_bar_i Wv_i^T from z_i = A_i W_i: one matmul of the concatenations.
         weight_bars: list[torch.Tensor] = list(g)
         for i in range(n_layers - 1, -1, -1):
-            w = torch.bmm(a_ts[i], z_bar)
-            if w_bar[i] is not None:
-                _rows(w, dims[i]).add_(w_bar[i])
+            if i == 0:
+                w = torch.bmm(a_ts[0], z_bar)
+            else:  # A_i^T z_bar_i from z_i = A_i W_i plus P_i^T delta_i from step 1's delta recursion
+                w = torch.bmm(_t(torch.cat([a_s[i], p_aug[i]], 1)), torch.cat([z_bar, deltas[i]], 1))
             if ctx.fused:  # theta_{t+1} = theta_t + step: the identity path
                 w.add_(g[i])
             weight_bars[i] = w
@@ -293,7 +291,8 @@ def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, step
     weights = [torch.cat([w, b], 1) for w, b in zip(params[0::2], params[1::2])]
     like = dict(dtype=states.dtype, device=states.device)
     ones = torch.ones((students, n, 1), **like)
-    consts = (torch.tensor(LOG_STD_MIN, **like), torch.tensor(LOG_STD_MAX, **like), torch.tensor(-2.0, **like))
+    consts = (torch.tensor(LOG_STD_MIN, **like), torch.tensor(LOG_STD_MAX, **like), torch.tensor(-2.0, **like),
+              torch.zeros((students, n, 1), **like))
     x_full = states.unsqueeze(0).expand(students, -1, -1)
     x_aug = torch.cat([x_full.detach(), ones], -1)
     x_aug_t = _t(x_aug)
