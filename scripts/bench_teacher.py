@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from obd.data import TransitionDataset  # noqa: E402
 from obd.errors import ObdError, cli_entry  # noqa: E402
 from obd.teachers import ALGOS  # noqa: E402
-from obd.teachers.base import resolve_device  # noqa: E402
+from obd.device import resolve_device  # noqa: E402
 from obd.teachers.training import OfflineData  # noqa: E402
 
 

@@ -25,6 +25,7 @@ import torch
 from obd.data.d4rl import d4rl_dataset_dir, load_d4rl, write_d4rl
 from obd.data.minari_io import Episode, minari_root, write_minari
 from obd.envs import TaskSpec, get_task, make_env, normalized_score
+from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.io import atomic_path
 
@@ -83,10 +84,6 @@ class BuildConfig:
 def random_policy(spec: TaskSpec, rng: np.random.Generator) -> Policy:
     """Uniform actions in [-1, 1]^act_dim (the D4RL random level), drawn from ``rng``."""
     return lambda obs: rng.uniform(-1.0, 1.0, size=(len(obs), spec.act_dim)).astype(np.float32)
-
-
-def resolve_device(device: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
 
 
 def behavior_policy(path: Path, spec: TaskSpec, device: str = "auto") -> tuple[Policy, dict[str, Any]]:
@@ -348,4 +345,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["BuildConfig", "build", "collect", "replay_episodes", "random_policy", "behavior_policy", "LEVELS",
-           "parse_name", "resolve_device"]
+           "parse_name"]

@@ -49,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
+from obd.device import resolve_device
 from obd.errors import ObdError
 
 log = logging.getLogger(__name__)
@@ -345,9 +346,7 @@ class MAF(nn.Module):
 
 
 def _device(cfg: DensityConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
+    return resolve_device(cfg.device, "density.device")
 
 
 def _flow_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:

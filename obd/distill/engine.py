@@ -36,6 +36,7 @@ from obd.data.dataset import TransitionDataset
 from obd.distill.init import INITS, initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import NEEDS_TEACHER, OBJECTIVES, build_objective, outer_loss, query_teacher
+from obd.device import resolve_device
 from obd.distill.students import STUDENT_KINDS
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
@@ -176,19 +177,6 @@ class DistillConfig:
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ObdError(f"config key '{key}': expected one of {list(allowed)}, got {value!r}")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when present, else cpu; an unavailable cuda is an :class:`ObdError`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ObdError(f"config key 'device': expected auto, cpu or cuda[:N], got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ObdError("config key 'device': cuda requested but no GPU is available")
-    return dev
 
 
 def load_dataset_spec(spec: str) -> TransitionDataset:

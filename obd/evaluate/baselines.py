@@ -11,9 +11,10 @@ import torch
 from obd.data.dataset import TransitionDataset
 from obd.distill.synthetic import SyntheticDataset
 from obd.envs.rollout import rollout
+from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.evaluate.protocol import check_arch, resolve_task, rollout_students
-from obd.evaluate.students import StudentBatch, check_optimizer, default_device, resolve_lr
+from obd.evaluate.students import StudentBatch, check_optimizer, resolve_lr
 
 
 def random_selection(dataset: TransitionDataset, size: int = 256, seed: int = 0) -> SyntheticDataset:
@@ -40,7 +41,7 @@ def evaluate_bc(dataset: TransitionDataset, steps: int = 10_000, batch_size: int
         raise ObdError(f"batch_size must be >= 1, got {batch_size}")
     where = dataset.source or "dataset"
     task = resolve_task(task, dataset.task, dataset.obs_dim, dataset.act_dim, where)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     norm = dataset.normalizer
     states = torch.as_tensor(np.asarray(norm.normalize(dataset.observations), dtype=np.float32))
     t0 = time.perf_counter()

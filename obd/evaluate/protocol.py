@@ -19,9 +19,10 @@ from obd.data.dataset import Normalizer
 from obd.distill.synthetic import SyntheticDataset
 from obd.envs import check_dims, get_task, infer_task
 from obd.envs.rollout import rollout
+from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.evaluate.architectures import ARCHITECTURES
-from obd.evaluate.students import StudentBatch, check_optimizer, default_device, resolve_lr
+from obd.evaluate.students import StudentBatch, check_optimizer, resolve_lr
 
 
 def resolve_task(task: str | None, named: str | None, obs_dim: int, act_dim: int, where: str) -> str:
@@ -74,7 +75,7 @@ def evaluate_synthetic(syn: SyntheticDataset, task: str | None = None, students:
     task = resolve_task(task, syn.task, syn.obs_dim, syn.act_dim, where)
     if len(syn) == 0:
         raise ObdError(f"{where}: the synthetic set is empty")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     t0 = time.perf_counter()
     batch = StudentBatch(arch, syn.obs_dim, syn.act_dim, students, seed=seed, device=device)
     log = batch.train(syn.states, syn.actions, steps, optimizer=optimizer, lr=lr, seed=seed)

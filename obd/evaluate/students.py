@@ -17,6 +17,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from obd.device import resolve_device
 from obd.distill.students import bc_loss
 from obd.errors import ObdError
 from obd.evaluate.architectures import make_eval_student
@@ -26,10 +27,6 @@ OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw")
 #: effective step by 10, hence 0.01; Adam/AdamW at the usual 1e-3.
 DEFAULT_LR = {"sgd": 0.1, "sgd_momentum": 0.01, "adam": 1e-3, "adamw": 1e-3}
 ADAMW_WEIGHT_DECAY = 1e-2
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def resolve_lr(optimizer: str, lr: float | None) -> float:
@@ -79,7 +76,7 @@ class StudentBatch:
         if num_students < 1:
             raise ObdError(f"students must be >= 1, got {num_students}")
         self.arch, self.obs_dim, self.act_dim, self.k = arch, obs_dim, act_dim, num_students
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         gen = torch.Generator().manual_seed(int(seed))
         models = []
         for _ in range(num_students):

@@ -23,26 +23,13 @@ import torch
 
 import obd
 from obd.data.dataset import Normalizer
+from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.io import torch_save_atomic
 from obd.teachers.networks import EnsembleQ, TeacherActor, build_actor, build_critic
 
 FILE_FORMAT = "obd-teacher"
 FILE_VERSION = 1
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` / ``"auto"`` -> cuda when present, else cpu."""
-    if device is None or device == "auto":
-        return default_device()
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ObdError(f"device '{device}': expected cpu, cuda, cuda:N or auto") from None
 
 
 class Teacher:

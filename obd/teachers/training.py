@@ -31,7 +31,8 @@ from obd.envs import get_task, infer_task
 from obd.envs.rollout import rollout
 from obd.errors import ObdError
 from obd.io import torch_save_atomic, write_text_atomic
-from obd.teachers.base import Teacher, resolve_device
+from obd.device import resolve_device
+from obd.teachers.base import Teacher
 
 
 @dataclass
