@@ -45,7 +45,8 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from obd.config import config_to_dict, load_config  # noqa: E402
-from obd.distill.engine import DistillConfig, Distiller, load_dataset_spec, load_teacher, resolve_device  # noqa: E402
+from obd.device import resolve_device  # noqa: E402
+from obd.distill.engine import DistillConfig, Distiller, load_dataset_spec, load_teacher  # noqa: E402
 from obd.distill.inner import init_params, inner_loop, student_action  # noqa: E402
 from obd.distill.objectives import outer_loss  # noqa: E402
 from obd.distill.synthetic import SyntheticDataset  # noqa: E402
