@@ -70,9 +70,18 @@ def family(dataset_id: str) -> str:
     return "-".join(parts[:-1]) if parts[-1].startswith("v") and parts[-1][1:].isdigit() else dataset_id
 
 
+class NotRun(Exception):
+    """A result that ``--cached-only`` asked not to compute."""
+
+
+CACHED_ONLY = False
+
+
 def cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     if path.is_file():
         return json.loads(path.read_text())
+    if CACHED_ONLY:
+        raise NotRun(str(path))
     result = compute()
     write_json_atomic(path, result)
     return result
@@ -83,10 +92,32 @@ def distill(run_dir: Path, preset: Path, overrides: list[str], dataset: Any, tea
     final = run_dir / "synthetic.hdf5"
     if final.is_file():
         return SyntheticDataset.load(final)
+    if CACHED_ONLY:
+        raise NotRun(str(final))
     if (run_dir / "config.yaml").is_file():
         return resume(run_dir, dataset=dataset, teacher=teacher)
     cfg = load_config(DistillConfig, preset, overrides)
     return start(cfg, run_dir, dataset=dataset, teacher=teacher)
+
+
+def run_method(method: str, seed: int, dataset: Any, teacher: Any, teacher_path: Path, root: Path,
+               args: argparse.Namespace, eval_kw: dict[str, int]) -> dict[str, Any]:
+    """Evaluation result of one (method, seed): random selection, or a distillation run then its evaluation."""
+    if method == "random":
+        n_syn = load_config(DistillConfig, args.preset).n_syn
+        return cached(root / f"random_seed{seed}.json",
+                      lambda: evaluate_synthetic(random_selection(dataset, n_syn, seed), seed=seed, **eval_kw))
+    overrides = OVERRIDES[method] + [f"seed={seed}", f"teacher={teacher_path}"] + args.extra
+    if method == "sdw":
+        overrides.append(f"density.estimator={args.sdw_estimator}")
+    if args.outer_steps is not None:
+        overrides.append(f"outer_steps={args.outer_steps}")
+    run_dir = root / f"{method}_seed{seed}"
+    eval_path = run_dir / "eval.json"
+    if eval_path.is_file():
+        return json.loads(eval_path.read_text())
+    syn = distill(run_dir, args.preset, overrides, dataset, teacher)
+    return cached(eval_path, lambda: evaluate_synthetic(syn, seed=seed, **eval_kw))
 
 
 def score(r: dict[str, Any]) -> float:
@@ -107,9 +138,13 @@ def main_(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="key=value",
                    help="extra config override for every distillation")
     p.add_argument("--sdw-estimator", default="gmm", help="SDW density estimator (kde, knn, gmm, flow)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="only assemble the table from results already computed under --out (seeds run separately)")
     p.add_argument("--out", type=Path, default=Path("runs/reproduce"))
     p.add_argument("--results", type=Path, default=Path("docs/results.md"))
     args = p.parse_args(argv)
+    global CACHED_ONLY
+    CACHED_ONLY = args.cached_only
 
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
@@ -133,28 +168,26 @@ def main_(argv: list[str] | None = None) -> int:
         name = Path(spec).stem if Path(spec).suffix else spec
         col = family(name.replace("_", "-"))
         root = args.out / name
-        table.setdefault("teacher", {})[col] = [score(cached(
-            root / "teacher.json", lambda: evaluate_teacher(teacher, episodes=args.episodes)))]
+        try:
+            table.setdefault("teacher", {})[col] = [score(cached(
+                root / "teacher.json", lambda: evaluate_teacher(teacher, episodes=args.episodes)))]
+        except NotRun:
+            pass
         for seed in seeds:
             t0 = time.perf_counter()
-            table.setdefault("bc", {}).setdefault(col, []).append(score(cached(
-                root / f"bc_seed{seed}.json",
-                lambda: evaluate_bc(dataset, steps=args.bc_steps, seed=seed, students=1, episodes=args.episodes))))
+            try:
+                table.setdefault("bc", {}).setdefault(col, []).append(score(cached(
+                    root / f"bc_seed{seed}.json",
+                    lambda: evaluate_bc(dataset, steps=args.bc_steps, seed=seed, students=1, episodes=args.episodes))))
+            except NotRun:
+                pass
             times[f"{col} bc"] = times.get(f"{col} bc", 0.0) + time.perf_counter() - t0
             for method in methods:
                 t0 = time.perf_counter()
-                if method == "random":
-                    syn = random_selection(dataset, load_config(DistillConfig, args.preset).n_syn, seed)
-                    result = cached(root / f"random_seed{seed}.json", lambda: evaluate_synthetic(syn, seed=seed, **eval_kw))
-                else:
-                    overrides = OVERRIDES[method] + [f"seed={seed}", f"teacher={teacher_path}"] + args.extra
-                    if method == "sdw":
-                        overrides.append(f"density.estimator={args.sdw_estimator}")
-                    if args.outer_steps is not None:
-                        overrides.append(f"outer_steps={args.outer_steps}")
-                    run_dir = root / f"{method}_seed{seed}"
-                    syn = distill(run_dir, args.preset, overrides, dataset, teacher)
-                    result = cached(run_dir / "eval.json", lambda: evaluate_synthetic(syn, seed=seed, **eval_kw))
+                try:
+                    result = run_method(method, seed, dataset, teacher, teacher_path, root, args, eval_kw)
+                except NotRun:
+                    continue
                 table.setdefault(method, {}).setdefault(col, []).append(score(result))
                 times[f"{col} {method}"] = times.get(f"{col} {method}", 0.0) + time.perf_counter() - t0
     total = time.perf_counter() - t_all
@@ -187,7 +220,8 @@ def render(table: dict[str, dict[str, list[float]]], columns: list[str], methods
         "D4RL normalized return (100 = D4RL expert SAC, 0 = random policy). *Ours*: mean ± std over seeds "
         f"{seeds} of the final synthetic set, each evaluated with {args.students} fresh students x "
         f"{args.episodes} episodes (BC on the whole dataset: 1 student, {args.bc_steps} Adam steps; teacher: "
-        f"{args.episodes} episodes). *Paper*: Lei, Zhang, Tao (NeurIPS 2024), Table 1.",
+        f"{args.episodes} episodes); a cell without ± holds one seed. *Paper*: Lei, Zhang, Tao (NeurIPS 2024), "
+        "Table 1.",
         "",
         "**Not the same experiment.** The paper's numbers come from D4RL v2 datasets (mujoco-py `*-v2` envs) "
         "and Cal-QL teachers distilled for 20k-200k outer steps and averaged over 5 seeds x the last 5 "
@@ -201,8 +235,10 @@ def render(table: dict[str, dict[str, list[float]]], columns: list[str], methods
         + (f", extra overrides {args.extra}" if args.extra else "") + f"; SDW density: {args.sdw_estimator}.",
         f"- Seeds {seeds}; {args.students} students x {args.episodes} episodes per synthetic set.",
         f"- Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{'cuda' if torch.cuda.is_available() else 'CPU only'}; total wall time of this invocation "
-        f"{total / 60:.1f} min (cached results are not re-timed).",
+        f"{'cuda' if torch.cuda.is_available() else 'CPU only'}; "
+        + ("table assembled from results computed earlier under the same --out (--cached-only)."
+           if CACHED_ONLY else f"total wall time of this invocation {total / 60:.1f} min (cached results are not "
+                                "re-timed)."),
         "",
         "## Command",
         "",
