@@ -161,6 +161,7 @@ def main_(argv: list[str] | None = None) -> int:
     eval_kw = dict(students=args.students, episodes=args.episodes)
     table: dict[str, dict[str, list[float]]] = {}
     times: dict[str, float] = {}
+    distill_seconds: list[float] = []
     t_all = time.perf_counter()
     for spec, teacher_path in pairs:
         dataset = load_dataset(spec)
@@ -189,17 +190,21 @@ def main_(argv: list[str] | None = None) -> int:
                 except NotRun:
                     continue
                 table.setdefault(method, {}).setdefault(col, []).append(score(result))
+                metrics = root / f"{method}_seed{seed}" / "metrics.jsonl"
+                if metrics.is_file():
+                    distill_seconds.append(json.loads(metrics.read_text().splitlines()[-1])["wall_time"])
                 times[f"{col} {method}"] = times.get(f"{col} {method}", 0.0) + time.perf_counter() - t0
     total = time.perf_counter() - t_all
     columns = list(dict.fromkeys(family((Path(s).stem if Path(s).suffix else s).replace("_", "-")) for s, _ in pairs))
-    text = render(table, columns, methods, args, seeds, total, argv if argv is not None else sys.argv[1:])
+    text = render(table, columns, methods, args, seeds, total, argv if argv is not None else sys.argv[1:],
+                  distill_seconds)
     write_text_atomic(args.results, text)
     print(text)
     return 0
 
 
 def render(table: dict[str, dict[str, list[float]]], columns: list[str], methods: list[str], args: argparse.Namespace,
-           seeds: list[int], total: float, argv: list[str]) -> str:
+           seeds: list[int], total: float, argv: list[str], distill_seconds: list[float]) -> str:
     rows = methods + ["bc", "teacher"]
     head = "| method | " + " | ".join(f"{c} (ours)" + " | " + f"{c} (paper)" for c in columns) + " |"
     sep = "| --- |" + " --- | --- |" * len(columns)
@@ -239,6 +244,9 @@ def render(table: dict[str, dict[str, list[float]]], columns: list[str], methods
         + ("table assembled from results computed earlier under the same --out (--cached-only)."
            if CACHED_ONLY else f"total wall time of this invocation {total / 60:.1f} min (cached results are not "
                                 "re-timed)."),
+        f"- Distillation: {len(distill_seconds)} runs, {sum(distill_seconds) / 60:.1f} min of outer steps in all "
+        f"({min(distill_seconds, default=0):.0f}-{max(distill_seconds, default=0):.0f} s per run, from each run's "
+        "metrics.jsonl; evaluation, teacher precomputation and density estimation not included).",
         "",
         "## Command",
         "",
