@@ -153,39 +153,21 @@ def write_plots(out: Path, metrics_path: Path, report: dict[str, Any]) -> list[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from obd.io import atomic_path
+    from obd.report import save_figure
 
-    written = []
-    steps, losses = [], []
-    if metrics_path.is_file():
-        for line in metrics_path.read_text().splitlines():
-            m = json.loads(line)
-            steps.append(m["step"])
-            losses.append(m["loss"])
+    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.is_file() else []
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(steps, losses, lw=1)
-    ax.set_xlabel("outer step")
-    ax.set_ylabel("outer objective H")
-    ax.set_yscale("log")
-    ax.set_title("distillation")
-    fig.tight_layout()
-    with atomic_path(out / "outer_loss.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    written.append("outer_loss.png")
+    ax.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], lw=1)
+    ax.set(xlabel="outer step", ylabel="outer objective H", yscale="log", title="distillation")
+    save_figure(fig, out / "outer_loss.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    means = [report[r]["normalized_score_mean"] for r in ROWS]
-    stds = [report[r]["normalized_score_std"] for r in ROWS]
-    ax.bar(["synthetic set", "random selection", "teacher"], means, yerr=stds, capsize=4,
+    ax.bar(["synthetic set", "random selection", "teacher"], [report[r]["normalized_score_mean"] for r in ROWS],
+           yerr=[report[r]["normalized_score_std"] for r in ROWS], capsize=4,
            color=["tab:blue", "tab:gray", "tab:green"])
     ax.set_ylabel("D4RL normalized score")
-    fig.tight_layout()
-    with atomic_path(out / "scores.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    written.append("scores.png")
-    return written
+    save_figure(fig, out / "scores.png")
+    return ["outer_loss.png", "scores.png"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

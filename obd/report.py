@@ -195,7 +195,8 @@ def evaluate_run(run: Path | RunFiles, settings: dict[str, Any], progress: bool 
     return RunEval(run, run.resolve().name, str(method), str(evals[-1].result["task"]), evals)
 
 
-def _savefig(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` as PNG atomically and close it."""
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
@@ -401,7 +402,7 @@ def _main(argv: list[str] | None = None) -> int:
             else:
                 print(f"video skipped for {run.name}: {reason}", file=sys.stderr)
     for name, fig in figures.items():
-        _savefig(fig, out / name)
+        save_figure(fig, out / name)
     write_text_atomic(out / "report.md", render_markdown(runs, settings, args.last, list(figures), videos))
     summary = [{"run": r.name, "task": r.task, "method": r.method, "n_syn": r.n_syn,
                 "final_step": r.final.outer_step, "final_score": r.final.score,
