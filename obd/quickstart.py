@@ -57,21 +57,14 @@ def default_dataset(settings: QuickstartSettings) -> Any:
     from obd.data.build import BuildConfig, build
 
     folder = cache_dir(settings)
+    # overwrite: a half-built Minari copy left by a killed run must not block the rebuild
     cfg = BuildConfig(settings.task, settings.level, settings.transitions, seed=settings.seed,
-                      out_dir=str(folder), progress=settings.progress)
+                      out_dir=str(folder), minari_dir=str(folder / "minari"), overwrite=True,
+                      progress=settings.progress)
     if not cfg.d4rl_file.is_file():
         print(f"[1/4] building {settings.task}-{settings.level} ({settings.transitions} transitions) into {folder}",
               flush=True)
-        previous = os.environ.get("MINARI_DATASETS_PATH")
-        os.environ["MINARI_DATASETS_PATH"] = str(folder / "minari")
-        try:
-            cfg.overwrite = True  # a half-built Minari copy from a killed run must not block the rebuild
-            build(cfg)
-        finally:
-            if previous is None:
-                os.environ.pop("MINARI_DATASETS_PATH", None)
-            else:
-                os.environ["MINARI_DATASETS_PATH"] = previous
+        build(cfg)
     else:
         print(f"[1/4] dataset {cfg.d4rl_file} (cached)", flush=True)
     return load_d4rl(cfg.d4rl_file)

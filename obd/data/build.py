@@ -45,7 +45,8 @@ class BuildConfig:
     seed: int = 0
     num_envs: int = 16
     out_dir: str | None = None            # D4RL folder, default $D4RL_DATASET_DIR
-    minari_id: str | None = None          # default obd/<task>/<level>-v0 under $MINARI_DATASETS_PATH
+    minari_id: str | None = None          # default obd/<task>/<level>-v0
+    minari_dir: str | None = None         # Minari root, default $MINARI_DATASETS_PATH
     policy_dir: str | None = None         # default envs/<task>
     behavior_run: str | None = None       # default .obd_cache/behavior/<task>
     overwrite: bool = False
@@ -271,7 +272,8 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
     """
     spec = get_task(cfg.task)
     h5_path = cfg.d4rl_file
-    minari_dir = minari_root() / cfg.dataset_id
+    minari_base = Path(cfg.minari_dir) if cfg.minari_dir else minari_root()
+    minari_dir = minari_base / cfg.dataset_id
     if not cfg.overwrite:
         for existing in (h5_path, minari_dir):
             if existing.exists():
@@ -294,7 +296,7 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         write_minari(cfg.dataset_id, episodes, spec.env_id, spec.ref_min_score, spec.ref_max_score,
                      algorithm_name=str(info["algorithm"]),
                      description=f"obd {spec.name}-{cfg.level} (seed {cfg.seed}) collected in {spec.env_id}",
-                     overwrite=cfg.overwrite)
+                     overwrite=cfg.overwrite, root=minari_base)
     returns = np.array([e.rewards.sum() for e in episodes])
     return {"d4rl_file": str(h5_path), "minari_id": cfg.dataset_id, "minari_dir": str(minari_dir),
             "transitions": int(len(obs)), "episodes": len(episodes),
@@ -333,9 +335,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     task, level = parse_name(args.name)
-    cfg = BuildConfig(task, level, args.transitions, args.seed, args.num_envs, args.out_dir, args.minari_id,
-                      args.policy_dir, args.behavior_run, args.overwrite, progress=not args.no_progress,
-                      device=args.device)
+    cfg = BuildConfig(task, level, args.transitions, args.seed, args.num_envs, args.out_dir,
+                      minari_id=args.minari_id, policy_dir=args.policy_dir, behavior_run=args.behavior_run,
+                      overwrite=args.overwrite, progress=not args.no_progress, device=args.device)
     out = build(cfg)
     ds = load_d4rl(out["d4rl_file"])
     print(f"wrote {out['d4rl_file']} and Minari '{out['minari_id']}': {out['transitions']} transitions, "

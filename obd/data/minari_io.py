@@ -138,8 +138,8 @@ def load_minari(dataset_id: str | os.PathLike, task: str | None = None) -> Trans
 
 def write_minari(dataset_id: str, episodes: Sequence[Episode], env_id: str, ref_min_score: float | None = None,
                  ref_max_score: float | None = None, algorithm_name: str | None = None,
-                 description: str | None = None, overwrite: bool = False) -> Path:
-    """Create the Minari dataset ``dataset_id`` under ``$MINARI_DATASETS_PATH`` from ``episodes``.
+                 description: str | None = None, overwrite: bool = False, root: Path | None = None) -> Path:
+    """Create the Minari dataset ``dataset_id`` under ``root`` (default ``$MINARI_DATASETS_PATH``) from ``episodes``.
 
     ``env_id`` (a Gymnasium id such as ``Hopper-v5``) supplies the env spec and spaces; the reference
     scores make ``minari.get_normalized_score`` work. Built in a staging folder, renamed when complete.
@@ -153,7 +153,7 @@ def write_minari(dataset_id: str, episodes: Sequence[Episode], env_id: str, ref_
         raise ObdError(f"'{dataset_id}': not a Minari dataset id; expected 'namespace/env/name-vN'")
     if not episodes:
         raise ObdError(f"Minari dataset '{dataset_id}': no episodes to write")
-    root = minari_root()
+    root = Path(root) if root is not None else minari_root()
     final = root / dataset_id
     if final.exists() and not overwrite:
         raise ObdError(f"{final}: Minari dataset '{dataset_id}' already exists (pass overwrite to replace it)")
