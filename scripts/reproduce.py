@@ -42,26 +42,16 @@ LABELS = {"random": "Random selection", "dbc": "DBC", "pbc": "PBC", "avpbc": "Av
 OVERRIDES = {"dbc": ["objective=dbc"], "pbc": ["objective=pbc"], "avpbc": ["objective=avpbc"],
              "sdw": ["objective=avpbc", "sdw=true"]}
 # Published normalized returns (D4RL v2, N_syn = 256, Cal-QL teachers); the paper's "teacher" row is Cal-QL.
-PUBLISHED = {
-    "random": {"halfcheetah-medium-replay": 0.9, "halfcheetah-medium": 1.8, "halfcheetah-medium-expert": 2.0,
-               "hopper-medium-replay": 19.1, "hopper-medium": 19.2, "hopper-medium-expert": 11.6,
-               "walker2d-medium-replay": 1.9, "walker2d-medium": 4.9, "walker2d-medium-expert": 6.7},
-    "dbc": {"halfcheetah-medium-replay": 2.5, "halfcheetah-medium": 28.2, "halfcheetah-medium-expert": 29.0,
-            "hopper-medium-replay": 12.1, "hopper-medium": 37.8, "hopper-medium-expert": 31.1,
-            "walker2d-medium-replay": 6.1, "walker2d-medium": 29.3, "walker2d-medium-expert": 11.7},
-    "pbc": {"halfcheetah-medium-replay": 19.4, "halfcheetah-medium": 30.9, "halfcheetah-medium-expert": 20.5,
-            "hopper-medium-replay": 35.6, "hopper-medium": 25.1, "hopper-medium-expert": 33.4,
-            "walker2d-medium-replay": 41.5, "walker2d-medium": 33.2, "walker2d-medium-expert": 34.0},
-    "avpbc": {"halfcheetah-medium-replay": 35.9, "halfcheetah-medium": 36.9, "halfcheetah-medium-expert": 22.0,
-              "hopper-medium-replay": 40.9, "hopper-medium": 32.5, "hopper-medium-expert": 38.7,
-              "walker2d-medium-replay": 55.0, "walker2d-medium": 39.5, "walker2d-medium-expert": 42.1},
-    "bc": {"halfcheetah-medium-replay": 14.0, "halfcheetah-medium": 42.3, "halfcheetah-medium-expert": 59.8,
-           "hopper-medium-replay": 22.9, "hopper-medium": 50.2, "hopper-medium-expert": 51.7,
-           "walker2d-medium-replay": 14.6, "walker2d-medium": 65.9, "walker2d-medium-expert": 89.6},
-    "teacher": {"halfcheetah-medium-replay": 45.8, "halfcheetah-medium": 47.6, "halfcheetah-medium-expert": 50.8,
-                "hopper-medium-replay": 98.0, "hopper-medium": 56.4, "hopper-medium-expert": 107.3,
-                "walker2d-medium-replay": 87.4, "walker2d-medium": 84.0, "walker2d-medium-expert": 109.0},
-}
+PAPER_COLUMNS = [f"{env}-{level}" for env in ("halfcheetah", "hopper", "walker2d")
+                 for level in ("medium-replay", "medium", "medium-expert")]
+PUBLISHED = {method: dict(zip(PAPER_COLUMNS, values)) for method, values in {
+    "random": (0.9, 1.8, 2.0, 19.1, 19.2, 11.6, 1.9, 4.9, 6.7),
+    "dbc": (2.5, 28.2, 29.0, 12.1, 37.8, 31.1, 6.1, 29.3, 11.7),
+    "pbc": (19.4, 30.9, 20.5, 35.6, 25.1, 33.4, 41.5, 33.2, 34.0),
+    "avpbc": (35.9, 36.9, 22.0, 40.9, 32.5, 38.7, 55.0, 39.5, 42.1),
+    "bc": (14.0, 42.3, 59.8, 22.9, 50.2, 51.7, 14.6, 65.9, 89.6),
+    "teacher": (45.8, 47.6, 50.8, 98.0, 56.4, 107.3, 87.4, 84.0, 109.0),
+}.items()}
 
 
 def family(dataset_id: str) -> str:
