@@ -204,6 +204,9 @@ class SACTrainer:
         self.medium: dict | None = None
         self.expert: dict | None = None
         self.history: list[dict] = []
+        # Seed of the env reset that follows the last checkpoint (drawn before it was written), so a resumed
+        # run starts the same episode an uninterrupted run would; None: draw a fresh one.
+        self.next_reset_seed: int | None = None
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
@@ -276,7 +279,9 @@ class SACTrainer:
             print(f"[sac {spec.name}] expert policy at step {self.step}: normalized {confirmed:.1f}", flush=True)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, next_reset_seed: int | None = None) -> None:
+        """Write ``buffer.npz`` and ``checkpoint.pt`` atomically. ``next_reset_seed``: the seed of the reset
+        that follows (checkpoints at episode boundaries), so that resuming is bit-identical."""
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.out / "buffer.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -290,6 +295,8 @@ class SACTrainer:
             "torch_rng": torch.get_rng_state(), "gen": self.gen.get_state(),
             "np_rng": self.np_rng.bit_generator.state, "medium": self.medium, "expert": self.expert,
             "history": self.history, "buffer_size": self.buffer.size,
+            "next_reset_seed": next_reset_seed,
+            "action_space_rng": self.env.action_space.np_random.bit_generator.state,
         }
         torch_save_atomic(state, self.out / "checkpoint.pt")
 
@@ -315,17 +322,33 @@ class SACTrainer:
         self.np_rng.bit_generator.state = st["np_rng"]
         self.step, self.episodes = st["step"], st["episodes"]
         self.medium, self.expert, self.history = st["medium"], st["expert"], st["history"]
+        # absent from checkpoints written before resumes were made exact
+        self.next_reset_seed = st.get("next_reset_seed")
+        if "action_space_rng" in st:
+            self.env.action_space.np_random.bit_generator.state = st["action_space_rng"]
+        else:
+            self.env.action_space.seed(int(self.np_rng.integers(2**31)))
 
     # ------------------------------------------------------------------ loop
     def train(self, progress: bool = True, checkpoint: bool = True) -> dict:
-        """Run until ``total_steps`` env steps; checkpoints land at episode boundaries."""
+        """Run until ``total_steps`` env steps; checkpoints land at episode boundaries.
+
+        A run killed and resumed from its last checkpoint continues bit-identically (one torch thread). The
+        final checkpoint may fall mid-episode: continuing it with a larger ``total_steps`` starts a new
+        episode, so the buffer then holds a cut episode (the dataset builder handles such cuts).
+        """
         from tqdm import tqdm
 
         cfg = self.cfg
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress, desc=f"SAC {self.spec.name}",
                    unit="step", dynamic_ncols=True, mininterval=2.0)
-        obs, _ = self.env.reset(seed=int(self.np_rng.integers(2**31)))
-        self.env.action_space.seed(int(self.np_rng.integers(2**31)))
+        if self.next_reset_seed is not None:
+            obs, _ = self.env.reset(seed=self.next_reset_seed)
+            self.next_reset_seed = None
+        else:
+            obs, _ = self.env.reset(seed=int(self.np_rng.integers(2**31)))
+            if self.step == 0:
+                self.env.action_space.seed(int(self.np_rng.integers(2**31)))
         data = self.env.unwrapped.data
         ep_ret, t0, steps0, last = 0.0, time.time(), self.step, {}
         checkpoint_due = False
@@ -355,10 +378,11 @@ class SACTrainer:
             if term or trunc:
                 self.episodes += 1
                 ep_ret = 0.0
+                reset_seed = int(self.np_rng.integers(2**31))
                 if checkpoint_due:
-                    self.save_checkpoint()
+                    self.save_checkpoint(next_reset_seed=reset_seed)
                     checkpoint_due = False
-                obs, _ = self.env.reset(seed=int(self.np_rng.integers(2**31)))
+                obs, _ = self.env.reset(seed=reset_seed)
             bar.update(1)
         bar.close()
         if checkpoint:
