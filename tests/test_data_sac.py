@@ -77,6 +77,7 @@ def test_medium_and_expert_snapshots(tmp_path, monkeypatch):
     assert meta["level"] == "medium" and meta["replay_size"] == 120 and meta["env_steps"] == 120
     _, meta = load_behavior_policy(tmp_path / "policies" / "behavior_expert.pt")
     assert meta["level"] == "expert" and meta["normalized_score"] == 90.0 and meta["env_steps"] == 240
+    assert meta["sac_config"]["hidden"] == 16 and meta["config_changes"] == []
     assert [h["step"] for h in result["history"]] == [60, 120, 180, 240, 300]
     assert medium.act(np.zeros(11), deterministic=True).shape == (3,)
 
@@ -91,4 +92,8 @@ def test_train_behavior_cli_resumes(tmp_path, capsys):
     assert main([*args, "--resume"]) == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "at step 120" in out
-    assert len(np.load(tmp_path / "run" / "buffer.npz")["rewards"]) == 180
+    args[args.index("--total-steps") + 1] = "240"
+    assert main([*args, "--resume", "--update-every", "1"]) == 0
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["config_changes"] == [{"step": 180, "changed": {"update_every": [2, 1]}}]
+    assert len(np.load(tmp_path / "run" / "buffer.npz")["rewards"]) == 240

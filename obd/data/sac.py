@@ -207,6 +207,9 @@ class SACTrainer:
         # Seed of the env reset that follows the last checkpoint (drawn before it was written), so a resumed
         # run starts the same episode an uninterrupted run would; None: draw a fresh one.
         self.next_reset_seed: int | None = None
+        # [{"step": s, "changed": {key: [old, new]}}]: settings a resumed run changed (e.g. update_every for
+        # the expert phase), so a policy's provenance is complete.
+        self.config_changes: list[dict] = []
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
@@ -258,7 +261,9 @@ class SACTrainer:
     def _policy_meta(self, level: str, score: float) -> dict:
         return {"task": self.spec.name, "level": level, "obs_dim": self.spec.obs_dim,
                 "act_dim": self.spec.act_dim, "hidden": self.cfg.hidden, "normalized_score": score,
-                "env_steps": self.step, "seed": self.cfg.seed, "env_id": self.spec.env_id}
+                "env_steps": self.step, "seed": self.cfg.seed, "env_id": self.spec.env_id,
+                "sac_config": asdict(self.cfg),
+                "config_changes": self.config_changes}
 
     def _maybe_snapshot(self, score: float) -> None:
         cfg, spec = self.cfg, self.spec
@@ -295,7 +300,7 @@ class SACTrainer:
             "torch_rng": torch.get_rng_state(), "gen": self.gen.get_state(),
             "np_rng": self.np_rng.bit_generator.state, "medium": self.medium, "expert": self.expert,
             "history": self.history, "buffer_size": self.buffer.size,
-            "next_reset_seed": next_reset_seed,
+            "next_reset_seed": next_reset_seed, "config_changes": self.config_changes,
             "action_space_rng": self.env.action_space.np_random.bit_generator.state,
         }
         torch_save_atomic(state, self.out / "checkpoint.pt")
@@ -322,6 +327,11 @@ class SACTrainer:
         self.np_rng.bit_generator.state = st["np_rng"]
         self.step, self.episodes = st["step"], st["episodes"]
         self.medium, self.expert, self.history = st["medium"], st["expert"], st["history"]
+        self.config_changes = list(st.get("config_changes", []))
+        old, new = st["config"], asdict(self.cfg)
+        changed = {k: [old[k], new[k]] for k in new if k in old and old[k] != new[k] and k != "total_steps"}
+        if changed:
+            self.config_changes.append({"step": self.step, "changed": changed})
         # absent from checkpoints written before resumes were made exact
         self.next_reset_seed = st.get("next_reset_seed")
         if "action_space_rng" in st:
