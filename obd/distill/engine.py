@@ -243,6 +243,9 @@ class Distiller:
                                cfg.student.kind == "tanh_gaussian")
         self.outer_step = 0
         self.wall_time = 0.0
+        # process CPU seconds in outer steps: with one torch thread this is what the wall time would be on an
+        # otherwise idle core, so runs made on a shared machine stay comparable
+        self.cpu_time = 0.0
         self.teacher_label = cfg.teacher or (teacher.metadata.get("source", "") if teacher is not None
                                               and isinstance(getattr(teacher, "metadata", None), dict) else "")
 
@@ -279,8 +282,8 @@ class Distiller:
         return outer_loss(student_action(trained, self.real_states[idx], self.act_dim), targets, weights)
 
     def step(self) -> dict[str, float]:
-        """One outer step; returns ``{"step", "loss", "grad_norm", "sec"}``."""
-        start = time.perf_counter()
+        """One outer step; returns ``{"step", "loss", "grad_norm", "sec", "cpu_sec"}``."""
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss = self.meta_loss()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -291,9 +294,12 @@ class Distiller:
             grad_norm = torch.linalg.vector_norm(torch.stack([t.grad.norm() for t in tensors]))
         self.optimizer.step()
         self.outer_step += 1
-        sec = time.perf_counter() - start
+        loss_value = loss.item()  # synchronizes a GPU before the clocks stop
+        sec, cpu_sec = time.perf_counter() - start, time.process_time() - cpu_start
         self.wall_time += sec
-        return {"step": self.outer_step, "loss": loss.item(), "grad_norm": float(grad_norm), "sec": sec}
+        self.cpu_time += cpu_sec
+        return {"step": self.outer_step, "loss": loss_value, "grad_norm": float(grad_norm), "sec": sec,
+                "cpu_sec": cpu_sec}
 
     def fit(self, outer_steps: int | None = None, callback: Callable[["Distiller", dict], None] | None = None,
             ) -> SyntheticDataset:
@@ -323,7 +329,7 @@ class Distiller:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that makes a resumed run bit-identical: synthetic tensors, optimizer, generator."""
-        return {"outer_step": self.outer_step, "wall_time": self.wall_time,
+        return {"outer_step": self.outer_step, "wall_time": self.wall_time, "cpu_time": self.cpu_time,
                 "states": self.states.detach().cpu().clone(), "actions": self.actions.detach().cpu().clone(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
 
@@ -342,4 +348,5 @@ class Distiller:
         self.generator.set_state(state["generator"])
         self.outer_step = int(state["outer_step"])
         self.wall_time = float(state.get("wall_time", 0.0))
+        self.cpu_time = float(state.get("cpu_time", 0.0))
 

@@ -3,7 +3,7 @@
 Layout (the contract with ``obd.evaluate``)::
 
     RUN/config.yaml                          resolved DistillConfig
-    RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, wall_time
+    RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec, wall_time, cpu_time
     RUN/checkpoints/step_XXXXXXX.hdf5        SyntheticDataset every checkpoint_every outer steps
     RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
     RUN/synthetic.hdf5                       final synthetic set
@@ -80,7 +80,8 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     write_text_atomic(metrics_path, "".join(line + "\n" for line in _read_metrics(metrics_path, distiller.outer_step)))
     with metrics_path.open("a") as log:
         def record(d: Distiller, metrics: dict[str, Any]) -> None:
-            log.write(json.dumps({**metrics, "wall_time": round(d.wall_time, 4)}) + "\n")
+            log.write(json.dumps({**metrics, "wall_time": round(d.wall_time, 4), "cpu_time": round(d.cpu_time, 4)})
+                      + "\n")
             log.flush()
             if cfg.checkpoint_every and d.outer_step % cfg.checkpoint_every == 0:
                 save_checkpoint(d, run_dir)
