@@ -253,6 +253,15 @@ def test_sdw_uses_density_module():
     assert w.shape == (200,) and abs(float(w.mean()) - 1) < 1e-4 and float(w.std()) > 0
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_precompute_bars_follow_progress(progress, capsys):
+    # 200 states in chunks of 64: the teacher queries have several chunks, so only `progress` hides them
+    Distiller(tiny_config(init="topq", teacher_chunk=64), make_dataset(n=200), TinyTeacher(), progress=progress)
+    err = capsys.readouterr().err
+    for bar in ("teacher mean/std", "teacher Q", "teacher Q of dataset pairs"):
+        assert (bar in err) == progress, bar
+
+
 # ---------------------------------------------------------------- inits
 @pytest.mark.parametrize("init", ["random", "kmeans", "topq"])
 def test_inits(init):

@@ -35,6 +35,7 @@ returns diagnostics (effective sample size, maximum weight, log-density spread).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import time
@@ -198,9 +199,19 @@ def _fit_indices(n: int, cfg: DensityConfig) -> np.ndarray:
     return np.sort(np.random.default_rng(cfg.seed).choice(n, size=m, replace=False))
 
 
+# whether estimators may show progress bars: set by log_density for the duration of one estimate, so the
+# option need not be threaded through every estimator
+_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("obd_density_progress", default=True)
+
+
+def _bar(items, desc: str, total: int, long: bool):
+    """A tqdm bar over ``items`` when progress is on and the work is ``long`` (None: tqdm hides it off a TTY)."""
+    return tqdm(items, desc=desc, total=total, leave=False, disable=None if long and _PROGRESS.get() else True)
+
+
 def _chunks(n: int, cfg: DensityConfig, desc: str):
     starts = range(0, n, cfg.chunk_size)
-    return tqdm(starts, desc=desc, total=len(starts), leave=False, disable=None if len(starts) > 4 else True)
+    return _bar(starts, desc, len(starts), len(starts) > 4)
 
 
 def kde_bandwidth(cfg: DensityConfig, num_fit: int, dim: int) -> float:
@@ -360,8 +371,7 @@ def _flow_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
     opt = torch.optim.Adam(flow.parameters(), lr=cfg.flow_lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.flow_steps, 1))
     batches = np.random.default_rng(cfg.seed + 2).integers(0, idx.size, size=(cfg.flow_steps, cfg.flow_batch))
-    bar = tqdm(batches, desc="MAF fit", leave=False, disable=None if cfg.flow_steps > 50 else True)
-    for b in bar:
+    for b in _bar(batches, "MAF fit", len(batches), cfg.flow_steps > 50):
         loss = -flow.log_prob(fit[torch.as_tensor(b, device=device)]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -381,7 +391,8 @@ def _flow_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
 _ESTIMATE = {"kde": _kde_log_density, "knn": _knn_log_density, "gmm": _gmm_log_density, "flow": _flow_log_density}
 
 
-def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None) -> np.ndarray:
+def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
+                progress: bool = True) -> np.ndarray:
     """Estimate ``log p(s)`` (nats) of every state under the dataset the states form.
 
     ``normalized_states`` (N, d): states in normalized space (dataset mean/std), numpy or torch.
@@ -390,8 +401,12 @@ def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig
     cfg = cfg or DensityConfig()
     cfg.validate()
     x = _check_states(normalized_states)
-    with threadpool_limits(limits=None if cfg.n_jobs == -1 else cfg.n_jobs):
-        return _ESTIMATE[cfg.estimator](x, cfg)
+    token = _PROGRESS.set(progress)
+    try:
+        with threadpool_limits(limits=None if cfg.n_jobs == -1 else cfg.n_jobs):
+            return _ESTIMATE[cfg.estimator](x, cfg)
+    finally:
+        _PROGRESS.reset(token)
 
 
 def weights_from_log_density(log_p: np.ndarray, alpha: float = 0.5, clip_quantile: float = 0.99) -> np.ndarray:
@@ -411,11 +426,11 @@ def weights_from_log_density(log_p: np.ndarray, alpha: float = 0.5, clip_quantil
 
 
 def sdw_weights_with_stats(normalized_states: np.ndarray | torch.Tensor,
-                           cfg: DensityConfig | None = None) -> tuple[np.ndarray, SDWStats]:
+                           cfg: DensityConfig | None = None, progress: bool = True) -> tuple[np.ndarray, SDWStats]:
     """SDW weights (N,) float32 with mean 1 (see the module docstring) and their :class:`SDWStats`."""
     cfg = cfg or DensityConfig()
     t0 = time.perf_counter()
-    log_p = log_density(normalized_states, cfg)
+    log_p = log_density(normalized_states, cfg, progress)
     w = weights_from_log_density(log_p, cfg.alpha, cfg.clip_quantile)
     w64 = w.astype(np.float64)
     q01, q99 = np.quantile(log_p, [0.01, 0.99])
@@ -428,6 +443,7 @@ def sdw_weights_with_stats(normalized_states: np.ndarray | torch.Tensor,
     return w, stats
 
 
-def sdw_weights(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None) -> np.ndarray:
+def sdw_weights(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
+                progress: bool = True) -> np.ndarray:
     """SDW weights ``w_i ~ p(s_i)^-alpha`` for (N, d) normalized states: (N,) float32, clipped, mean 1."""
-    return sdw_weights_with_stats(normalized_states, cfg)[0]
+    return sdw_weights_with_stats(normalized_states, cfg, progress)[0]

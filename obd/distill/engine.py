@@ -220,16 +220,16 @@ class Distiller:
         if cfg.sdw and density_weights is None:
             from obd.distill.density import sdw_weights
 
-            density_weights = sdw_weights(normalized, cfg.density_config())
+            density_weights = sdw_weights(normalized, cfg.density_config(), progress=progress)
         if density_weights is not None and len(density_weights) != len(dataset):
             raise ObdError(f"density weights: {len(density_weights)} given for {len(dataset)} real states")
         self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
-                                         cfg.beta, density_weights, cfg.teacher_chunk)
+                                         cfg.beta, density_weights, cfg.teacher_chunk, progress)
 
         q_data = None
         if cfg.init == "topq":
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
-                                   "teacher Q of dataset pairs", dataset.actions).numpy()
+                                   "teacher Q of dataset pairs", dataset.actions, progress).numpy()
         states, actions = initial_pairs(cfg.init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
         self.states = torch.tensor(states, device=self.device, requires_grad=True)
         self.actions = torch.tensor(actions, device=self.device, requires_grad=True)

@@ -45,12 +45,13 @@ def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: to
 
 
 def query_teacher(fn: Callable[..., Any], observations: np.ndarray, chunk: int, device: torch.device,
-                  desc: str, actions: np.ndarray | None = None) -> torch.Tensor:
+                  desc: str, actions: np.ndarray | None = None, progress: bool = True) -> torch.Tensor:
     """``fn(states)`` (or ``fn(states, actions)`` when ``actions`` (N, act) is given) on raw states
-    ``observations`` (N, obs), ``chunk`` rows at a time; the outputs concatenated on ``device``."""
+    ``observations`` (N, obs), ``chunk`` rows at a time; the outputs concatenated on ``device``. A bar
+    shows when ``progress`` and there is more than one chunk."""
     outs = []
     for start in tqdm(range(0, len(observations), chunk), desc=desc, leave=False,
-                      disable=len(observations) <= chunk):
+                      disable=not progress or len(observations) <= chunk):
         rows = slice(start, start + chunk)
         out = fn(observations[rows]) if actions is None else fn(observations[rows], actions[rows])
         outs.append(torch.as_tensor(out).to(device, torch.float32))
@@ -96,23 +97,24 @@ class Objective:
 
 def build_objective(name: str, observations: np.ndarray, dataset_actions: np.ndarray, teacher: Any,
                     device: torch.device, beta: float = 0.02, density_weights: np.ndarray | None = None,
-                    chunk: int = 65536) -> Objective:
+                    chunk: int = 65536, progress: bool = True) -> Objective:
     """Precompute what objective ``name`` needs for every real state (raw ``observations`` (N, obs)):
     DBC the dataset actions; PBC the teacher's mean/std (or deterministic action); Av-PBC also
-    Q1(s, teacher.act(s)). ``density_weights`` (N,) turns on SDW."""
+    Q1(s, teacher.act(s)). ``density_weights`` (N,) turns on SDW. ``progress``: bars for the teacher queries."""
     obj = Objective(name, beta=beta)
     if name == "dbc":
         obj.dataset_actions = torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)
     else:
         if teacher.stochastic:
             mean_std = query_teacher(lambda s: torch.cat(teacher.mean_std(s), -1), observations, chunk, device,
-                                     "teacher mean/std")
+                                     "teacher mean/std", progress=progress)
             obj.teacher_mean, obj.teacher_std = mean_std.chunk(2, -1)
         else:
-            obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions")
+            obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
+                                               progress=progress)
         if name == "avpbc":
             obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
-                                         "teacher Q")
+                                         "teacher Q", progress=progress)
     if density_weights is not None:
         obj.density_weights = torch.as_tensor(density_weights, dtype=torch.float32, device=device)
     return obj
