@@ -4,6 +4,8 @@
         --teacher envs/hopper/teacher_td3bc_medium.pt \\
         --presets configs/paper_avpbc.yaml,configs/fast_avpbc.yaml --budget-seconds 600 --out runs/compare
 
+    python scripts/compare_presets.py --runs runs/long/paper_avpbc,runs/long/fast_avpbc --clock cpu --out DIR
+
 Every preset (a config YAML, optionally followed by ``@key=value`` overrides, e.g.
 ``configs/fast_avpbc.yaml@inner.steps=30@outer.batch=512``) distills the same dataset with the same teacher,
 seed and initial synthetic set for ``--budget-seconds`` of wall time spent in outer steps. The first preset
@@ -28,6 +30,14 @@ seconds, and at the end of the budget. Results:
   target (``obd.evaluate.evaluate_synthetic``: K students x E episodes, paper protocol);
 - ``DIR/compare.png``: H against wall seconds (log x);
 - ``DIR/<preset>/final.hdf5`` and ``DIR/<preset>/at_target.hdf5``: those synthetic sets.
+
+``--runs`` compares finished (or still running) ``python -m obd.distill`` run folders instead, e.g. a
+paper-preset run of 20k outer steps that took several sessions, resumed from its checkpoints: the probes
+are the runs' checkpoints (``RUN/checkpoints/step_*.hdf5``), timed by the cumulative outer-step seconds
+that ``RUN/metrics.jsonl`` records at that step. ``--clock cpu`` uses process CPU seconds instead of wall
+seconds: with one torch thread that is the wall time the run would have taken on an idle core, so runs made
+on a machine shared with other jobs stay comparable. The runs must share dataset and teacher (their
+``config.yaml``); the first run is the reference.
 """
 
 from __future__ import annotations
@@ -170,6 +180,46 @@ def run_preset(name: str, cfg: DistillConfig, dataset: Any, teacher: Any, yardst
             "sec_per_step": d.wall_time / d.outer_step if d.outer_step else None}
 
 
+def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teacher: Any) -> dict[str, Any]:
+    """Probes [seconds, step, H] at every checkpoint of a ``python -m obd.distill`` run folder, and the
+    checkpoints' synthetic sets, in the dictionary layout :func:`run_preset` returns."""
+    import json
+
+    from obd.distill.run import CHECKPOINT_RE
+
+    key = {"wall": "wall_time", "cpu": "cpu_time"}[clock]
+    seconds = {0: 0.0}
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        raise ObdError(f"{metrics}: missing (is {run_dir} a python -m obd.distill run?)")
+    for n, line in enumerate(metrics.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut short by a kill; the run's resume drops it too
+        if key not in row:
+            raise ObdError(f"{metrics}: line {n} has no '{key}' (runs made before obd recorded it: use --clock wall)")
+        seconds[int(row["step"])] = float(row[key])
+    found = sorted((int(m.group(1)), p.with_name(p.name.replace(".state.pt", ".hdf5")))
+                   for p in (run_dir / "checkpoints").glob("step_*.state.pt") if (m := CHECKPOINT_RE.match(p.name)))
+    found = [(step, path) for step, path in found if step in seconds and path.is_file()]
+    if not found:
+        raise ObdError(f"{run_dir}/checkpoints: no checkpoint with a metrics line to time it")
+    cfg = load_config(DistillConfig, run_dir / "config.yaml")
+    cfg.dataset, cfg.teacher = yardstick.d.config.dataset, yardstick.d.config.teacher
+    first = Distiller(cfg, dataset, teacher, progress=False)  # step 0: the run's initial synthetic set
+    probes = [[0.0, 0, yardstick(first.states, first.actions)]]
+    snapshots = [first.synthetic()]
+    for step, path in tqdm(found, desc=run_dir.name, leave=False):
+        syn = SyntheticDataset.load(path)
+        probes.append([seconds[step], step, yardstick(syn.states, syn.actions)])
+        snapshots.append(syn)
+    last_step, last_seconds = probes[-1][1], probes[-1][0]
+    return {"probes": probes, "snapshots": snapshots, "setup_seconds": None, "probe_seconds": None,
+            "outer_steps": last_step, "wall_seconds": last_seconds,
+            "sec_per_step": last_seconds / last_step if last_step else None}
+
+
 def evaluate(syn: SyntheticDataset, args: argparse.Namespace) -> dict[str, Any] | None:
     if args.eval_students <= 0:
         return None
@@ -192,8 +242,10 @@ def render_md(result: dict[str, Any]) -> str:
     lines = [
         "# Preset comparison on the paper's outer objective H",
         "",
-        f"Dataset `{s['dataset']}`, teacher `{s['teacher']}`, seed {s['seed']}, budget {s['budget_seconds']:g} s "
-        f"of outer-step wall time per preset, {s['threads']} thread(s), device {s['device']}.",
+        f"Dataset `{s['dataset']}`, teacher `{s['teacher']}`, seed {s['seed']}, "
+        + (f"runs {', '.join(f'`{r}`' for r in s['runs'])} timed by cumulative outer-step {s['clock']} seconds, "
+           if s["runs"] else f"budget {s['budget_seconds']:g} s of outer-step wall time per preset, ")
+        + f"{s['threads']} thread(s), device {s['device']}.",
         f"Yardstick: `{s['yardstick']}` objective, {s['yardstick_students']} fixed students x "
         f"{s['yardstick_states']} fixed real states (seed {s['yardstick_seed']}). Target = final H of the "
         f"reference preset `{ref}`: {result['target_H']:.5g}. Scores: {s['eval_students']} students x "
@@ -213,8 +265,8 @@ def render_md(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {p['outer_steps']} | {sps} | {probes[0][2]:.5g} | {min(q[2] for q in probes):.5g} "
                      f"| {probes[-1][2]:.5g} | {reach_text} | {speed_text} | {fmt_score(p['final_eval'])} "
                      f"| {fmt_score(p['target_eval'])} |")
-    lines += ["", "Time to target: wall seconds of outer steps at the first probe with H <= target (probe "
-              "resolution). Speedup = reference's time to its own final H / this preset's time to reach it.", ""]
+    lines += ["", f"Time to target: {s['clock']} seconds of outer steps at the first probe with H <= target (probe "
+              f"resolution). Speedup = reference's time to its own final H / this preset's time to reach it.", ""]
     return "\n".join(lines)
 
 
@@ -231,7 +283,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.plot(*zip(*pts), marker="o", ms=3, label=name)
     ax.axhline(result["target_H"], color="gray", ls="--", lw=1, label=f"target (final H of {result['reference']})")
     ax.set_xscale("log")
-    ax.set_xlabel("wall seconds of outer steps")
+    ax.set_xlabel(f"{result['settings']['clock']} seconds of outer steps")
     ax.set_ylabel(f"H ({result['settings']['yardstick']} yardstick)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
@@ -243,8 +295,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main_(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help="dataset spec for obd.data.load_dataset")
-    p.add_argument("--teacher", required=True, help="teacher file (obd.teachers.Teacher)")
+    p.add_argument("--dataset", help="dataset spec for obd.data.load_dataset (with --runs: from the runs' config)")
+    p.add_argument("--teacher", help="teacher file (obd.teachers.Teacher) (with --runs: from the runs' config)")
+    p.add_argument("--runs", help="comma-separated python -m obd.distill run folders to compare from their "
+                   "checkpoints instead of running presets; first = reference")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="with --runs: time axis = cumulative outer-step wall or process-CPU seconds")
     p.add_argument("--presets", default=DEFAULT_PRESETS, help="comma-separated PATH[@key=value...]; first = reference")
     p.add_argument("--budget-seconds", type=float, default=600.0, help="outer-step wall time per preset")
     p.add_argument("--probe-every", type=float, default=30.0, help="seconds between probes once doubling reaches it")
@@ -272,9 +328,30 @@ def main_(argv: list[str] | None = None) -> int:
             raise ObdError(f"--{key.replace('_', '-')}: expected an integer >= 1, got {getattr(args, key)}")
     torch.set_num_threads(args.threads)
 
-    presets = parse_presets(args.presets)
-    cfgs = {name: load_config(DistillConfig, path, [*overrides, *args.overrides, f"seed={args.seed}"])
-            for name, path, overrides in presets}
+    run_dirs: list[Path] = []
+    if args.runs:
+        run_dirs = [Path(r.strip()).expanduser() for r in args.runs.split(",") if r.strip()]
+        run_cfgs = []
+        for r in run_dirs:
+            if not (r / "config.yaml").is_file():
+                raise ObdError(f"--runs: {r}: no config.yaml (not a python -m obd.distill run folder)")
+            run_cfgs.append(load_config(DistillConfig, r / "config.yaml"))
+        pairs = {(c.dataset, c.teacher) for c in run_cfgs}
+        if len(pairs) != 1:
+            raise ObdError(f"--runs: the runs use different datasets/teachers {sorted(pairs)}; H would not compare")
+        args.dataset, args.teacher = next(iter(pairs))
+        args.seed = run_cfgs[0].seed
+        names = [r.name for r in run_dirs]
+        if len(set(names)) != len(names):
+            names = [str(r) for r in run_dirs]
+        presets = [(n, r / "config.yaml", []) for n, r in zip(names, run_dirs)]
+        cfgs = dict(zip(names, run_cfgs))
+    else:
+        if not args.dataset or not args.teacher:
+            raise ObdError("--dataset and --teacher are required (or --runs)")
+        presets = parse_presets(args.presets)
+        cfgs = {name: load_config(DistillConfig, path, [*overrides, *args.overrides, f"seed={args.seed}"])
+                for name, path, overrides in presets}
     yard_path = Path(args.yardstick) if Path(args.yardstick).is_file() else ROOT / args.yardstick
     yard_cfg = load_config(DistillConfig, yard_path, [*args.yardstick_set, f"inner.students={args.yardstick_students}",
                                                       f"outer.batch={args.yardstick_states}", "inner.truncate=0"])
@@ -291,9 +368,12 @@ def main_(argv: list[str] | None = None) -> int:
                           args.yardstick_states, args.yardstick_seed)
 
     runs = {}
-    for name, _, _ in presets:
-        runs[name] = run_preset(name, cfgs[name], dataset, teacher, yardstick, args.budget_seconds,
-                                args.probe_every, min(args.first_probe, args.probe_every))
+    for (name, _, _), run_dir in zip(presets, run_dirs or [None] * len(presets)):
+        if run_dir is not None:
+            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher)
+        else:
+            runs[name] = run_preset(name, cfgs[name], dataset, teacher, yardstick, args.budget_seconds,
+                                    args.probe_every, min(args.first_probe, args.probe_every))
 
     ref = presets[0][0]
     target = runs[ref]["probes"][-1][2]
@@ -301,7 +381,8 @@ def main_(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "settings": {"dataset": str(args.dataset), "teacher": str(teacher_path), "seed": args.seed,
-                     "budget_seconds": args.budget_seconds, "probe_every": args.probe_every,
+                     "runs": [str(r) for r in run_dirs], "clock": args.clock if run_dirs else "wall",
+                     "budget_seconds": None if run_dirs else args.budget_seconds, "probe_every": args.probe_every,
                      "first_probe": args.first_probe, "threads": args.threads, "overrides": args.overrides,
                      "device": str(yardstick.d.device), "yardstick": yardstick.d.objective.label,
                      "yardstick_config": config_to_dict(yard_cfg), "yardstick_students": args.yardstick_students,

@@ -166,3 +166,39 @@ def test_cli_bad_input_is_one_line(files, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
     done = subprocess.run(base + ["--presets", str(ref), "--budget-seconds", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and "--budget-seconds" in done.stderr
+
+
+def test_runs_mode_reads_checkpoints_of_resumed_runs(files, tmp_path):
+    from obd.distill.__main__ import main as distill_main
+
+    data_path, teacher_path, ref, fast = files
+    common = [f"dataset={data_path}", f"teacher={teacher_path}", "checkpoint_every=2", "seed=1"]
+    assert distill_main(["--config", str(ref), *common, "outer_steps=4", "--out", str(tmp_path / "ref"),
+                         "--no-progress"]) == 0
+    # the reference continues in a later "session": resumed to 8 steps from its checkpoint at 4
+    assert distill_main(["--resume", str(tmp_path / "ref"), "outer_steps=8", "--no-progress"]) == 0
+    assert distill_main(["--config", str(fast), *common, "outer_steps=6", "--out", str(tmp_path / "fast"),
+                         "--no-progress"]) == 0
+    out = tmp_path / "cmp"
+    rc = cp.main(["--runs", f"{tmp_path / 'ref'},{tmp_path / 'fast'}", "--clock", "cpu", "--out", str(out),
+                  "--yardstick", str(ref), "--yardstick-students", "2", "--yardstick-states", "40",
+                  "--eval-students", "0"])
+    assert rc == 0
+    res = json.loads((out / "compare.json").read_text())
+    assert res["settings"]["clock"] == "cpu" and res["settings"]["dataset"] == str(data_path)
+    ref_r, fast_r = res["presets"]["ref"], res["presets"]["fast"]
+    assert [p[1] for p in ref_r["probes"]] == [0, 2, 4, 6, 8] and [p[1] for p in fast_r["probes"]] == [0, 2, 4, 6]
+    # probe times are the runs' own cumulative CPU seconds at those steps, across the resume
+    lines = [json.loads(x) for x in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    assert [p[0] for p in ref_r["probes"][1:]] == [x["cpu_time"] for x in lines if x["step"] % 2 == 0]
+    # H at every checkpoint is the yardstick of that checkpoint's synthetic set
+    yard, _ = make_yardstick(files, students=2, states=40, seed=12345)
+    from obd.distill.synthetic import SyntheticDataset
+
+    syn = SyntheticDataset.load(tmp_path / "ref" / "checkpoints" / "step_0000006.hdf5")
+    assert ref_r["probes"][3][2] == pytest.approx(yard(syn.states, syn.actions), rel=1e-6)
+    assert res["target_H"] == ref_r["probes"][-1][2] and ref_r["speedup"] == 1.0
+    assert "cpu seconds" in (out / "compare.md").read_text()
+    done = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(tmp_path / "nope"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "nope" in done.stderr and "Traceback" not in done.stderr
