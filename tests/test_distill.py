@@ -373,7 +373,10 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path, capsys):
     args = ["--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "objective=dbc",
             "n_syn=4", "student.hidden=8", "student.depth=2", "inner.steps=2", "outer.batch=8", "outer_steps=4",
             "checkpoint_every=2", "device=cpu", "--no-progress"]
-    assert _cli(*args, "--out", str(tmp_path / "run")) == 0
+    threads = torch.get_num_threads()
+    assert _cli(*args, "--out", str(tmp_path / "run"), "--threads", "2") == 0
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(threads)
     final = load_synthetic(tmp_path / "run" / "synthetic.hdf5")
     assert final.metadata["outer_step"] == 4
     # simulate a kill after step 2: later checkpoints and the final file gone, metrics lines left over
@@ -391,6 +394,8 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path, capsys):
     assert _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "device=cpu",
                 "--out", str(tmp_path / "x")) == 2
     assert "teacher" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert _cli(*args, "--out", str(tmp_path / "y"), "--threads", "0") == 2
+    assert "--threads" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
 def test_cli_error_is_one_line_without_traceback(tmp_path):

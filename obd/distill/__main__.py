@@ -21,7 +21,16 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="run folder (default runs/distill/<config name>_seed<seed>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's); on a machine shared with other jobs 1 is "
+                             "often fastest. Keep it fixed across --resume for a bit-identical run")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ObdError(f"--threads: expected an integer >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from obd.config import load_config
     from obd.distill.engine import DistillConfig
