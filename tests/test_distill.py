@@ -333,6 +333,35 @@ def test_kill_and_resume_is_bit_identical(tmp_path, optimizer):
         f"step_{s:07d}.{ext}" for s in (2, 4, 6) for ext in ("hdf5", "state.pt")]
 
 
+def test_resume_refuses_changed_inputs(tmp_path):
+    data, teacher = make_dataset(), TinyTeacher()
+    cfg = tiny_config(outer_steps=2)
+    start(cfg, tmp_path / "run", data, teacher, progress=False)
+    state = torch.load(latest_checkpoint(tmp_path / "run")[1], weights_only=True)
+    assert set(state["inputs"]) == {"dataset"}  # TinyTeacher has no torch modules to fingerprint
+    with pytest.raises(ObdError, match="the dataset differs from the one this run started with"):
+        resume(tmp_path / "run", ["outer_steps=4"], dataset=make_dataset(seed=1), teacher=teacher, progress=False)
+    resume(tmp_path / "run", ["outer_steps=4"], dataset=data, teacher=teacher, progress=False)
+    assert latest_checkpoint(tmp_path / "run")[0] == 4
+
+
+def test_inputs_fingerprint_tracks_teacher_weights():
+    from obd.data.dataset import Normalizer
+    from obd.distill.engine import inputs_fingerprint
+    from obd.teachers import Teacher
+    from obd.teachers.networks import EnsembleQ, TeacherActor
+
+    torch.manual_seed(0)
+    teacher = Teacher(TeacherActor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+                      Normalizer(np.zeros(OBS, np.float32), np.ones(OBS, np.float32)))
+    before = inputs_fingerprint(make_dataset(), teacher)
+    assert before == inputs_fingerprint(make_dataset(), teacher)
+    with torch.no_grad():
+        next(teacher.critic.parameters()).add_(1e-3)
+    after = inputs_fingerprint(make_dataset(), teacher)
+    assert after["dataset"] == before["dataset"] and after["teacher"] != before["teacher"]
+
+
 # ---------------------------------------------------------------- config errors and CLI
 @pytest.mark.parametrize("override,message", [
     ("objective=foo", "objective"), ("n_syn=0", "n_syn"), ("init=bar", "init"), ("inner.lr=-1", "inner.lr"),

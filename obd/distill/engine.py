@@ -22,6 +22,7 @@ in :mod:`obd.distill.run`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -174,6 +175,27 @@ class DistillConfig:
         return Distiller(self, dataset, teacher, progress=progress)
 
 
+def inputs_fingerprint(dataset: TransitionDataset, teacher: Any = None) -> dict[str, str]:
+    """sha256 of what a run's trajectory depends on besides its config: the dataset's observations and
+    actions, and the teacher's weights (when it is an obd :class:`~obd.teachers.Teacher`). Stored in every
+    checkpoint so that a resume on a rebuilt dataset or a retrained teacher fails instead of silently
+    continuing a different run."""
+    digest = hashlib.sha256()
+    for array in (dataset.observations, dataset.actions):
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    found = {"dataset": digest.hexdigest()}
+    modules = [getattr(teacher, name, None) for name in ("actor", "critic")]
+    if teacher is not None and any(isinstance(m, torch.nn.Module) for m in modules):
+        digest = hashlib.sha256()
+        for module in modules:
+            if isinstance(module, torch.nn.Module):
+                for name, tensor in sorted(module.state_dict().items()):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        found["teacher"] = digest.hexdigest()
+    return found
+
+
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ObdError(f"config key '{key}': expected one of {list(allowed)}, got {value!r}")
@@ -246,6 +268,7 @@ class Distiller:
         # process CPU seconds in outer steps: with one torch thread this is what the wall time would be on an
         # otherwise idle core, so runs made on a shared machine stay comparable
         self.cpu_time = 0.0
+        self.inputs = inputs_fingerprint(dataset, teacher)
         self.teacher_label = cfg.teacher or (teacher.metadata.get("source", "") if teacher is not None
                                               and isinstance(getattr(teacher, "metadata", None), dict) else "")
 
@@ -331,7 +354,8 @@ class Distiller:
         """Everything that makes a resumed run bit-identical: synthetic tensors, optimizer, generator."""
         return {"outer_step": self.outer_step, "wall_time": self.wall_time, "cpu_time": self.cpu_time,
                 "states": self.states.detach().cpu().clone(), "actions": self.actions.detach().cpu().clone(),
-                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "inputs": dict(self.inputs)}
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
         for key in ("outer_step", "states", "actions", "optimizer", "generator"):
@@ -341,6 +365,11 @@ class Distiller:
                 tuple(state["actions"].shape) != tuple(self.actions.shape):
             raise ObdError(f"{where}: synthetic set {tuple(state['states'].shape)}/{tuple(state['actions'].shape)} "
                            f"does not match the config's {tuple(self.states.shape)}/{tuple(self.actions.shape)}")
+        for key, saved in state.get("inputs", {}).items():  # checkpoints written before fingerprints have none
+            if key in self.inputs and saved != self.inputs[key]:
+                raise ObdError(f"{where}: the {key} differs from the one this run started with (sha256 "
+                               f"{saved[:12]}... then, {self.inputs[key][:12]}... now); resuming would not "
+                               f"continue the same run")
         with torch.no_grad():
             self.states.copy_(state["states"])
             self.actions.copy_(state["actions"])
