@@ -36,8 +36,11 @@ paper-preset run of 20k outer steps that took several sessions, resumed from its
 are the runs' checkpoints (``RUN/checkpoints/step_*.hdf5``), timed by the cumulative outer-step seconds
 that ``RUN/metrics.jsonl`` records at that step. ``--clock cpu`` uses process CPU seconds instead of wall
 seconds: with one torch thread that is the wall time the run would have taken on an idle core, so runs made
-on a machine shared with other jobs stay comparable. The runs must share dataset and teacher (their
-``config.yaml``); the first run is the reference.
+on a machine shared with other jobs stay comparable. ``--clock steps --sec-per-step A,B`` times each run as
+its outer steps times a fixed cost per step (one value per run, e.g. the ``sec_per_outer_step`` of
+``scripts/bench_distill.py`` for each preset, measured back to back in one session): the clock for runs
+that were resumed over several sessions, machines or thread counts, whose recorded seconds do not share
+one scale. The runs must share dataset and teacher (their ``config.yaml``); the first run is the reference.
 """
 
 from __future__ import annotations
@@ -180,14 +183,16 @@ def run_preset(name: str, cfg: DistillConfig, dataset: Any, teacher: Any, yardst
             "sec_per_step": d.wall_time / d.outer_step if d.outer_step else None}
 
 
-def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teacher: Any) -> dict[str, Any]:
+def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teacher: Any,
+             sec_per_step: float | None = None) -> dict[str, Any]:
     """Probes [seconds, step, H] at every checkpoint of a ``python -m obd.distill`` run folder, and the
-    checkpoints' synthetic sets, in the dictionary layout :func:`run_preset` returns."""
+    checkpoints' synthetic sets, in the dictionary layout :func:`run_preset` returns. ``clock`` "steps"
+    times step k as ``k * sec_per_step``."""
     import json
 
     from obd.distill.run import CHECKPOINT_RE
 
-    key = {"wall": "wall_time", "cpu": "cpu_time"}[clock]
+    key = {"wall": "wall_time", "cpu": "cpu_time", "steps": "step"}[clock]
     seconds = {0: 0.0}
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
@@ -199,7 +204,7 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
             break  # a line cut short by a kill; the run's resume drops it too
         if key not in row:
             raise ObdError(f"{metrics}: line {n} has no '{key}' (runs made before obd recorded it: use --clock wall)")
-        seconds[int(row["step"])] = float(row[key])
+        seconds[int(row["step"])] = float(row[key]) * (sec_per_step if clock == "steps" else 1.0)
     found = sorted((int(m.group(1)), p.with_name(p.name.replace(".state.pt", ".hdf5")))
                    for p in (run_dir / "checkpoints").glob("step_*.state.pt") if (m := CHECKPOINT_RE.match(p.name)))
     found = [(step, path) for step, path in found if step in seconds and path.is_file()]
@@ -243,7 +248,9 @@ def render_md(result: dict[str, Any]) -> str:
         "# Preset comparison on the paper's outer objective H",
         "",
         f"Dataset `{s['dataset']}`, teacher `{s['teacher']}`, seed {s['seed']}, "
-        + (f"runs {', '.join(f'`{r}`' for r in s['runs'])} timed by cumulative outer-step {s['clock']} seconds, "
+        + (f"runs {', '.join(f'`{r}`' for r in s['runs'])} timed by "
+           + (f"outer steps x fixed seconds per step ({', '.join(f'{c:g}' for c in s['sec_per_step'])}), "
+              if s.get("sec_per_step") else f"cumulative outer-step {s['clock']} seconds, ")
            if s["runs"] else f"budget {s['budget_seconds']:g} s of outer-step wall time per preset, ")
         + f"{s['threads']} thread(s), device {s['device']}.",
         f"Yardstick: `{s['yardstick']}` objective, {s['yardstick_students']} fixed students x "
@@ -299,7 +306,8 @@ def main_(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", help="teacher file (obd.teachers.Teacher) (with --runs: from the runs' config)")
     p.add_argument("--runs", help="comma-separated python -m obd.distill run folders to compare from their "
                    "checkpoints instead of running presets; first = reference")
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+    p.add_argument("--sec-per-step", help="with --clock steps: comma-separated seconds per outer step, one per run")
+    p.add_argument("--clock", choices=("wall", "cpu", "steps"), default="wall",
                    help="with --runs: time axis = cumulative outer-step wall or process-CPU seconds")
     p.add_argument("--presets", default=DEFAULT_PRESETS, help="comma-separated PATH[@key=value...]; first = reference")
     p.add_argument("--budget-seconds", type=float, default=600.0, help="outer-step wall time per preset")
@@ -329,8 +337,20 @@ def main_(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     run_dirs: list[Path] = []
+    costs: list[float | None] = []
     if args.runs:
         run_dirs = [Path(r.strip()).expanduser() for r in args.runs.split(",") if r.strip()]
+        costs = [None] * len(run_dirs)
+        if args.clock == "steps":
+            try:
+                costs = [float(c) for c in (args.sec_per_step or "").split(",") if c.strip()]
+            except ValueError:
+                costs = []
+            if len(costs) != len(run_dirs) or not all(c > 0 for c in costs):
+                raise ObdError(f"--sec-per-step: expected {len(run_dirs)} comma-separated numbers > 0 (one per run) "
+                               f"with --clock steps, got {args.sec_per_step!r}")
+        elif args.sec_per_step:
+            raise ObdError("--sec-per-step: only with --clock steps")
         run_cfgs = []
         for r in run_dirs:
             if not (r / "config.yaml").is_file():
@@ -368,9 +388,9 @@ def main_(argv: list[str] | None = None) -> int:
                           args.yardstick_states, args.yardstick_seed)
 
     runs = {}
-    for (name, _, _), run_dir in zip(presets, run_dirs or [None] * len(presets)):
+    for (name, _, _), run_dir, cost in zip(presets, run_dirs or [None] * len(presets), costs or [None] * len(presets)):
         if run_dir is not None:
-            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher)
+            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher, cost)
         else:
             runs[name] = run_preset(name, cfgs[name], dataset, teacher, yardstick, args.budget_seconds,
                                     args.probe_every, min(args.first_probe, args.probe_every))
@@ -382,6 +402,7 @@ def main_(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "settings": {"dataset": str(args.dataset), "teacher": str(teacher_path), "seed": args.seed,
                      "runs": [str(r) for r in run_dirs], "clock": args.clock if run_dirs else "wall",
+                     "sec_per_step": costs if args.clock == "steps" and run_dirs else None,
                      "budget_seconds": None if run_dirs else args.budget_seconds, "probe_every": args.probe_every,
                      "first_probe": args.first_probe, "threads": args.threads, "overrides": args.overrides,
                      "device": str(yardstick.d.device), "yardstick": yardstick.d.objective.label,

@@ -202,3 +202,18 @@ def test_runs_mode_reads_checkpoints_of_resumed_runs(files, tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--runs", str(tmp_path / "nope"), "--out", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "nope" in done.stderr and "Traceback" not in done.stderr
+
+    # the steps clock: step k of each run costs k x its fixed seconds per step
+    rc = cp.main(["--runs", f"{tmp_path / 'ref'},{tmp_path / 'fast'}", "--clock", "steps", "--sec-per-step",
+                  "1.0,0.25", "--out", str(out), "--yardstick", str(ref), "--yardstick-students", "2",
+                  "--yardstick-states", "40", "--eval-students", "0"])
+    assert rc == 0
+    res = json.loads((out / "compare.json").read_text())
+    assert [p[0] for p in res["presets"]["ref"]["probes"]] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert [p[0] for p in res["presets"]["fast"]["probes"]] == [0.0, 0.5, 1.0, 1.5]
+    assert res["settings"]["sec_per_step"] == [1.0, 0.25] and "1, 0.25" in (out / "compare.md").read_text()
+    for bad in (["--clock", "steps", "--sec-per-step", "1.0"], ["--clock", "steps", "--sec-per-step", "1,x"],
+                ["--clock", "cpu", "--sec-per-step", "1,1"]):
+        done = subprocess.run([sys.executable, str(SCRIPT), "--runs", f"{tmp_path / 'ref'},{tmp_path / 'fast'}",
+                               "--out", str(out), *bad], capture_output=True, text=True)
+        assert done.returncode == 2 and "--sec-per-step" in done.stderr and "Traceback" not in done.stderr
