@@ -301,10 +301,11 @@ def test_fit_reduces_loss_and_saves_loadable_set(tmp_path):
     np.testing.assert_array_equal(raw.actions, syn.actions.numpy())
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_kill_and_resume_is_bit_identical(tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "constant"), ("adam", "constant"), ("adam", "cosine")])
+def test_kill_and_resume_is_bit_identical(tmp_path, optimizer, schedule):
     data, teacher = make_dataset(), TinyTeacher()
-    cfg = tiny_config(**{"outer.optimizer": optimizer, "inner.momentum": 0.5, "inner.students": 2})
+    cfg = tiny_config(**{"outer.optimizer": optimizer, "inner.momentum": 0.5, "inner.students": 2,
+                         "outer.schedule": schedule})
     full = start(cfg, tmp_path / "full", data, teacher, progress=False)
 
     class Killed(Exception):
@@ -331,6 +332,21 @@ def test_kill_and_resume_is_bit_identical(tmp_path, optimizer):
     assert lines("full") == lines("killed") and len(lines("full")) == 6
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == [
         f"step_{s:07d}.{ext}" for s in (2, 4, 6) for ext in ("hdf5", "state.pt")]
+
+
+def test_cosine_schedule_sets_the_outer_lr_every_step():
+    cfg = tiny_config(**{"outer.optimizer": "adam", "outer.lr": 0.04, "outer.schedule": "cosine",
+                         "outer.lr_min": 0.01, "outer_steps": 4})
+    cfg.validate()
+    assert cfg.outer.decay_steps == 4  # resolved, and saved with the run, so extending outer_steps keeps it
+    assert [cfg.outer.lr_at(k) for k in (0, 2, 4, 9)] == pytest.approx([0.04, 0.025, 0.01, 0.01])
+    d = cfg.create(make_dataset(), TinyTeacher(), progress=False)
+    seen = []
+    for _ in range(4):
+        d.step()
+        seen.append(d.optimizer.param_groups[0]["lr"])
+    assert seen == pytest.approx([cfg.outer.lr_at(k) for k in range(4)])
+    assert tiny_config(**{"outer.lr": 0.04}).outer.lr_at(3) == 0.04
 
 
 def test_resume_refuses_changed_inputs(tmp_path):
@@ -366,7 +382,8 @@ def test_inputs_fingerprint_tracks_teacher_weights():
 @pytest.mark.parametrize("override,message", [
     ("objective=foo", "objective"), ("n_syn=0", "n_syn"), ("init=bar", "init"), ("inner.lr=-1", "inner.lr"),
     ("inner.truncate=9", "inner.truncate"), ("outer.optimizer=rmsprop", "outer.optimizer"),
-    ("eval_every=5", "eval_every"), ("density.alpha=0.5", "density"), ("student.kind=gauss", "student.kind"),
+    ("eval_every=5", "eval_every"), ("outer.schedule=step", "outer.schedule"), ("outer.lr_min=1", "outer.lr_min"),
+    ("outer.decay_steps=-1", "outer.decay_steps"), ("density.alpha=0.5", "density"), ("student.kind=gauss", "student.kind"),
 ])
 def test_bad_configs_fail_fast(override, message):
     with pytest.raises(ObdError, match=message.replace(".", r"\.")):

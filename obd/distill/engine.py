@@ -43,6 +43,7 @@ from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
 
 OUTER_OPTIMIZERS = ("sgd", "adam")
+OUTER_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -70,13 +71,26 @@ class InnerConfig:
 @dataclass
 class OuterConfig:
     """Optimizer on the synthetic (states, actions): ``sgd`` (with ``momentum``) or ``adam``; joint
-    gradient-norm clip (0 = off); ``batch`` real states per outer step."""
+    gradient-norm clip (0 = off); ``batch`` real states per outer step. ``schedule``: ``constant`` lr (the
+    paper's) or ``cosine``, lr_k = lr_min + (lr - lr_min) (1 + cos(pi min(k, K) / K)) / 2 at outer step k
+    with K = ``decay_steps`` (0 resolves to the run's ``outer_steps`` when the config is validated, so a
+    resumed run that extends ``outer_steps`` keeps its original horizon)."""
 
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     clip: float = 2.0
     batch: int = 2560
+    schedule: str = "constant"
+    lr_min: float = 0.0
+    decay_steps: int = 0
+
+    def lr_at(self, step: int) -> float:
+        """The outer learning rate for outer step ``step`` (0-based)."""
+        if self.schedule == "constant" or self.decay_steps <= 0:
+            return self.lr
+        progress = min(step, self.decay_steps) / self.decay_steps
+        return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -117,6 +131,7 @@ class DistillConfig:
         _choice("init", self.init, INITS)
         _choice("student.kind", self.student.kind, STUDENT_KINDS)
         _choice("outer.optimizer", self.outer.optimizer, OUTER_OPTIMIZERS)
+        _choice("outer.schedule", self.outer.schedule, OUTER_SCHEDULES)
         for key, value in (("n_syn", self.n_syn), ("student.hidden", self.student.hidden),
                            ("student.depth", self.student.depth), ("inner.steps", self.inner.steps),
                            ("inner.students", self.inner.students), ("outer.batch", self.outer.batch),
@@ -124,7 +139,7 @@ class DistillConfig:
             if not value > 0:
                 raise ObdError(f"config key '{key}': expected an integer > 0, got {value}")
         for key, value in (("outer_steps", self.outer_steps), ("checkpoint_every", self.checkpoint_every),
-                           ("inner.truncate", self.inner.truncate)):
+                           ("inner.truncate", self.inner.truncate), ("outer.decay_steps", self.outer.decay_steps)):
             if value < 0:
                 raise ObdError(f"config key '{key}': expected an integer >= 0, got {value}")
         for key, value in (("inner.lr", self.inner.lr), ("outer.lr", self.outer.lr)):
@@ -136,6 +151,11 @@ class DistillConfig:
         if self.inner.truncate > self.inner.steps:
             raise ObdError(f"config key 'inner.truncate': {self.inner.truncate} exceeds inner.steps "
                            f"{self.inner.steps}")
+        if not (math.isfinite(self.outer.lr_min) and 0 <= self.outer.lr_min <= self.outer.lr):
+            raise ObdError(f"config key 'outer.lr_min': expected a number in [0, outer.lr = {self.outer.lr}], got "
+                           f"{self.outer.lr_min}")
+        if self.outer.schedule == "cosine" and self.outer.decay_steps == 0:
+            self.outer.decay_steps = self.outer_steps
         if not (math.isfinite(self.outer.clip) and self.outer.clip >= 0):
             raise ObdError(f"config key 'outer.clip': expected a number >= 0 (0 = off), got {self.outer.clip}")
         if self.eval_every != 0:
@@ -315,6 +335,9 @@ class Distiller:
             grad_norm = torch.nn.utils.clip_grad_norm_(tensors, self.config.outer.clip)
         else:
             grad_norm = torch.linalg.vector_norm(torch.stack([t.grad.norm() for t in tensors]))
+        if self.config.outer.schedule != "constant":
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.outer.lr_at(self.outer_step)
         self.optimizer.step()
         self.outer_step += 1
         loss_value = loss.item()  # synchronizes a GPU before the clocks stop
