@@ -28,7 +28,7 @@ from obd.data.dataset import TransitionDataset  # noqa: E402
 from obd.distill.engine import DistillConfig, Distiller  # noqa: E402
 from obd.distill.students import MLPStudent, bc_loss  # noqa: E402
 
-PRESETS = {"paper": "configs/paper_avpbc.yaml", "fast": "configs/fast_avpbc.yaml"}
+PRESETS = {"paper": "configs/paper_avpbc.yaml", "fast": "configs/fast_avpbc.yaml", "small": "configs/small_avpbc.yaml"}
 REAL_STATES = 20_000
 
 

@@ -120,7 +120,7 @@ def main_(argv: list[str] | None = None) -> int:
                    help="a dataset spec and its teacher file; repeat for several datasets")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", default="0,1")
-    p.add_argument("--preset", type=Path, default=Path("configs/fast_avpbc.yaml"))
+    p.add_argument("--preset", type=Path, default=Path("configs/small_avpbc.yaml"))
     p.add_argument("--outer-steps", type=int, default=None, help="override the preset's outer_steps")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)

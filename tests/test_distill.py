@@ -453,7 +453,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["paper_avpbc", "paper_pbc", "paper_dbc", "paper_sdw", "fast_avpbc", "fast_pbc",
-                                  "fast_dbc", "fast_sdw"])
+                                  "fast_dbc", "fast_sdw", "small_avpbc", "small_pbc", "small_dbc", "small_sdw"])
 def test_shipped_configs_load(name):
     cfg = load_config(DistillConfig, ROOT / "configs" / f"{name}.yaml")
     cfg.validate()
