@@ -193,6 +193,7 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
     from obd.distill.run import CHECKPOINT_RE
 
     key = {"wall": "wall_time", "cpu": "cpu_time", "steps": "step"}[clock]
+    scale = sec_per_step if clock == "steps" else 1.0
     seconds = {0: 0.0}
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
@@ -204,7 +205,7 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
             break  # a line cut short by a kill; the run's resume drops it too
         if key not in row:
             raise ObdError(f"{metrics}: line {n} has no '{key}' (runs made before obd recorded it: use --clock wall)")
-        seconds[int(row["step"])] = float(row[key]) * (sec_per_step if clock == "steps" else 1.0)
+        seconds[int(row["step"])] = float(row[key]) * scale
     found = sorted((int(m.group(1)), p.with_name(p.name.replace(".state.pt", ".hdf5")))
                    for p in (run_dir / "checkpoints").glob("step_*.state.pt") if (m := CHECKPOINT_RE.match(p.name)))
     found = [(step, path) for step, path in found if step in seconds and path.is_file()]
@@ -337,10 +338,9 @@ def main_(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     run_dirs: list[Path] = []
-    costs: list[float | None] = []
+    costs: list[float] = []  # seconds per outer step of each run, for --clock steps
     if args.runs:
         run_dirs = [Path(r.strip()).expanduser() for r in args.runs.split(",") if r.strip()]
-        costs = [None] * len(run_dirs)
         if args.clock == "steps":
             try:
                 costs = [float(c) for c in (args.sec_per_step or "").split(",") if c.strip()]
@@ -388,9 +388,9 @@ def main_(argv: list[str] | None = None) -> int:
                           args.yardstick_states, args.yardstick_seed)
 
     runs = {}
-    for (name, _, _), run_dir, cost in zip(presets, run_dirs or [None] * len(presets), costs or [None] * len(presets)):
+    for i, ((name, _, _), run_dir) in enumerate(zip(presets, run_dirs or [None] * len(presets))):
         if run_dir is not None:
-            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher, cost)
+            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher, costs[i] if costs else None)
         else:
             runs[name] = run_preset(name, cfgs[name], dataset, teacher, yardstick, args.budget_seconds,
                                     args.probe_every, min(args.first_probe, args.probe_every))
@@ -402,7 +402,7 @@ def main_(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "settings": {"dataset": str(args.dataset), "teacher": str(teacher_path), "seed": args.seed,
                      "runs": [str(r) for r in run_dirs], "clock": args.clock if run_dirs else "wall",
-                     "sec_per_step": costs if args.clock == "steps" and run_dirs else None,
+                     "sec_per_step": costs or None,
                      "budget_seconds": None if run_dirs else args.budget_seconds, "probe_every": args.probe_every,
                      "first_probe": args.first_probe, "threads": args.threads, "overrides": args.overrides,
                      "device": str(yardstick.d.device), "yardstick": yardstick.d.objective.label,
