@@ -242,6 +242,12 @@ def fmt_score(r: dict[str, Any] | None) -> str:
     return "n/a" if r is None else f"{r['normalized_score_mean']:.1f} ± {r['normalized_score_std']:.1f}"
 
 
+def clock_label(clock: str) -> str:
+    """What the time axis measures under ``--clock``."""
+    return {"wall": "wall seconds of outer steps", "cpu": "CPU seconds of outer steps",
+            "steps": "outer steps x seconds per step"}[clock]
+
+
 def render_md(result: dict[str, Any]) -> str:
     s = result["settings"]
     ref = result["reference"]
@@ -273,7 +279,7 @@ def render_md(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {p['outer_steps']} | {sps} | {probes[0][2]:.5g} | {min(q[2] for q in probes):.5g} "
                      f"| {probes[-1][2]:.5g} | {reach_text} | {speed_text} | {fmt_score(p['final_eval'])} "
                      f"| {fmt_score(p['target_eval'])} |")
-    lines += ["", f"Time to target: {s['clock']} seconds of outer steps at the first probe with H <= target (probe "
+    lines += ["", f"Time to target: {clock_label(s['clock'])} at the first probe with H <= target (probe "
               f"resolution). Speedup = reference's time to its own final H / this preset's time to reach it.", ""]
     return "\n".join(lines)
 
@@ -291,7 +297,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.plot(*zip(*pts), marker="o", ms=3, label=name)
     ax.axhline(result["target_H"], color="gray", ls="--", lw=1, label=f"target (final H of {result['reference']})")
     ax.set_xscale("log")
-    ax.set_xlabel(f"{result['settings']['clock']} seconds of outer steps")
+    ax.set_xlabel(clock_label(result["settings"]["clock"]))
     ax.set_ylabel(f"H ({result['settings']['yardstick']} yardstick)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
