@@ -283,6 +283,18 @@ class SACTrainer:
             save_behavior_policy(self.policy_dir / "behavior_expert.pt", self.actor, self._policy_meta("expert", confirmed))
             print(f"[sac {spec.name}] expert policy at step {self.step}: normalized {confirmed:.1f}", flush=True)
 
+    def save_snapshot(self, score: float) -> Path:
+        """Write the current actor to ``<run>/snapshots/step_XXXXXXX.pt`` (a behavior-policy file).
+
+        Every evaluation leaves one, so the medium policy can be chosen afterwards by measuring the
+        snapshots (``python -m obd.data select-behavior``) instead of by the first score in a fixed band;
+        ``replay_size`` is the buffer prefix that is medium-replay for that snapshot.
+        """
+        path = self.out / "snapshots" / f"step_{self.step:07d}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_behavior_policy(path, self.actor, {**self._policy_meta("snapshot", score), "replay_size": self.buffer.size})
+        return path
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, next_reset_seed: int | None = None) -> None:
         """Write ``buffer.npz`` and ``checkpoint.pt`` atomically. ``next_reset_seed``: the seed of the reset
@@ -382,6 +394,7 @@ class SACTrainer:
                 self.history.append({"step": self.step, "normalized_score": score, "steps_per_sec": sps, **last})
                 bar.set_postfix(score=f"{score:.1f}", sps=f"{sps:.0f}")
                 print(f"[sac {self.spec.name}] step {self.step} eval {score:.1f} sps {sps:.0f}", flush=True)
+                self.save_snapshot(score)
                 self._maybe_snapshot(score)
             if self.step % cfg.checkpoint_every == 0:
                 checkpoint_due = True
