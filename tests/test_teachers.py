@@ -31,9 +31,10 @@ def tiny_dataset(n: int = 400, episodes: int = 4, seed: int = 0) -> TransitionDa
 
 
 def run_updates(algo, data, steps: int) -> dict[str, list[float]]:
-    from obd.teachers.training import OfflineData, transition_returns
+    from obd.teachers.training import OfflineData, reward_scale
 
-    batches = OfflineData(data, torch.device("cpu"), algo.reward_scale(transition_returns(data)))
+    batches = OfflineData(data, torch.device("cpu"), reward_scale(data, algo.cfg.normalize_reward),
+                          algo.cfg.discount if algo.uses_mc_returns else None)
     gen = torch.Generator().manual_seed(0)
     hist: dict[str, list[float]] = {}
     for _ in range(steps):
@@ -79,10 +80,14 @@ def test_ensemble_q1_is_first_member():
 
 
 def test_reward_scale_is_corl_locomotion_rule():
-    iql = IQL(IQLConfig(hidden=SMALL), OBS, ACT, torch.device("cpu"), 10)
-    assert iql.reward_scale(torch.tensor([100.0, 600.0, 350.0])) == pytest.approx(2.0)
-    td3 = TD3BC(TD3BCConfig(hidden=SMALL), OBS, ACT, torch.device("cpu"), 10)
-    assert td3.reward_scale(torch.tensor([100.0, 600.0])) == 1.0
+    from obd.teachers.training import reward_scale
+
+    d = tiny_dataset(n=300, episodes=3)
+    d.rewards[:] = 0.0
+    d.rewards[[0, 100, 200]] = [100.0, 600.0, 350.0]     # episode returns 100, 600, 350
+    assert reward_scale(d, normalize=True) == pytest.approx(2.0)
+    assert reward_scale(d, normalize=False) == 1.0
+    assert IQLConfig().normalize_reward and not TD3BCConfig().normalize_reward
 
 
 @pytest.mark.parametrize("algo_cls,cfg_cls", [(TD3BC, TD3BCConfig), (IQL, IQLConfig)])

@@ -1,16 +1,17 @@
 """Teachers: near-expert policies (and critics) from offline RL on the real dataset, for PBC and Av-PBC.
 
-``Teacher`` is the interface the distillation objectives use; ``TD3BC`` and ``IQL`` train one
+``Teacher`` is the interface the distillation objectives use; ``TD3BC``, ``IQL`` and ``CalQL`` train one
 (``train_teacher``), ``import_corl`` converts the CORL Cal-QL checkpoints the OBD paper used.
 """
 
 from obd.teachers.base import Teacher
+from obd.teachers.calql import CalQL, CalQLConfig
 from obd.teachers.corl import import_corl
 from obd.teachers.iql import IQL, IQLConfig
 from obd.teachers.td3bc import TD3BC, TD3BCConfig
 from obd.teachers.training import RunConfig, evaluate_teacher, train_teacher
 
-ALGOS = {"td3bc": (TD3BC, TD3BCConfig), "iql": (IQL, IQLConfig)}
+ALGOS = {"td3bc": (TD3BC, TD3BCConfig), "iql": (IQL, IQLConfig), "calql": (CalQL, CalQLConfig)}
 
-__all__ = ["Teacher", "TD3BC", "TD3BCConfig", "IQL", "IQLConfig", "RunConfig", "train_teacher",
+__all__ = ["Teacher", "TD3BC", "TD3BCConfig", "IQL", "IQLConfig", "CalQL", "CalQLConfig", "RunConfig", "train_teacher",
            "evaluate_teacher", "import_corl", "ALGOS"]

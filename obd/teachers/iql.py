@@ -21,7 +21,8 @@ import torch
 
 from obd.data.dataset import Normalizer
 from obd.teachers.base import Teacher
-from obd.teachers.networks import EnsembleQ, TeacherActor, ValueNet, soft_update_, tanh_gaussian_log_prob
+from obd.teachers.networks import (EnsembleQ, TeacherActor, ValueNet, adam, soft_update_,
+                                   tanh_gaussian_log_prob)
 
 # atanh(1 - 1e-4) ~ 4.95: dataset actions on the bounds stay within reach of the actor's mean
 ACTION_EPS = 1e-4
@@ -49,6 +50,7 @@ class IQL:
     """Networks, optimizers and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "iql"
+    uses_mc_returns = False
 
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
@@ -56,9 +58,9 @@ class IQL:
         self.critic = EnsembleQ(obs_dim, act_dim, cfg.hidden, ensemble=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNet(obs_dim, cfg.hidden).to(device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.qf_lr)
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.vf_lr)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), cfg.qf_lr)
+        self.value_opt = adam(self.value.parameters(), cfg.vf_lr)
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, max(1, total_steps)) \
             if cfg.cosine_actor_lr else None
         self.total_it = 0
@@ -98,12 +100,6 @@ class IQL:
             self.actor_sched.step()
         return {"value_loss": value_loss.detach(), "critic_loss": critic_loss.detach(),
                 "actor_loss": actor_loss.detach(), "bc_nll": nll.mean().detach()}
-
-    def reward_scale(self, episode_returns: torch.Tensor) -> float:
-        """CORL's locomotion reward scale ``1000 / (max_return - min_return)`` (1 without normalize_reward)."""
-        if not self.cfg.normalize_reward:
-            return 1.0
-        return float(1000.0 / (episode_returns.max() - episode_returns.min()).clamp_min(1e-6))
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),

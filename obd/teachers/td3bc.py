@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from obd.data.dataset import Normalizer
 from obd.teachers.base import Teacher
-from obd.teachers.networks import EnsembleQ, TeacherActor, soft_update_
+from obd.teachers.networks import EnsembleQ, TeacherActor, adam, soft_update_
 
 
 @dataclass
@@ -45,6 +45,7 @@ class TD3BC:
     """Networks, optimizers and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "td3bc"
+    uses_mc_returns = False
 
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
@@ -52,8 +53,8 @@ class TD3BC:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = EnsembleQ(obs_dim, act_dim, cfg.hidden, ensemble=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
         self.total_it = 0
 
     def update(self, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor, next_obs: torch.Tensor,
@@ -90,12 +91,6 @@ class TD3BC:
             soft_update_(self.actor_target, self.actor, cfg.tau)
             out.update(actor_loss=actor_loss.detach(), bc_loss=bc.detach())
         return out
-
-    def reward_scale(self, episode_returns: torch.Tensor) -> float:
-        """Reward multiplier: 1, or CORL's ``1000 / (max_return - min_return)`` with ``normalize_reward``."""
-        if not self.cfg.normalize_reward:
-            return 1.0
-        return float(1000.0 / (episode_returns.max() - episode_returns.min()).clamp_min(1e-6))
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "actor_target": self.actor_target.state_dict(),

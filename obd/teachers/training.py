@@ -1,8 +1,9 @@
 """The offline RL training loop every teacher algorithm shares: data on the device, evaluation, metrics,
 resumable checkpoints and the final teacher file.
 
-An algorithm (``TD3BC``, ``IQL``) supplies ``update(obs, act, rew, next_obs, not_done)``, ``reward_scale``,
-``state_dict``/``load_state_dict`` and ``teacher(...)``; :func:`train_teacher` runs it for ``steps``
+An algorithm (``TD3BC``, ``IQL``, ``CalQL``) supplies ``update(obs, act, rew, next_obs, not_done[, mc_return])``
+(``mc_return`` when its ``uses_mc_returns``), ``state_dict``/``load_state_dict`` and ``teacher(...)``; its
+config has ``batch_size``, ``discount`` and ``normalize_reward``; :func:`train_teacher` runs it for ``steps``
 gradient updates. A run folder holds
 
 * ``config.yaml``: the resolved run and algorithm config;
@@ -54,32 +55,64 @@ class RunConfig:
 class OfflineData:
     """Transitions as tensors on the training device, states normalized, rewards scaled.
 
-    ``sample(batch, generator)`` draws indices on the device, so a batch costs one ``randint`` and five
-    gathers with no host-device copies.
+    ``sample(batch, generator)`` draws indices on the device and gathers one packed (N, width) tensor,
+    so a batch costs one ``randint`` and one gather with no host-device copies; it returns views
+    ``(obs, act, rew, next_obs, not_done)``, followed by ``mc_return`` when ``mc_discount`` is given
+    (Monte-Carlo returns-to-go of the scaled rewards, :func:`returns_to_go`).
     """
 
-    def __init__(self, data: TransitionDataset, device: torch.device, reward_scale: float = 1.0):
+    def __init__(self, data: TransitionDataset, device: torch.device, reward_scale: float = 1.0,
+                 mc_discount: float | None = None):
         norm = data.normalizer
-
-        def t(x: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
-
-        self.obs = t(norm.normalize(data.observations))
-        self.act = t(data.actions)
-        self.rew = t(data.rewards) * reward_scale
-        self.next_obs = t(norm.normalize(data.next_observations))
-        self.not_done = 1.0 - t(data.terminals)
+        rew = data.rewards.astype(np.float64) * reward_scale
+        columns = [norm.normalize(data.observations), data.actions, rew[:, None],
+                   norm.normalize(data.next_observations), 1.0 - data.terminals[:, None]]
+        if mc_discount is not None:
+            columns.append(returns_to_go(rew, data.episode_starts, data.terminals, mc_discount)[:, None])
+        self.packed = torch.as_tensor(np.concatenate([np.asarray(c, np.float32) for c in columns], 1), device=device)
+        o, a = data.obs_dim, data.act_dim
+        self.widths = [o, a, 1, o, 1] + ([1] if mc_discount is not None else [])
         self.size = len(data)
         self.device = device
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         idx = torch.randint(0, self.size, (batch,), generator=generator, device=self.device)
-        return self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.not_done[idx]
+        parts = self.packed[idx].split(self.widths, dim=1)
+        return tuple(p.squeeze(1) if w == 1 else p for p, w in zip(parts, self.widths))
 
 
-def transition_returns(data: TransitionDataset) -> torch.Tensor:
-    """Per-episode sums of the dataset's transition rewards, (E,): CORL's ``return_reward_range`` input."""
-    return torch.as_tensor(np.add.reduceat(data.rewards.astype(np.float64), data.episode_starts))
+def reward_scale(data: TransitionDataset, normalize: bool) -> float:
+    """Reward multiplier: 1, or with ``normalize`` CORL's locomotion rule ``1000 / (max_return - min_return)``
+    over the per-episode sums of the dataset's transition rewards (``return_reward_range``)."""
+    if not normalize:
+        return 1.0
+    returns = np.add.reduceat(data.rewards.astype(np.float64), data.episode_starts)
+    return float(1000.0 / max(returns.max() - returns.min(), 1e-6))
+
+
+def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray, terminals: np.ndarray,
+                  discount: float) -> np.ndarray:
+    """Discounted Monte-Carlo return of every transition within its episode, (N,) float64:
+
+        G_t = r_t + discount * G_{t+1},  with G_t = r_t at an episode's last transition,
+
+    an episode ending at the next ``episode_starts`` entry, after a terminal, or at the end of the data
+    (CORL's ``get_return_to_go``; a timed-out episode is not bootstrapped either). Computed as a parallel
+    scan of the affine recurrence ``G_t = r_t + c_t G_{t+1}``: after round k, ``G_t`` sums the next 2^k
+    rewards and ``c_t`` is their discount product, so log2(N) vectorized rounds replace the Python loop.
+    """
+    n = len(rewards)
+    last = np.asarray(terminals, bool).copy()
+    last[np.asarray(episode_starts)[1:] - 1] = True
+    last[-1] = True
+    g = np.asarray(rewards, np.float64).copy()
+    c = np.where(last, 0.0, float(discount))
+    shift = 1
+    while shift < n:
+        g[:-shift] = g[:-shift] + c[:-shift] * g[shift:]
+        c[:-shift] = c[:-shift] * c[shift:]
+        shift *= 2
+    return g
 
 
 def evaluate_teacher(teacher: Teacher, task: str, episodes: int, seed: int, max_steps: int | None = None) -> dict:
@@ -164,8 +197,8 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
     torch.manual_seed(run.seed)
     gen = torch.Generator(device=device).manual_seed(run.seed)
     algo = algo_cls(algo_cfg, data.obs_dim, data.act_dim, device, run.steps)
-    scale = algo.reward_scale(transition_returns(data))
-    batches = OfflineData(data, device, scale)
+    scale = reward_scale(data, algo_cfg.normalize_reward)
+    batches = OfflineData(data, device, scale, algo_cfg.discount if algo.uses_mc_returns else None)
     metrics = _Metrics(out / "metrics.jsonl")
     ckpt_path = out / "checkpoint.pt"
     step, last_eval = 0, None
