@@ -2,6 +2,7 @@
 
     python -m obd.teacher train --dataset hopper-medium-v5 --algo td3bc --steps 50000 --out runs/teachers/x
     python -m obd.teacher train --dataset SPEC --algo iql --steps N --out DIR --resume beta=3.0
+    python -m obd.teacher train --dataset hopper-medium-v5 --algo calql --out DIR --teacher-out envs/hopper/teacher_calql_medium.pt
     python -m obd.teacher import-corl CKPT --task hopper --out FILE --stats-from DATASET
     python -m obd.teacher info FILE
 """
@@ -55,8 +56,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"no checkpoint in {args.out}; starting a new run", file=sys.stderr)
     data = _load_dataset(args.dataset)
     teacher = train_teacher(algo_cls, algo_cfg, data, run, args.out, resume=args.resume, progress=not args.no_progress)
+    written = [args.out / "teacher.pt"]
+    if args.teacher_out is not None:
+        teacher.save(args.teacher_out)
+        written.append(args.teacher_out)
     score = teacher.metadata.get("normalized_score")
-    print(f"wrote {args.out / 'teacher.pt'}: {teacher}" + (f", normalized score {score:.1f}" if score is not None else ""))
+    print(f"wrote {' and '.join(map(str, written))}: {teacher}"
+          + (f", normalized score {score:.1f} over {teacher.metadata['eval_episodes']} episodes" if score is not None else ""))
     return 0
 
 
@@ -77,9 +83,15 @@ def cmd_import_corl(args: argparse.Namespace) -> int:
     return 0
 
 
+INFO_KEYS = ("algo", "training_steps", "dataset", "dataset_sha256", "normalized_score", "eval_episodes")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    """The teacher's provenance first (null where a file written before a key existed lacks it), then
+    its architecture and the full metadata."""
     teacher = Teacher.load(args.file, device="cpu")
-    print(json.dumps({"task": teacher.task, "obs_dim": teacher.obs_dim, "act_dim": teacher.act_dim,
+    summary = {key: teacher.metadata.get(key) for key in INFO_KEYS}
+    print(json.dumps({"task": teacher.task, **summary, "obs_dim": teacher.obs_dim, "act_dim": teacher.act_dim,
                       "stochastic": teacher.stochastic, "critic": teacher.critic is not None,
                       "arch": teacher.state()["arch"], "metadata": teacher.metadata}, indent=2, default=str))
     return 0
@@ -90,11 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train offline RL teachers, import CORL checkpoints, inspect teacher files.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC or IQL)")
+    t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC, IQL or Cal-QL)")
     t.add_argument("--dataset", required=True, help="dataset path, D4RL id or Minari id")
     t.add_argument("--algo", choices=sorted(ALGOS), default="td3bc")
     t.add_argument("--steps", type=int, default=RunConfig.steps, help="gradient updates")
     t.add_argument("--out", type=Path, required=True, help="run folder")
+    t.add_argument("--teacher-out", type=Path, default=None,
+                   help="also write the final teacher file here (e.g. envs/hopper/teacher_td3bc_medium.pt)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-every", type=int, default=RunConfig.eval_every, help="0 = no evaluation")
     t.add_argument("--eval-episodes", type=int, default=RunConfig.eval_episodes)
@@ -118,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--obs-std", default=None, help="comma-separated state std")
     c.set_defaults(func=cmd_import_corl)
 
-    i = sub.add_parser("info", help="print a teacher file's architecture and metadata")
+    i = sub.add_parser("info", help="print a teacher file's algorithm, updates, dataset (id, sha256), score, "
+                                    "architecture and metadata")
     i.add_argument("file", type=Path)
     i.set_defaults(func=cmd_info)
     return p

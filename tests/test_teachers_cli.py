@@ -49,3 +49,43 @@ def test_train_cli_runs_resumes_and_reports_errors(tmp_path, capsys):
     assert "unknown config key(s) ['alpah']" in capsys.readouterr().err
     assert teacher_cli(["train", "--dataset", str(tmp_path / "nope.hdf5"), "--out", str(out), "--steps", "5"]) == 2
     assert "nope.hdf5" in capsys.readouterr().err
+
+
+def test_calql_cli_teacher_out_and_info_metadata(tmp_path, capsys):
+    from obd.data import load_dataset
+
+    data = tiny_d4rl(tmp_path / "hopper_tiny-v2.hdf5")
+    out, named = tmp_path / "run", tmp_path / "envs" / "hopper" / "teacher_calql_medium.pt"
+    assert teacher_cli(["train", "--dataset", str(data), "--algo", "calql", "--out", str(out), "--steps", "7",
+                        "--eval-every", "5", "--eval-episodes", "2", "--eval-max-steps", "10", "--device", "cpu",
+                        "--teacher-out", str(named), "--no-progress", "actor_hidden=[16,16]",
+                        "critic_hidden=[16,16]", "batch_size=16", "cql_n_actions=2"]) == 0
+    assert "over 2 episodes" in capsys.readouterr().out
+    t = Teacher.load(named)
+    assert torch.equal(t.actor.net[0].weight, Teacher.load(out / "teacher.pt").actor.net[0].weight)
+    meta = t.metadata
+    assert meta["algo"] == "calql" and meta["training_steps"] == 7 and meta["eval_episodes"] == 2
+    assert meta["dataset_sha256"] == load_dataset(str(data)).fingerprint() and len(meta["dataset_sha256"]) == 64
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in rows if "normalized_score" in r]
+    assert [r["step"] for r in final] == [5, 7]           # the last step is evaluated even off the schedule
+    assert meta["normalized_score"] == final[-1]["normalized_score"]
+
+    assert teacher_cli(["info", str(named)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {k: info[k] for k in ("algo", "training_steps", "eval_episodes")} == {"algo": "calql", "training_steps": 7,
+                                                                                   "eval_episodes": 2}
+    assert info["dataset"] == str(data) and info["dataset_sha256"] == meta["dataset_sha256"]
+    assert info["stochastic"] and info["normalized_score"] == meta["normalized_score"]
+
+
+def test_info_reads_shipped_teachers_written_before_the_provenance_keys(capsys):
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).resolve().parents[1] / "envs").glob("*/teacher_*.pt"))
+    assert shipped
+    for path in shipped:
+        assert teacher_cli(["info", str(path)]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["algo"] and info["task"] == path.parent.name
+        assert "dataset_sha256" in info                      # null for files older than the key

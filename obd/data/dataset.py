@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,6 +184,14 @@ class TransitionDataset:
         """Indices of ``n`` transitions drawn uniformly (without replacement by default)."""
         rng = np.random.default_rng(rng)
         return rng.choice(len(self), size=n, replace=replace or n > len(self))
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the observations and actions as float32 bytes: names this exact data in run
+        checkpoints and teacher files."""
+        digest = hashlib.sha256()
+        for array in (self.observations, self.actions):
+            digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+        return digest.hexdigest()
 
     def subset(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         return {"observations": self.observations[indices], "actions": self.actions[indices]}

@@ -200,10 +200,7 @@ def inputs_fingerprint(dataset: TransitionDataset, teacher: Any = None) -> dict[
     actions, and the teacher's weights (when it is an obd :class:`~obd.teachers.Teacher`). Stored in every
     checkpoint so that a resume on a rebuilt dataset or a retrained teacher fails instead of silently
     continuing a different run."""
-    digest = hashlib.sha256()
-    for array in (dataset.observations, dataset.actions):
-        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
-    found = {"dataset": digest.hexdigest()}
+    found = {"dataset": dataset.fingerprint()}
     modules = [getattr(teacher, name, None) for name in ("actor", "critic")]
     if teacher is not None and any(isinstance(m, torch.nn.Module) for m in modules):
         digest = hashlib.sha256()

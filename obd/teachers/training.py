@@ -10,7 +10,10 @@ gradient updates. A run folder holds
 * ``metrics.jsonl``: one JSON line per log / evaluation (losses, D4RL normalized score);
 * ``checkpoint.pt``: networks, optimizers, RNG states and step, rewritten atomically every
   ``checkpoint_every`` steps (``--resume`` continues from it, dropping metrics logged after it);
-* ``teacher.pt``: the :class:`~obd.teachers.base.Teacher` file, written at the end.
+* ``teacher.pt``: the :class:`~obd.teachers.base.Teacher` file, written at the end. Its metadata names
+  the algorithm, updates (``training_steps``), dataset id and ``dataset_sha256``
+  (:meth:`TransitionDataset.fingerprint`, the distiller's), and the final deterministic normalized score
+  with its episode count (evaluated at the last step unless evaluation is off).
 """
 
 from __future__ import annotations
@@ -214,7 +217,8 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
             (out / "metrics.jsonl").unlink()
     write_text_atomic(out / "config.yaml", yaml.safe_dump(saved_config(run, algo_cfg), sort_keys=False))
 
-    meta = {"task": task, "dataset": run.dataset or data.source, "seed": run.seed, "reward_scale": scale,
+    meta = {"task": task, "dataset": run.dataset or data.source, "dataset_sha256": data.fingerprint(),
+            "seed": run.seed, "reward_scale": scale,
             "config": config_to_dict(algo_cfg)}
 
     def checkpoint(at: int) -> None:
@@ -251,11 +255,15 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
             checkpoint(step)
         bar.update(1)
     bar.close()
+    if run.eval_every > 0 and (last_eval is None or last_eval["step"] != step):
+        last_eval = evaluate(step)              # the teacher file always carries the final policy's score
+        metrics.write(last_eval)
     checkpoint(step)
     final_meta = {**meta, "training_steps": step, "env_id": get_task(task).env_id if task else None}
-    if last_eval is not None and last_eval["step"] == step:
+    if last_eval is not None:
         final_meta.update(normalized_score=last_eval["normalized_score"], eval_episodes=run.eval_episodes,
-                          eval_return_mean=last_eval["return_mean"])
+                          eval_return_mean=last_eval["return_mean"],
+                          eval_episode_length_mean=last_eval["episode_length_mean"])
     teacher = algo.teacher(data.normalizer, task, final_meta)
     teacher.save(out / "teacher.pt")
     return teacher
