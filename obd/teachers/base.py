@@ -14,6 +14,7 @@ reads it): architecture, actor and critic weights, normalizer and metadata. No m
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,23 @@ class Teacher:
         kind = self.actor.kind
         return (f"Teacher(task={self.task!r}, algo={self.metadata.get('algo')!r}, actor={kind}, "
                 f"critic={'yes' if self.critic is not None else 'no'}, device={self.device})")
+
+
+class TeacherAlgorithm:
+    """What the shared training loop (:func:`obd.teachers.training.train_teacher`) needs besides an
+    algorithm's own ``update`` / ``state_dict`` / ``load_state_dict``: its ``name``, whether its batches
+    carry Monte-Carlo returns (``uses_mc_returns``), and the actor and critic a teacher file is cut from."""
+
+    name = ""
+    uses_mc_returns = False
+    actor: TeacherActor
+    critic: EnsembleQ
+    device: torch.device
+
+    def teacher(self, normalizer: Normalizer, task: str | None, metadata: dict[str, Any]) -> Teacher:
+        """A :class:`Teacher` holding copies of the current actor and critics (Q1 first)."""
+        return Teacher(copy.deepcopy(self.actor), copy.deepcopy(self.critic), normalizer, task,
+                       {"algo": self.name, **metadata}, self.device)
 
 
 def _load_weights(module: torch.nn.Module, weights: Any, where: str) -> None:

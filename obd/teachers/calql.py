@@ -29,8 +29,7 @@ from typing import Any
 
 import torch
 
-from obd.data.dataset import Normalizer
-from obd.teachers.base import Teacher
+from obd.teachers.base import TeacherAlgorithm
 from obd.teachers.networks import (EnsembleQ, TeacherActor, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob,
                                    tanh_gaussian_sample)
 
@@ -88,7 +87,7 @@ def calibrated_cql_gap(q_data: torch.Tensor, q_rand: torch.Tensor, q_pi: torch.T
     return (ood - q_data).clamp(cfg.cql_clip_diff_min, cfg.cql_clip_diff_max).mean(-1)
 
 
-class CalQL:
+class CalQL(TeacherAlgorithm):
     """Networks, optimizer and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "calql"
@@ -176,8 +175,3 @@ class CalQL:
             self.log_alpha.copy_(st["log_alpha"])
         self.opt.load_state_dict(st["opt"])
         self.total_it = int(st["total_it"])
-
-    def teacher(self, normalizer: Normalizer, task: str | None, metadata: dict[str, Any]) -> Teacher:
-        """A :class:`Teacher` holding copies of the current actor and critics (Q1 first)."""
-        return Teacher(copy.deepcopy(self.actor), copy.deepcopy(self.critic), normalizer, task,
-                       {"algo": self.name, **metadata}, self.device)

@@ -19,8 +19,7 @@ from typing import Any
 
 import torch
 
-from obd.data.dataset import Normalizer
-from obd.teachers.base import Teacher
+from obd.teachers.base import TeacherAlgorithm
 from obd.teachers.networks import (EnsembleQ, TeacherActor, ValueNet, adam, soft_update_,
                                    tanh_gaussian_log_prob)
 
@@ -46,11 +45,10 @@ class IQLConfig:
     cosine_actor_lr: bool = True        # CORL: CosineAnnealingLR(actor_optimizer, max_timesteps)
 
 
-class IQL:
+class IQL(TeacherAlgorithm):
     """Networks, optimizers and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "iql"
-    uses_mc_returns = False
 
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
@@ -118,8 +116,3 @@ class IQL:
         if self.actor_sched is not None and st.get("actor_sched") is not None:
             self.actor_sched.load_state_dict(st["actor_sched"])
         self.total_it = int(st["total_it"])
-
-    def teacher(self, normalizer: Normalizer, task: str | None, metadata: dict[str, Any]) -> Teacher:
-        """A :class:`Teacher` holding copies of the current actor and critics (Q1 first)."""
-        return Teacher(copy.deepcopy(self.actor), copy.deepcopy(self.critic), normalizer, task,
-                       {"algo": self.name, **metadata}, self.device)

@@ -19,8 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from obd.data.dataset import Normalizer
-from obd.teachers.base import Teacher
+from obd.teachers.base import TeacherAlgorithm
 from obd.teachers.networks import EnsembleQ, TeacherActor, adam, soft_update_
 
 
@@ -41,11 +40,10 @@ class TD3BCConfig:
     normalize_reward: bool = False      # CORL: False for TD3+BC
 
 
-class TD3BC:
+class TD3BC(TeacherAlgorithm):
     """Networks, optimizers and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "td3bc"
-    uses_mc_returns = False
 
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
@@ -104,8 +102,3 @@ class TD3BC:
         self.actor_opt.load_state_dict(st["actor_opt"])
         self.critic_opt.load_state_dict(st["critic_opt"])
         self.total_it = int(st["total_it"])
-
-    def teacher(self, normalizer: Normalizer, task: str | None, metadata: dict[str, Any]) -> Teacher:
-        """A :class:`Teacher` holding copies of the current actor and critics."""
-        return Teacher(copy.deepcopy(self.actor), copy.deepcopy(self.critic), normalizer, task,
-                       {"algo": self.name, **metadata}, self.device)
