@@ -15,9 +15,10 @@ Defaults are CORL's ``algorithms/finetune/cal_ql.py`` offline settings: orthogon
 actor with learned log-std multiplier / offset (init 1 / -1), 2 x 256 twin critics, 10 sampled actions.
 
 Cheaper than CORL's update with the same estimator: the actor runs once on ``[s; s']`` and all its samples
-come from that one mean/std (CORL repeats each state 10x through the network), and the critics evaluate
-the data, uniform and policy actions for both Q-functions in one batched matmul pass; the three losses
-share one backward and one Adam (one param group per network, so each keeps its own learning rate).
+come from that one mean/std (CORL repeats each state 10x through the network); the critics evaluate the
+data, uniform and policy actions for both Q-functions together (batched matmuls, a few actions per call
+on CPU so the activations stay in cache); the three losses share one backward and one Adam (one param
+group per network, so each keeps its own learning rate).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import torch
 from obd.teachers.base import TeacherAlgorithm
 from obd.teachers.networks import (EnsembleQ, TeacherActor, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob,
                                    tanh_gaussian_sample)
+
+CPU_ACTIONS_PER_CALL = 4
 
 # atanh(1 - 1e-4) ~ 4.95: dataset actions on the bounds keep a finite log-likelihood in the BC warm-up
 ACTION_EPS = 1e-4
@@ -142,8 +145,7 @@ class CalQL(TeacherAlgorithm):
         # Q(s, .) for the data action, n uniform, n from pi(.|s), n from pi(.|s'), both critics, one pass
         samples = actions[1:].detach()
         uniform = torch.rand((n, b, self.act_dim), device=obs.device) * 2.0 - 1.0
-        all_actions = torch.cat([act.unsqueeze(0), uniform, samples[:, :b], samples[:, b:]]).reshape(-1, self.act_dim)
-        q = self.critic(obs.repeat(1 + 3 * n, 1), all_actions).reshape(2, 1 + 3 * n, b)
+        q = self._critic_many(obs, torch.cat([act.unsqueeze(0), uniform, samples[:, :b], samples[:, b:]]))
         q_data = q[:, 0]
         td_loss = ((q_data - y) ** 2).mean(1).sum()
         sample_logp = logp[1:].detach()
@@ -162,6 +164,14 @@ class CalQL(TeacherAlgorithm):
                 "actor_loss": policy_loss.detach(), "alpha": alpha, "log_pi": log_pi.mean().detach(),
                 "q_data": q_data.mean().detach(),
                 "bound_rate": (q[:, 1 + n:] < mc_return).float().mean()}
+
+    def _critic_many(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Both critics at K actions per state: obs (B, obs), actions (K, B, act) -> (2, K, B). On CPU in
+        calls of ``CPU_ACTIONS_PER_CALL`` actions, whose activations stay in cache; elsewhere in one call."""
+        k, b = actions.shape[:2]
+        per_call = CPU_ACTIONS_PER_CALL if obs.device.type == "cpu" else k
+        return torch.cat([self.critic(obs.repeat(c.shape[0], 1), c.reshape(-1, self.act_dim)).reshape(2, -1, b)
+                          for c in actions.split(per_call)], dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
