@@ -245,6 +245,7 @@ def corl_calql(cfg, device: torch.device, buf: CorlBuffer) -> Callable[[], dict]
 
 # ---------------------------------------------------------------------- timing
 def bench(algo_name: str, device: torch.device, steps: int, block: int, warmup: int = 10) -> dict:
+    """Time ``steps`` updates of obd's ``algo_name`` and of its CORL-style twin, alternating in blocks."""
     data = bench_data()
     algo_cls, cfg_cls = ALGOS[algo_name]
     cfg = cfg_cls()
