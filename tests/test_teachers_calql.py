@@ -163,3 +163,62 @@ def test_calql_needs_episode_boundaries_only_from_the_dataset():
                             np.array([0, 150]), task="hopper", source="x")
     mc = OfflineData(one, torch.device("cpu"), 1.0, 0.9).packed[:, -1]
     assert mc[149].item() == pytest.approx(1.0) and mc[150].item() == pytest.approx((1 - 0.9 ** 50) / 0.1, rel=1e-5)
+
+
+def test_calql_update_losses_equal_corls_formulas_on_the_same_samples():
+    """The fused update against CORL's per-critic, per-action-kind formulation, written independently here
+    (torch.distributions for the log-densities), replaying the update's own random draws."""
+    from torch.distributions import Normal, TanhTransform
+
+    from obd.data.sac import EnsembleLinear
+
+    torch.manual_seed(5)
+    data = tiny_dataset()
+    cfg = small_cfg(batch_size=16, cql_n_actions=3)
+    algo = CalQL(cfg, OBS, ACT, torch.device("cpu"), 10)
+    obs, act, rew, next_obs, not_done, mc = OfflineData(data, torch.device("cpu"), 1.0, cfg.discount).sample(
+        16, torch.Generator().manual_seed(1))
+    mc = torch.where(torch.arange(16) % 2 == 0, mc, torch.full_like(mc, -100.0))   # half the bounds inactive
+    actor, critic, target = (copy_of(m) for m in (algo.actor, algo.critic, algo.critic_target))
+    rng = torch.get_rng_state()
+    out = algo.update(obs, act, rew, next_obs, not_done, mc)
+
+    torch.set_rng_state(rng)
+    n, b = cfg.cql_n_actions, 16
+
+    def member(net, i, s, a):                       # critic i alone, as a CORL FullyConnectedQFunction
+        x = torch.cat([s, a], -1)
+        layers = [m for m in net.net if isinstance(m, EnsembleLinear)]
+        for j, m in enumerate(layers):
+            x = x @ m.weight[i] + m.bias[i]
+            x = torch.relu(x) if j < len(layers) - 1 else x
+        return x.squeeze(-1)
+
+    with torch.no_grad():
+        mean, log_std = actor(torch.cat([obs, next_obs]))
+        pre = mean + log_std.exp() * torch.randn((1 + n, 2 * b, ACT))
+        a = torch.tanh(pre)
+        logp = (Normal(mean, log_std.exp()).log_prob(pre) - TanhTransform().log_abs_det_jacobian(pre, a)).sum(-1)
+        uniform = torch.rand((n, b, ACT)) * 2 - 1
+        y = rew + not_done * cfg.discount * torch.min(member(target, 0, next_obs, a[0, b:]),
+                                                      member(target, 1, next_obs, a[0, b:]))
+        critic_loss = 0.0
+        for i in range(2):
+            q = member(critic, i, obs, act)
+            rand = torch.stack([member(critic, i, obs, uniform[k]) for k in range(n)], 1) - ACT * math.log(0.5)
+            cur = torch.stack([torch.maximum(member(critic, i, obs, a[1 + k, :b]), mc) - logp[1 + k, :b]
+                               for k in range(n)], 1)
+            nxt = torch.stack([torch.maximum(member(critic, i, obs, a[1 + k, b:]), mc) - logp[1 + k, b:]
+                               for k in range(n)], 1)
+            gap = (torch.logsumexp(torch.cat([rand, nxt, cur], 1), 1) - q).mean()
+            critic_loss = critic_loss + ((q - y) ** 2).mean() + cfg.cql_alpha * gap
+        q_pi = torch.min(member(critic, 0, obs, a[0, :b]), member(critic, 1, obs, a[0, :b]))
+        policy_loss = (1.0 * logp[0, :b] - q_pi).mean()   # alpha = exp(log_alpha = 0) * alpha_multiplier 1
+    assert out["critic_loss"].item() == pytest.approx(critic_loss.item(), rel=1e-5)
+    assert out["actor_loss"].item() == pytest.approx(policy_loss.item(), rel=1e-5, abs=1e-5)
+
+
+def copy_of(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module).requires_grad_(False)
