@@ -13,6 +13,7 @@ the Monte-Carlo return-to-go ``G(s)`` of the dataset episode the state came from
 
 Defaults are CORL's ``algorithms/finetune/cal_ql.py`` offline settings: orthogonal init, 3 x 256 tanh-Gaussian
 actor with learned log-std multiplier / offset (init 1 / -1), 2 x 256 twin critics, 10 sampled actions.
+CORL's non-default variants (Lagrange-tuned CQL weight, max-target backup) are not offered.
 
 Cheaper than CORL's update with the same estimator: the actor runs once on ``[s; s']`` and all its samples
 come from that one mean/std (CORL repeats each state 10x through the network); the critics evaluate the
@@ -34,6 +35,7 @@ from obd.teachers.base import TeacherAlgorithm
 from obd.teachers.networks import (EnsembleQ, TeacherActor, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob,
                                    tanh_gaussian_sample)
 
+# actions per critic call on CPU: 4 x batch rows keep each layer's activations small enough for the cache
 CPU_ACTIONS_PER_CALL = 4
 
 # atanh(1 - 1e-4) ~ 4.95: dataset actions on the bounds keep a finite log-likelihood in the BC warm-up
@@ -142,7 +144,7 @@ class CalQL(TeacherAlgorithm):
                 target_q = target_q - alpha * logp[0, b:]
             y = rew + not_done * cfg.discount * target_q
 
-        # Q(s, .) for the data action, n uniform, n from pi(.|s), n from pi(.|s'), both critics, one pass
+        # Q(s, .) of both critics at the data action, n uniform, n from pi(.|s) and n from pi(.|s')
         samples = actions[1:].detach()
         uniform = torch.rand((n, b, self.act_dim), device=obs.device) * 2.0 - 1.0
         q = self._critic_many(obs, torch.cat([act.unsqueeze(0), uniform, samples[:, :b], samples[:, b:]]))
