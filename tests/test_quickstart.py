@@ -41,4 +41,6 @@ def test_quickstart_cli_reports_missing_teacher(tmp_path):
 
 
 def test_shipped_teacher_exists():
-    assert DEFAULT_TEACHER.is_file(), "the quickstart's teacher must be committed"
+    from obd.assets import resolve_asset
+
+    assert resolve_asset("teacher", DEFAULT_TEACHER).is_file(), "the quickstart's teacher must be committed"

@@ -2,15 +2,18 @@
 
 ``evaluate_synthetic`` is the OBD protocol (train like the inner loop, roll out ``tanh(mean)``);
 ``random_selection``, ``evaluate_bc`` and ``evaluate_teacher`` are the baselines under the same rollout.
+Names are imported on first use, so ``obd evaluate --help`` does not import torch.
 """
 
-from obd.evaluate.architectures import ARCHITECTURES, ResidualStudent, make_eval_student
-from obd.evaluate.baselines import evaluate_bc, evaluate_teacher, random_selection
-from obd.evaluate.protocol import evaluate_synthetic, rollout_students
-from obd.evaluate.students import DEFAULT_LR, OPTIMIZERS, StudentBatch, build_optimizer
+from obd.lazy import lazy_exports
 
-__all__ = [
-    "ARCHITECTURES", "OPTIMIZERS", "DEFAULT_LR", "ResidualStudent", "make_eval_student", "StudentBatch",
-    "build_optimizer", "evaluate_synthetic", "rollout_students", "random_selection", "evaluate_bc",
-    "evaluate_teacher",
-]
+_EXPORTS = {
+    "ARCHITECTURES": "obd.evaluate.architectures", "ResidualStudent": "obd.evaluate.architectures",
+    "make_eval_student": "obd.evaluate.architectures", "evaluate_bc": "obd.evaluate.baselines",
+    "evaluate_teacher": "obd.evaluate.baselines", "random_selection": "obd.evaluate.baselines",
+    "evaluate_synthetic": "obd.evaluate.protocol", "rollout_students": "obd.evaluate.protocol",
+    "DEFAULT_LR": "obd.evaluate.students", "OPTIMIZERS": "obd.evaluate.students", "StudentBatch": "obd.evaluate.students",
+    "build_optimizer": "obd.evaluate.students",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
