@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")
     p.add_argument("--cache", type=Path, default=None, help="dataset cache (default $OBD_CACHE or ~/.cache/obd)")
     add_common(p, out="dir", out_help="output folder (required)",
-               config=lazy("obd.distill.engine", "DistillConfig"), preset=DEFAULT_CONFIG, device=False)
+               config=lazy("obd.distill.engine", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None)
     return p
 
 
@@ -184,6 +184,8 @@ def _main(argv: list[str] | None = None) -> int:
     for name in ("transitions", "students", "episodes", "max_steps"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             raise ObdError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {getattr(a, name)}")
+    if a.device is not None:
+        a.overrides.insert(0, f"device={a.device}")
     if a.print_config:
         from obd.cli import resolve_config
 

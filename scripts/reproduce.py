@@ -9,7 +9,7 @@ Resumable: each distillation is a run folder under ``--out`` (``python -m obd.di
 resumed if it was killed, and every evaluation is cached as JSON next to it, so re-running the same
 command only does what is missing.
 
-    python scripts/reproduce.py --dataset hopper-medium-v5=envs/hopper/teacher_td3bc_medium.pt \
+    python scripts/reproduce.py --dataset hopper-medium-v5=hopper-medium-v5 \
         --seeds 0,1 --outer-steps 500 --out runs/reproduce
 """
 
@@ -120,7 +120,7 @@ def main_(argv: list[str] | None = None) -> int:
                    help="a dataset spec and its teacher file; repeat for several datasets")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", default="0,1")
-    p.add_argument("--preset", type=Path, default=Path("configs/small_avpbc.yaml"))
+    p.add_argument("--preset", default="small_avpbc", help="YAML config file or shipped preset name")
     p.add_argument("--outer-steps", type=int, default=None, help="override the preset's outer_steps")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
