@@ -8,9 +8,9 @@ Layout (the contract with ``obd.evaluate``)::
     RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
     RUN/synthetic.hdf5                       final synthetic set
 
-A resumed run reloads the newest readable ``.state.pt`` (a damaged newer one is skipped, with a note; exact synthetic tensors, optimizer and generator state),
-drops metric lines past it, and recomputes the deterministic precomputations, so on the same device it
-ends bit-identical to an uninterrupted run.
+A resumed run reloads the newest readable ``.state.pt`` (exact synthetic tensors, optimizer and generator
+state; damaged newer ones are skipped with a note on stderr), drops metric lines past it, and recomputes
+the deterministic precomputations, so on the same device it ends bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import torch
 from obd.config import config_to_dict, load_config, save_config
 from obd.distill.engine import DistillConfig, Distiller
 from obd.distill.synthetic import SyntheticDataset
-from obd.loggers import make_loggers
 from obd.errors import Interrupted, ObdError
 from obd.interrupt import deferred_sigint
 from obd.io import torch_save_atomic, write_text_atomic
+from obd.loggers import make_loggers
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{7})\.state\.pt$")
 #: config keys a resumed run may change; anything else would make it a different run.
