@@ -9,12 +9,13 @@ progress beside it, and the student record (``student``) saying which student wa
 from obd.evaluate.architectures import ARCHITECTURES, ResidualStudent, StudentArch, make_eval_student, parse_arch
 from obd.evaluate.baselines import evaluate_bc, evaluate_teacher, random_selection
 from obd.evaluate.protocol import evaluate_synthetic, rollout_students, train_students
-from obd.evaluate.student_spec import BC_STUDENT, PAPER_STUDENT, StudentSpec, distilled_student, resolve_student
+from obd.evaluate.student_spec import (BC_STUDENT, PAPER_STUDENT, StudentSpec, config_student, distilled_student,
+                                      resolve_student)
 from obd.evaluate.students import DEFAULT_LR, OPTIMIZERS, StudentBatch, build_optimizer
 
 __all__ = [
     "ARCHITECTURES", "OPTIMIZERS", "DEFAULT_LR", "ResidualStudent", "StudentArch", "make_eval_student", "parse_arch",
     "StudentBatch", "build_optimizer", "StudentSpec", "PAPER_STUDENT", "BC_STUDENT", "distilled_student",
-    "resolve_student", "evaluate_synthetic", "rollout_students", "train_students", "random_selection",
+    "config_student", "resolve_student", "evaluate_synthetic", "rollout_students", "train_students", "random_selection",
     "evaluate_bc", "evaluate_teacher",
 ]

@@ -73,13 +73,18 @@ def distilled_student(metadata: dict[str, Any], where: str = "synthetic set") ->
     if not isinstance(cfg, dict) or not isinstance(cfg.get("student"), dict) or not isinstance(cfg.get("inner"), dict):
         return None
     try:
-        student = load_config(StudentConfig, base=cfg["student"])
-        inner = load_config(InnerConfig, base=cfg["inner"])
-        arch = StudentArch("mlp", student.hidden, student.depth, student.kind, student.orthogonal_init)
-        if inner.steps < 0 or not inner.lr > 0 or not 0 <= inner.momentum < 1:
-            raise ObdError(f"inner steps {inner.steps}, lr {inner.lr}, momentum {inner.momentum} out of range")
+        return config_student(load_config(StudentConfig, base=cfg["student"]), load_config(InnerConfig, base=cfg["inner"]))
     except ObdError as exc:
         raise ObdError(f"{where}: metadata 'config' (student/inner): {exc}") from None
+
+
+def config_student(student: Any, inner: Any) -> StudentSpec:
+    """The evaluation spec of a distillation's ``StudentConfig`` and ``InnerConfig`` (e.g. ``cfg.student``,
+    ``cfg.inner`` of a preset): that student, ``inner.steps`` full-batch SGD steps at ``inner.lr`` with
+    ``inner.momentum``."""
+    arch = StudentArch("mlp", student.hidden, student.depth, student.kind, student.orthogonal_init)
+    if inner.steps < 0 or not inner.lr > 0 or not 0 <= inner.momentum < 1:
+        raise ObdError(f"inner steps {inner.steps}, lr {inner.lr}, momentum {inner.momentum} out of range")
     return StudentSpec(arch, inner.steps, "sgd", float(inner.lr), float(inner.momentum), None, "distillation")
 
 
@@ -110,4 +115,5 @@ def resolve_student(base: StudentSpec, arch: str | None = None, hidden: int | No
     return replace(base, arch=shape, steps=n_steps, optimizer=opt, lr=new_lr, momentum=momentum, cross=tuple(cross))
 
 
-__all__ = ["StudentSpec", "PAPER_STUDENT", "BC_STUDENT", "SOURCES", "distilled_student", "resolve_student"]
+__all__ = ["StudentSpec", "PAPER_STUDENT", "BC_STUDENT", "SOURCES", "distilled_student", "config_student",
+           "resolve_student"]
