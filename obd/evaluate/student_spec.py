@@ -48,7 +48,7 @@ class StudentSpec:
         out = asdict(self)
         out["name"] = self.arch.name
         out["cross"] = list(self.cross)
-        out["protocol"] = SOURCES[self.source] + (f"; cross-{'/'.join(self.cross)}" if self.cross else "")
+        out["protocol"] = (f"cross-{'/'.join(self.cross)} variant of " if self.cross else "") + SOURCES[self.source]
         return out
 
     @classmethod
