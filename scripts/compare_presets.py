@@ -236,6 +236,7 @@ def evaluate(syn: SyntheticDataset, args: argparse.Namespace) -> dict[str, Any] 
     r = evaluate_synthetic(syn, student=PAPER_STUDENT, students=args.eval_students, episodes=args.eval_episodes, seed=args.seed,
                            max_steps=args.eval_max_steps, where=f"synthetic set at step {syn.metadata['outer_step']}")
     keep = ("normalized_score_mean", "normalized_score_std", "per_policy_normalized_score", "return_mean",
+            "episode_length_mean", "forward_progress_mean",
             "students", "episodes", "train_seconds", "rollout_seconds")
     return {k: r[k] for k in keep if k in r}
 

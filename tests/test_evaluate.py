@@ -576,3 +576,17 @@ def test_cli_hidden_and_layers(tmp_path, capsys):
     assert cli_main(["synthetic", str(path), "--students", "1", "--episodes", "1", "--max-steps", "3"]) == 0
     table = capsys.readouterr().out
     assert "mlp3x128" in table and "the distillation's own student" in table
+
+
+def test_cli_random_like_a_distilled_set(tmp_path, capsys, monkeypatch):
+    import obd.data
+
+    monkeypatch.setattr(obd.data, "load_dataset", lambda spec: make_dataset(), raising=False)
+    like = distilled_path(tmp_path, hidden=24, depth=2, steps=3)
+    assert cli_main(["random", "fake", "--size", "16", "--students", "1", "--episodes", "1", "--max-steps", "3",
+                     "--like", str(like), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["arch"] == "mlp2x24" and res["steps"] == 3 and res["student"]["source"] == "distillation"
+    plain = make_syn(8).save(tmp_path / "plain.hdf5")
+    assert cli_main(["random", "fake", "--like", str(plain)]) == 2
+    assert "records no distillation config" in capsys.readouterr().err

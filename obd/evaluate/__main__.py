@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("random", help="baseline: N random real pairs of a dataset, evaluated like a synthetic set")
     p.add_argument("dataset", help="D4RL file or id, or Minari id")
     p.add_argument("--size", type=int, default=256)
-    _student_args(p, students=10, default="the paper's 3x256 / 100 SGD steps at lr 0.1")
+    _student_args(p, students=10, default="the paper's 3x256 / 100 SGD steps at lr 0.1, or --like's")
+    p.add_argument("--like", default=None, metavar="FILE",
+                   help="train the students like this synthetic set's own (its distillation's student and inner loop)")
     p.add_argument("--ensemble", action="store_true")
     _common(p)
     p = sub.add_parser("bc", help="baseline: minibatch BC on the whole dataset")
@@ -126,10 +128,18 @@ def _main(argv: list[str] | None = None) -> int:
                                     where=args.file, **train, **common)
         result["file"] = args.file
     elif args.command == "random":
+        student = None
+        if args.like:
+            from obd.distill.synthetic import SyntheticDataset
+            from obd.evaluate.student_spec import distilled_student
+
+            student = distilled_student(SyntheticDataset.load(args.like).metadata, args.like)
+            if student is None:
+                raise ObdError(f"--like {args.like}: the file records no distillation config (metadata 'config')")
         dataset = _load_dataset(args.dataset)
         syn = random_selection(dataset, size=args.size, seed=args.seed)
         result = evaluate_synthetic(syn, task=args.task, ensemble=args.ensemble, device=args.device,
-                                    where=args.dataset, **train, **common)
+                                    where=args.dataset, student=student, **train, **common)
         result.update(kind="random", dataset=args.dataset)
     elif args.command == "bc":
         dataset = _load_dataset(args.dataset)
