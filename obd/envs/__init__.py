@@ -33,6 +33,7 @@ class TaskSpec:
     ref_max_score: float
     max_episode_steps: int = 1000
     expert_threshold: float = 80.0
+    medium_target: float | None = None    # normalized score the medium policy's stochastic rollouts aim for
 
     @property
     def directory(self) -> Path:
