@@ -35,6 +35,7 @@ class TaskSpec:
     ref_max_score: float
     max_episode_steps: int = 1000
     expert_threshold: float = 80.0
+    medium_target: float | None = None    # normalized score the medium policy's stochastic rollouts aim for
     forward_qpos_index: int = 0
 
     @property
