@@ -1,4 +1,5 @@
-"""``obd data {build,inspect,train-behavior} ...`` (``python -m obd.data``): the data layer's command line."""
+"""``obd data {build,inspect,train-behavior,select-behavior} ...`` (``python -m obd.data``): the data layer's
+command line."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 
 from obd.cli import apply_common, parse_args
-from obd.data import behavior_cli, build, inspect
+from obd.data import behavior_cli, build, inspect, select_behavior
 from obd.errors import cli_entry
 
 
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_parser(sub)
     inspect.add_parser(sub)
     behavior_cli.add_parser(sub)
+    select_behavior.add_parser(sub)
     return parser
 
 

@@ -1,19 +1,23 @@
 """Evaluation: fresh students trained on a synthetic set and rolled out, plus baselines and variants.
 
-``evaluate_synthetic`` is the OBD protocol (train like the inner loop, roll out ``tanh(mean)``);
-``random_selection``, ``evaluate_bc`` and ``evaluate_teacher`` are the baselines under the same rollout.
+``evaluate_synthetic`` is the OBD protocol (train the distillation's own student like its inner loop, roll
+out ``tanh(mean)``); ``random_selection``, ``evaluate_bc`` and ``evaluate_teacher`` are the baselines under
+the same rollout. Every result carries the normalized score with the mean episode length and forward
+progress beside it, and the student record (``student``) saying which student was trained and how.
 Names are imported on first use, so ``obd evaluate --help`` does not import torch.
 """
 
 from obd.lazy import lazy_exports
 
-_EXPORTS = {
-    "ARCHITECTURES": "obd.evaluate.architectures", "ResidualStudent": "obd.evaluate.architectures",
-    "make_eval_student": "obd.evaluate.architectures", "evaluate_bc": "obd.evaluate.baselines",
-    "evaluate_teacher": "obd.evaluate.baselines", "random_selection": "obd.evaluate.baselines",
-    "evaluate_synthetic": "obd.evaluate.protocol", "rollout_students": "obd.evaluate.protocol",
-    "DEFAULT_LR": "obd.evaluate.students", "OPTIMIZERS": "obd.evaluate.students", "StudentBatch": "obd.evaluate.students",
-    "build_optimizer": "obd.evaluate.students",
+_MODULES = {
+    "obd.evaluate.architectures": ("ARCHITECTURES", "ResidualStudent", "StudentArch", "make_eval_student",
+                                   "parse_arch"),
+    "obd.evaluate.baselines": ("evaluate_bc", "evaluate_teacher", "random_selection"),
+    "obd.evaluate.protocol": ("evaluate_synthetic", "rollout_students", "train_students"),
+    "obd.evaluate.student_spec": ("BC_STUDENT", "PAPER_STUDENT", "StudentSpec", "config_student",
+                                  "distilled_student", "resolve_student"),
+    "obd.evaluate.students": ("DEFAULT_LR", "OPTIMIZERS", "StudentBatch", "build_optimizer"),
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
