@@ -143,12 +143,27 @@ def test_train_behavior_negative_steps(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_train_behavior_defaults_to_a_run_folder_in_the_working_directory():
-    from obd.data import behavior_cli
+def test_train_behavior_writes_policies_into_its_run_folder(tmp_path, monkeypatch, capsys):
+    import obd.data.sac as sac
+    from obd.assets import tasks_dir
+    from obd.data.__main__ import main
 
-    assert not behavior_cli.DEFAULT_RUNS.is_absolute()
-    flags = {a.dest: a for a in _parsers()["data train-behavior"]._actions}
-    assert flags["policy_dir"].default is None and "run folder" in flags["policy_dir"].help
+    seen = {}
+
+    class Trainer:
+        def __init__(self, cfg, out, policy_dir):
+            seen.update(cfg=cfg, out=Path(out), policy_dir=Path(policy_dir))
+
+        def train(self, progress=True):
+            return {"medium": None, "expert": None}
+
+    monkeypatch.setattr(sac, "SACTrainer", Trainer)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-behavior", "hopper", "--total-steps", "100", "--start-steps", "10", "--seed", "4"]) == 0
+    assert seen["out"] == Path(".obd_cache/behavior/hopper") and seen["policy_dir"] == seen["out"]
+    assert seen["cfg"].seed == 4 and seen["cfg"].total_steps == 100
+    assert tasks_dir() not in (tmp_path / seen["policy_dir"]).resolve().parents
+    assert "policies in .obd_cache/behavior/hopper" in capsys.readouterr().out
 
 
 def test_evaluate_task_must_match_the_file(tmp_path, capsys):
