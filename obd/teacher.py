@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC, IQL, ...)")
+    t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC, IQL, ...)",
+                       epilog="The algorithm's config keys and defaults: obd teacher train --algo ALGO --dataset X "
+                              "--out Y --print-config (shipped presets teacher_td3bc, teacher_iql).")
     t.add_argument("--dataset", required=True, help="dataset path, D4RL id or Minari id")
     t.add_argument("--algo", default="td3bc", help="an algorithm of obd.teachers.ALGOS (td3bc, iql, ...)")
     t.add_argument("--steps", type=int, default=None, help="gradient updates (default: RunConfig's, CORL's 1M)")
