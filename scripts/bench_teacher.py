@@ -192,6 +192,8 @@ def corl_calql(cfg, device: torch.device, buf: CorlBuffer) -> Callable[[], dict]
     log_alpha = nn.Parameter(torch.zeros((), device=device))
     alpha_opt = torch.optim.Adam([log_alpha], cfg.policy_lr)
     n = cfg.cql_n_actions
+    clip_lo = -math.inf if cfg.cql_clip_diff_min is None else cfg.cql_clip_diff_min   # CORL clamps with +-inf
+    clip_hi = math.inf if cfg.cql_clip_diff_max is None else cfg.cql_clip_diff_max
 
     def train() -> dict:
         s, a, r, s2, d, mc = buf.sample(cfg.batch_size)
@@ -219,8 +221,7 @@ def corl_calql(cfg, device: torch.device, buf: CorlBuffer) -> Callable[[], dict]
             q_cur, q_nxt = torch.maximum(q_cur, lower), torch.maximum(q_nxt, lower)
             log[f"cql_std_{id(q)}"] = torch.cat([q_rand, q_p.unsqueeze(1), q_nxt, q_cur], 1).std(1).mean().item()
             cat = torch.cat([q_rand - math.log(0.5 ** ACT), q_nxt - nxt_lp, q_cur - cur_lp], 1)
-            gap = (torch.logsumexp(cat / cfg.cql_temp, 1) * cfg.cql_temp - q_p).clamp(
-                cfg.cql_clip_diff_min, cfg.cql_clip_diff_max).mean()
+            gap = (torch.logsumexp(cat / cfg.cql_temp, 1) * cfg.cql_temp - q_p).clamp(clip_lo, clip_hi).mean()
             log[f"cql_gap_{id(q)}"] = gap.item()
             losses.append(gap * cfg.cql_alpha)
         qf_loss = qf1_loss + qf2_loss + losses[0] + losses[1]

@@ -82,7 +82,7 @@ def test_calql_cli_teacher_out_and_info_metadata(tmp_path, capsys):
 def test_info_reads_shipped_teachers_written_before_the_provenance_keys(capsys):
     from pathlib import Path
 
-    shipped = sorted((Path(__file__).resolve().parents[1] / "envs").glob("*/teacher_*.pt"))
+    shipped = sorted((Path(__file__).resolve().parents[1] / "obd" / "tasks").glob("*/teacher_*.pt"))
     assert shipped
     for path in shipped:
         assert teacher_cli(["info", str(path)]) == 0

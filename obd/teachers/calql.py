@@ -60,8 +60,8 @@ class CalQLConfig:
     cql_n_actions: int = 10                    # CORL: 10 sampled actions per kind (uniform, pi(s), pi(s'))
     cql_importance_sample: bool = True         # CORL: True
     cql_temp: float = 1.0                      # CORL: 1.0 logsumexp temperature
-    cql_clip_diff_min: float = -math.inf       # CORL: -inf
-    cql_clip_diff_max: float = math.inf        # CORL: inf
+    cql_clip_diff_min: float | None = None     # CORL: -inf (None: no lower clip of each state's gap)
+    cql_clip_diff_max: float | None = None     # CORL: inf (None: no upper clip)
     calibrate: bool = True                     # Cal-QL's lower bound; False is plain CQL
     actor_hidden: tuple[int, ...] = (256, 256, 256)  # CORL: 3 x 256 TanhGaussianPolicy
     critic_hidden: tuple[int, ...] = (256, 256)      # CORL: q_n_hidden_layers 2 x 256
@@ -79,7 +79,7 @@ def calibrated_cql_gap(q_data: torch.Tensor, q_rand: torch.Tensor, q_pi: torch.T
     those actions' log-densities. With ``mc_return`` (B,) the policy terms become ``max(Q, G(s))``. With
     importance sampling the logsumexp runs over the 3n terms ``Q - log density`` (the uniform density on
     [-1, 1]^act is ``0.5^act``), else over the 3n + 1 raw values including ``q_data``. Each state's gap
-    is clipped to ``[cql_clip_diff_min, cql_clip_diff_max]`` before the mean. Returns (E,).
+    is clipped to ``[cql_clip_diff_min, cql_clip_diff_max]`` (where set) before the mean. Returns (E,).
     """
     if mc_return is not None:
         q_pi, q_pi_next = torch.maximum(q_pi, mc_return), torch.maximum(q_pi_next, mc_return)
@@ -88,8 +88,10 @@ def calibrated_cql_gap(q_data: torch.Tensor, q_rand: torch.Tensor, q_pi: torch.T
         terms = torch.cat([q_rand - uniform_logp, q_pi_next - logp_pi_next, q_pi - logp_pi], dim=1)
     else:
         terms = torch.cat([q_rand, q_data.unsqueeze(1), q_pi_next, q_pi], dim=1)
-    ood = torch.logsumexp(terms / cfg.cql_temp, dim=1) * cfg.cql_temp
-    return (ood - q_data).clamp(cfg.cql_clip_diff_min, cfg.cql_clip_diff_max).mean(-1)
+    gap = torch.logsumexp(terms / cfg.cql_temp, dim=1) * cfg.cql_temp - q_data
+    if cfg.cql_clip_diff_min is not None or cfg.cql_clip_diff_max is not None:
+        gap = gap.clamp(cfg.cql_clip_diff_min, cfg.cql_clip_diff_max)
+    return gap.mean(-1)
 
 
 class CalQL(TeacherAlgorithm):
