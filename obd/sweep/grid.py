@@ -1,0 +1,293 @@
+"""The grid of a sweep: one trial per (dataset, method, seed), each with its resolved config and teacher.
+
+Everything here runs in the driver before Ray starts, so a bad method name, a missing dataset or teacher,
+or a config key that does not exist fails with one line and no work done.
+
+Methods: ``dbc``, ``pbc``, ``avpbc`` (distillation with that outer objective), ``sdw`` (SDW-weighted
+Av-PBC), and the baselines under the same evaluation protocol: ``random`` (N_syn random real pairs),
+``bc`` (behavior cloning on the whole dataset) and ``teacher`` (the teacher's own rollouts).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from obd.config import _merge, config_to_dict, load_config, parse_overrides
+from obd.data.loader import HDF5_SUFFIXES
+from obd.distill.engine import DistillConfig
+from obd.errors import ObdError
+
+METHODS = ("random", "dbc", "pbc", "avpbc", "sdw", "bc", "teacher")
+#: the outer objective of each distillation method (``sdw`` is SDW-weighted Av-PBC)
+OBJECTIVE = {"dbc": "dbc", "pbc": "pbc", "avpbc": "avpbc", "sdw": "avpbc"}
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_TEACHER = re.compile(r"^teacher_(?P<algo>[a-z0-9]+)_(?P<level>[a-z0-9_]+)\.pt$")
+VERSION = re.compile(r"-v\d+$")
+
+
+@dataclass
+class EvalConfig:
+    """How every trial is scored (the paper's protocol by default).
+
+    A distillation run writes a checkpoint every ``outer_steps / checkpoints`` outer steps; its score is
+    the mean over its last ``last_k`` checkpoints of ``students`` fresh students x ``episodes`` episodes
+    each, the students trained like the inner loop (``steps`` and ``lr`` default to the run's
+    ``inner.steps`` / ``inner.lr``; ``arch`` one of ``obd.evaluate.ARCHITECTURES``). ``max_steps`` caps
+    episode length (None: the task's). ``random`` is scored like one checkpoint; ``bc`` trains
+    ``bc_students`` students for ``bc_steps`` Adam steps on the whole dataset; ``teacher`` plays
+    ``episodes`` episodes.
+    """
+
+    students: int = 10
+    episodes: int = 10
+    last_k: int = 5
+    checkpoints: int = 20
+    steps: int | None = None
+    lr: float | None = None
+    arch: str = "mlp3"
+    max_steps: int | None = None
+    bc_steps: int = 10_000
+    bc_students: int = 1
+
+    def validate(self) -> None:
+        from obd.evaluate.protocol import check_arch
+
+        for key in ("students", "episodes", "last_k", "checkpoints", "bc_students"):
+            if getattr(self, key) < 1:
+                raise ObdError(f"config key 'eval.{key}': expected an integer >= 1, got {getattr(self, key)}")
+        for key in ("steps", "max_steps", "bc_steps"):
+            value = getattr(self, key)
+            if value is not None and value < (1 if key == "max_steps" else 0):
+                raise ObdError(f"config key 'eval.{key}': expected an integer >= {1 if key == 'max_steps' else 0}, "
+                               f"got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise ObdError(f"config key 'eval.lr': expected a number > 0, got {self.lr}")
+        try:
+            check_arch(self.arch)
+        except ObdError as exc:
+            raise ObdError(f"config key 'eval.arch': {exc}") from None
+
+
+@dataclass
+class Trial:
+    """One (dataset, method, seed) cell of the grid, everything its Ray task needs (picklable).
+
+    ``distill`` is the run's validated config for the distillation methods, None for the baselines;
+    ``trial_dir`` is ``OUT/trials/<dataset>/<method>/seed<k>``.
+    """
+
+    dataset: str
+    spec: str
+    method: str
+    seed: int
+    trial_dir: str
+    teacher: str | None
+    n_syn: int
+    eval: EvalConfig
+    distill: DistillConfig | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.dataset, self.method, self.seed)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset} {self.method} seed{self.seed}"
+
+
+def dataset_label(spec: str) -> str:
+    """A dataset's name in folders and tables: a file's or folder's stem (``hopper_medium-v5``), else the
+    id with ``/`` turned into ``-``."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path.name
+    if path.is_file() or path.suffix.lower() in HDF5_SUFFIXES:
+        return path.stem
+    return spec.replace("/", "-")
+
+
+def task_and_level(spec: str) -> tuple[str, str]:
+    """``("hopper", "medium_replay")`` for ``hopper-medium-replay-v5``, ``.../hopper_medium_replay-v5.hdf5``
+    or the Minari id ``mujoco/hopper/medium-replay-v0``; the level has underscores, as in file names."""
+    from obd.data.minari_io import is_minari_id
+
+    if is_minari_id(spec) and not Path(spec).expanduser().exists():
+        parts = spec.split("/")
+        env, level = parts[-2], VERSION.sub("", parts[-1])
+    else:
+        env, _, level = VERSION.sub("", dataset_label(spec)).replace("_", "-").partition("-")
+    return env, level.replace("-", "_")
+
+
+def shipped_teacher(spec: str, root: Path = REPO / "envs") -> Path | None:
+    """The teacher shipped for ``spec``'s task and level, ``envs/<task>/teacher_<algo>_<level>.pt`` (any
+    algorithm), or None. Several algorithms for one level is an error: the caller must choose."""
+    env, level = task_and_level(spec)
+    folder = root / env
+    found = sorted(p for p in folder.glob("teacher_*.pt")
+                   if (m := SHIPPED_TEACHER.match(p.name)) and m["level"] == level) if folder.is_dir() else []
+    if len(found) > 1:
+        raise ObdError(f"dataset '{spec}': several shipped teachers {[str(p) for p in found]}; choose one with "
+                       f"--teachers {spec}=FILE")
+    return found[0] if found else None
+
+
+def check_dataset(spec: str) -> None:
+    """Fail now if ``spec`` names nothing ``obd.data.load_dataset`` could load (without loading it)."""
+    from obd.data.d4rl import d4rl_path, is_d4rl_id
+    from obd.data.minari_io import is_minari_id, minari_root
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        return
+    if is_d4rl_id(spec):
+        if d4rl_path(spec).is_file():
+            return
+        raise ObdError(f"--datasets: '{spec}' not found (looked for {d4rl_path(spec)})")
+    if is_minari_id(spec):
+        if (minari_root() / spec).is_dir():
+            return
+        raise ObdError(f"--datasets: '{spec}' not found (looked for {minari_root() / spec})")
+    raise ObdError(f"--datasets: '{spec}' is neither an existing file or folder, a D4RL id nor a Minari id")
+
+
+def parse_list(flag: str, text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ObdError(f"{flag}: expected a comma-separated list, got {text!r}")
+    if len(set(items)) != len(items):
+        raise ObdError(f"{flag}: {text!r} repeats an entry")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in parse_list("--seeds", text)]
+    except ValueError:
+        raise ObdError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+
+
+def parse_teachers(text: str | None, datasets: list[str]) -> dict[str, str]:
+    """``SPEC=FILE,...`` -> {spec: file}; each SPEC must be one of ``datasets`` and each file must exist."""
+    out: dict[str, str] = {}
+    for item in parse_list("--teachers", text) if text else []:
+        spec, sep, path = item.rpartition("=")
+        if not sep or not spec or not path:
+            raise ObdError(f"--teachers: expected SPEC=FILE, got {item!r}")
+        if spec not in datasets:
+            raise ObdError(f"--teachers: '{spec}' is not one of --datasets {datasets}")
+        if not Path(path).expanduser().is_file():
+            raise ObdError(f"--teachers: teacher file '{path}' for '{spec}' not found")
+        out[spec] = path
+    return out
+
+
+@dataclass
+class SweepSettings:
+    """What must stay the same for a sweep folder to be resumed: the preset's content, the overrides and
+    the evaluation protocol (the grid itself, datasets x methods x seeds, may grow)."""
+
+    preset: dict[str, Any]
+    overrides: dict[str, Any]
+    eval: EvalConfig
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "overrides": self.overrides, "eval": dataclasses.asdict(self.eval)}
+
+
+def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
+    """Read ``preset`` (a DistillConfig YAML, optionally with an ``eval:`` section) and split ``key=value``
+    overrides into evaluation (``eval.*``) and distillation keys."""
+    raw: dict[str, Any] = {}
+    if preset is not None:
+        path = Path(preset)
+        if not path.is_file():
+            raise ObdError(f"--config: {path} not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ObdError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(raw, dict):
+            raise ObdError(f"{path}: expected a mapping of config keys")
+    eval_raw = raw.pop("eval", {}) or {}
+    if not isinstance(eval_raw, dict):
+        raise ObdError(f"{preset}: 'eval' should be a mapping of EvalConfig fields")
+    parsed = parse_overrides(overrides)
+    eval_over = parsed.pop("eval", {})
+    if not isinstance(eval_over, dict):
+        raise ObdError("config override 'eval': set its keys, e.g. eval.students=10")
+    eval_cfg = load_config(EvalConfig, base={**eval_raw, **eval_over})
+    eval_cfg.validate()
+    return SweepSettings(raw, parsed, eval_cfg)
+
+
+def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
+    """The DistillConfig of one distillation trial: preset <- overrides <- what the method, dataset and seed
+    fix (objective, sdw, dataset, teacher, seed, checkpoint_every). Non-SDW methods drop ``density``."""
+    raw = _merged(settings)
+    raw.update(objective=OBJECTIVE[method], sdw=method == "sdw", dataset=spec, seed=seed)
+    if method != "sdw":
+        raw.pop("density", None)
+    cfg = load_config(DistillConfig, base=raw)
+    cfg.teacher = teacher if cfg.needs_teacher() else None
+    cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
+    cfg.validate()
+    return cfg
+
+
+def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settings: SweepSettings,
+               teachers: dict[str, str], out: Path) -> list[Trial]:
+    """Every trial of datasets x methods x seeds, in that order, checked: methods known, datasets present,
+    a teacher for every dataset whose methods need one (``teachers`` first, else the shipped one)."""
+    for m in methods:
+        if m not in METHODS:
+            raise ObdError(f"--methods: unknown method '{m}'; expected some of {list(METHODS)}")
+    base = load_config(DistillConfig, base={**_merged(settings), "sdw": False, "density": {}})
+    labels: dict[str, str] = {}
+    for spec in datasets:
+        check_dataset(spec)
+        label = dataset_label(spec)
+        if label in labels.values():
+            raise ObdError(f"--datasets: '{spec}' and another dataset share the name '{label}'")
+        labels[spec] = label
+    trials = []
+    for spec in datasets:
+        teacher = teachers.get(spec)
+        for method in methods:
+            needs = method == "teacher" or (method in OBJECTIVE and
+                                           dataclasses.replace(base, objective=OBJECTIVE[method]).needs_teacher())
+            if needs and teacher is None:
+                found = shipped_teacher(spec)
+                if found is None:
+                    env, level = task_and_level(spec)
+                    raise ObdError(f"--teachers: no teacher for dataset '{spec}' (method '{method}' needs one); "
+                                   f"pass --teachers {spec}=FILE (nothing shipped as envs/{env}/teacher_*_{level}.pt)")
+                teacher = str(found)
+            for seed in seeds:
+                cfg = distill_config(settings, method, spec, seed, teacher) if method in OBJECTIVE else None
+                trials.append(Trial(labels[spec], spec, method, seed,
+                                    str(out / "trials" / labels[spec] / method / f"seed{seed}"),
+                                    teacher if needs else None, base.n_syn, settings.eval, cfg))
+    return trials
+
+
+def _merged(settings: SweepSettings) -> dict[str, Any]:
+    """The preset with the distillation overrides applied, as a fresh raw dict."""
+    return _merge(copy.deepcopy(settings.preset), copy.deepcopy(settings.overrides))
+
+
+def trial_budget(trial: Trial) -> dict[str, Any]:
+    """The settings a result row records so the table can say what budget each number had."""
+    if trial.distill is None:
+        return {"n_syn": trial.n_syn} if trial.method == "random" else {}
+    cfg = config_to_dict(trial.distill)
+    keep = ("objective", "sdw", "density", "n_syn", "init", "student", "inner", "outer", "outer_steps",
+            "checkpoint_every", "beta")
+    return {k: cfg[k] for k in keep if k in cfg}

@@ -1,0 +1,127 @@
+"""One trial, start to finish, in whatever process runs it (a Ray worker, or the caller in tests).
+
+A distillation trial is an ordinary obd run folder (``obd.distill.run``): started if new, resumed from its
+newest checkpoint if a previous attempt was killed, left alone if finished. Its last ``eval.last_k``
+checkpoints are then evaluated with ``obd.report.evaluate_run`` (cached in the run folder, so a killed
+evaluation keeps what it finished). Baselines (``random``, ``bc``, ``teacher``) are evaluated once. The
+trial's result is written to ``TRIAL/result.json``; a trial that has one returns it without doing anything,
+so a driver killed after the trial finished but before it recorded the row loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from obd.io import write_json_atomic
+from obd.sweep.grid import Trial, trial_budget
+
+RESULT_NAME = "result.json"
+
+
+def eval_settings(trial: Trial) -> dict[str, Any]:
+    """``evaluate_synthetic`` keyword arguments of a trial: students trained like its inner loop."""
+    ev, cfg = trial.eval, trial.distill
+    steps = ev.steps if ev.steps is not None else (cfg.inner.steps if cfg else 100)
+    lr = ev.lr if ev.lr is not None else (cfg.inner.lr if cfg else None)
+    return {"students": ev.students, "episodes": ev.episodes, "seed": trial.seed, "steps": steps, "lr": lr,
+            "arch": ev.arch, "max_steps": ev.max_steps}
+
+
+def _recorded_eval(trial: Trial) -> dict[str, Any]:
+    ev = trial.eval
+    if trial.method == "bc":
+        return {"students": ev.bc_students, "episodes": ev.episodes, "bc_steps": ev.bc_steps, "seed": trial.seed,
+                "max_steps": ev.max_steps}
+    if trial.method == "teacher":
+        return {"episodes": ev.episodes, "seed": trial.seed, "max_steps": ev.max_steps}
+    settings = eval_settings(trial)
+    return {**settings, "last_k": ev.last_k} if trial.distill is not None else settings
+
+
+def _distill(trial: Trial, dataset: Any, teacher: Any) -> tuple[list[dict[str, Any]], float]:
+    """Finish the trial's run and evaluate its last checkpoints; (per-checkpoint scores, distill seconds)."""
+    from obd.distill.run import resume, start
+    from obd.report import RunFiles, evaluate_run, load_run
+
+    run_dir = Path(trial.trial_dir)
+    cfg = trial.distill
+    if not (run_dir / "synthetic.hdf5").is_file():
+        if (run_dir / "config.yaml").is_file():
+            resume(run_dir, [f"outer_steps={cfg.outer_steps}"], dataset=dataset, teacher=teacher, progress=False)
+        else:
+            start(cfg, run_dir, dataset=dataset, teacher=teacher, progress=False)
+    files = load_run(run_dir)
+    last = RunFiles(files.path, files.config, files.checkpoints[-trial.eval.last_k:])
+    evaluated = evaluate_run(last, eval_settings(trial), progress=False)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    seconds = float(json.loads(lines[-1])["wall_time"]) if lines else 0.0
+    return [{"step": c.outer_step, "normalized_score_mean": c.score, "normalized_score_std": c.std,
+             "per_student": c.result["per_policy_normalized_score"]} for c in evaluated.checkpoints], seconds
+
+
+def _baseline(trial: Trial, dataset: Any, teacher: Any) -> dict[str, Any]:
+    from obd.evaluate import evaluate_bc, evaluate_synthetic, evaluate_teacher, random_selection
+
+    ev = trial.eval
+    if trial.method == "random":
+        syn = random_selection(dataset, trial.n_syn, trial.seed)
+        syn.save(Path(trial.trial_dir) / "synthetic.hdf5")
+        return evaluate_synthetic(syn, where=trial.name, **eval_settings(trial))
+    if trial.method == "bc":
+        return evaluate_bc(dataset, steps=ev.bc_steps, seed=trial.seed, students=ev.bc_students,
+                           episodes=ev.episodes, max_steps=ev.max_steps)
+    return evaluate_teacher(teacher, episodes=ev.episodes, seed=trial.seed, max_steps=ev.max_steps)
+
+
+def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
+    """Run ``trial`` with ``threads`` torch CPU threads and return its result row (also ``TRIAL/result.json``).
+
+    Row: dataset, spec, method, seed, ``normalized_score_mean`` (mean over the evaluated checkpoints of
+    each one's mean over students), ``normalized_score_std`` (std over all of their students),
+    ``checkpoints`` (step and score of each; a baseline has one entry at step 0), ``seconds`` (this
+    call's wall time), ``distill_seconds`` (the run's outer steps over all its attempts), task,
+    dataset size, teacher, budget and evaluation settings.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    start_time = time.perf_counter()
+    result_path = Path(trial.trial_dir) / RESULT_NAME
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    Path(trial.trial_dir).mkdir(parents=True, exist_ok=True)
+    from obd.data import load_dataset
+    from obd.device import resolve_device
+    from obd.teachers import Teacher
+
+    dataset = load_dataset(trial.spec)
+    device = resolve_device(trial.distill.device if trial.distill else "auto")
+    teacher = Teacher.load(trial.teacher, device=device) if trial.teacher else None
+    distill_seconds = 0.0
+    if trial.distill is not None:
+        checkpoints, distill_seconds = _distill(trial, dataset, teacher)
+        per_student = [s for c in checkpoints for s in c.pop("per_student")]
+        task = dataset.task
+    else:
+        res = _baseline(trial, dataset, teacher)
+        per_student = res["per_policy_normalized_score"]
+        checkpoints = [{"step": 0, "normalized_score_mean": res["normalized_score_mean"],
+                        "normalized_score_std": res["normalized_score_std"]}]
+        task = res["task"]
+    row = {
+        "dataset": trial.dataset, "spec": trial.spec, "method": trial.method, "seed": trial.seed,
+        "normalized_score_mean": float(np.mean([c["normalized_score_mean"] for c in checkpoints])),
+        "normalized_score_std": float(np.std(per_student)),
+        "checkpoints": checkpoints,
+        "seconds": round(time.perf_counter() - start_time, 3),
+        "distill_seconds": round(distill_seconds, 3),
+        "task": task, "dataset_size": len(dataset), "teacher": trial.teacher, "device": str(device),
+        "threads": threads, "budget": trial_budget(trial), "eval": _recorded_eval(trial),
+    }
+    write_json_atomic(result_path, row)
+    return row
