@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     from obd.sweep.driver import run_sweep
     from obd.sweep.grid import build_grid, load_settings, parse_list, parse_seeds, parse_teachers
 
