@@ -2,7 +2,7 @@
 
 ``mlpN`` is an MLP with N hidden layers of width 256 (the paper's "N-layer" students, 2/3/5/6);
 ``mlp3`` is exactly the distillation inner loop's student (``MLPStudent`` 3x256, tanh-Gaussian,
-orthogonal init). ``residual`` is a residual MLP: an input layer, two residual blocks
+orthogonal init), ``mlpN_paper`` the same with the published code's head (``student.head=paper``). ``residual`` is a residual MLP: an input layer, two residual blocks
 ``x + W2 relu(W1 x)`` (each followed by a ReLU) and the same mean/log-std head.
 
 Every student maps normalized states (B, obs_dim) to ``(mean, log_std)``, each (B, act_dim), so
@@ -19,7 +19,7 @@ from obd.errors import ObdError
 
 WIDTH = 256
 MLP_DEPTHS = {"mlp2": 2, "mlp3": 3, "mlp5": 5, "mlp6": 6}
-ARCHITECTURES = (*MLP_DEPTHS, "residual")
+ARCHITECTURES = (*MLP_DEPTHS, *(f"{name}_paper" for name in MLP_DEPTHS), "residual")
 
 
 class ResidualStudent(nn.Module):
@@ -58,9 +58,10 @@ class ResidualStudent(nn.Module):
 
 def make_eval_student(arch: str, obs_dim: int, act_dim: int) -> nn.Module:
     """A fresh student of architecture ``arch`` (one of :data:`ARCHITECTURES`)."""
-    if arch in MLP_DEPTHS:
-        return MLPStudent(obs_dim, act_dim, hidden=WIDTH, depth=MLP_DEPTHS[arch], stochastic=True,
-                          orthogonal_init=True)
+    name, _, head = arch.partition("_")
+    if name in MLP_DEPTHS and head in ("", "paper"):
+        return MLPStudent(obs_dim, act_dim, hidden=WIDTH, depth=MLP_DEPTHS[name], stochastic=True,
+                          orthogonal_init=True, head=head or "corl")
     if arch == "residual":
         return ResidualStudent(obs_dim, act_dim)
     raise ObdError(f"arch '{arch}' unknown; expected one of {list(ARCHITECTURES)}")

@@ -39,7 +39,8 @@ class EvalConfig:
     A distillation run writes a checkpoint every ``outer_steps / checkpoints`` outer steps; its score is
     the mean over its last ``last_k`` checkpoints of ``students`` fresh students x ``episodes`` episodes
     each, the students trained like the inner loop (``steps`` and ``lr`` default to the run's
-    ``inner.steps`` / ``inner.lr``; ``arch`` one of ``obd.evaluate.ARCHITECTURES``). ``max_steps`` caps
+    ``inner.steps`` / ``inner.lr``; ``arch`` one of ``obd.evaluate.ARCHITECTURES``, or ``auto``: the
+    run's depth and head at width 256, ``mlp3`` for the baselines). ``max_steps`` caps
     episode length (None: the task's). ``random`` is scored like one checkpoint; ``bc`` trains
     ``bc_students`` students for ``bc_steps`` Adam steps on the whole dataset; ``teacher`` plays
     ``episodes`` episodes.
@@ -51,7 +52,7 @@ class EvalConfig:
     checkpoints: int = 20
     steps: int | None = None
     lr: float | None = None
-    arch: str = "mlp3"
+    arch: str = "auto"
     max_steps: int | None = None
     bc_steps: int = 10_000
     bc_students: int = 1
@@ -69,10 +70,21 @@ class EvalConfig:
                                f"got {value}")
         if self.lr is not None and not self.lr > 0:
             raise ObdError(f"config key 'eval.lr': expected a number > 0, got {self.lr}")
-        try:
-            check_arch(self.arch)
-        except ObdError as exc:
-            raise ObdError(f"config key 'eval.arch': {exc}") from None
+        if self.arch != "auto":
+            try:
+                check_arch(self.arch)
+            except ObdError as exc:
+                raise ObdError(f"config key 'eval.arch': {exc}") from None
+
+    def arch_for(self, student: Any = None) -> str:
+        """The evaluation architecture for a run's ``StudentConfig`` (None for the baselines)."""
+        from obd.evaluate.architectures import MLP_DEPTHS
+
+        if self.arch != "auto":
+            return self.arch
+        if student is None or f"mlp{student.depth}" not in MLP_DEPTHS:
+            return "mlp3"
+        return f"mlp{student.depth}" + ("_paper" if student.head == "paper" else "")
 
 
 @dataclass

@@ -29,7 +29,7 @@ def eval_settings(trial: Trial) -> dict[str, Any]:
     steps = ev.steps if ev.steps is not None else (cfg.inner.steps if cfg else 100)
     lr = ev.lr if ev.lr is not None else (cfg.inner.lr if cfg else None)
     return {"students": ev.students, "episodes": ev.episodes, "seed": trial.seed, "steps": steps, "lr": lr,
-            "arch": ev.arch, "max_steps": ev.max_steps}
+            "arch": ev.arch_for(cfg.student if cfg else None), "max_steps": ev.max_steps}
 
 
 def _recorded_eval(trial: Trial) -> dict[str, Any]:
