@@ -104,15 +104,26 @@ def test_tiny_grid_writes_rows_and_table_then_resumes_after_a_kill(problem, loca
     untouched = {p: _files(root / p) for p in ("dbc/seed0", "avpbc/seed1")}
     capsys.readouterr()
 
+    # a trial that fails is reported in one line and leaves the others to finish and be recorded
+    state = killed / "checkpoints" / "step_0000002.state.pt"
+    saved = state.read_bytes()
+    state.write_bytes(b"damaged")
+    assert main(_args(tmp, data, out)) == 1
+    captured = capsys.readouterr()
+    assert "2 finished already, 2 to run" in captured.out
+    assert "trial hopper_tiny-v5 dbc seed1 failed: ObdError:" in captured.err and "unreadable checkpoint" in captured.err
+    assert len(_rows(out)) == 3
+    state.write_bytes(saved)
+
     assert main(_args(tmp, data, out)) == 0
-    assert "2 finished already, 2 to run" in capsys.readouterr().out
+    assert "3 finished already, 1 to run" in capsys.readouterr().out
     rows = _rows(out)
     assert len(rows) == 4 and len({(r["method"], r["seed"]) for r in rows}) == 4
     assert rows[:2] == kept
+    assert rows[2] == unrecorded
     assert {p: _files(root / p) for p in untouched} == untouched
     resumed = SyntheticDataset.load(killed / "synthetic.hdf5")
     assert np.array_equal(resumed.states.numpy(), final.states.numpy())  # resumed bit-identically
-    assert [r for r in rows if (r["method"], r["seed"]) == ("avpbc", 0)][0] == unrecorded
 
     assert main(_args(tmp, data, out)) == 0
     assert "4 finished already, 0 to run" in capsys.readouterr().out
