@@ -13,6 +13,7 @@ import ray
 from obd.data import load_dataset, write_d4rl
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
+from obd.sweep import driver
 from obd.sweep.__main__ import main
 from obd.sweep.grid import shipped_teacher, task_and_level
 from obd.sweep.table import render_table
@@ -53,7 +54,7 @@ def problem(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -190,3 +191,19 @@ def test_table_gives_mean_std_over_seeds_beside_the_paper():
     assert "| Av-PBC | 32.0 ± 2.0 | 32.5 |" in table
     assert "| Teacher | 50.0 | 56.4 |" in table
     assert "`hopper-medium-v5`: `t.pt`" in table and "100 transitions" in table
+
+
+def test_ray_is_local_by_default_and_resources_follow_the_cluster(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    assert driver.init_ray(None, 2, False) and driver.init_ray("ray://head:10001", None, True)
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2 and not calls[0]["include_dashboard"]
+    assert calls[1]["address"] == "ray://head:10001" and "num_cpus" not in calls[1]
+    assert Path(calls[1]["runtime_env"]["py_modules"][0]) == Path(driver.__file__).resolve().parents[1]
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 1.0})
+    assert driver.gpu_fraction(1) == 0.0625 and driver.gpu_fraction(4) == 0.25
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 3.0, "GPU": 1.0})
+    assert driver.gpu_fraction(1) == 0.3333
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    assert driver.gpu_fraction(1) == 0.0

@@ -78,7 +78,8 @@ def init_ray(address: str | None, cpus: int | None, verbose: bool) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(num_cpus=cpus or local_cpus(), include_dashboard=False, log_to_driver=verbose,
+        # "local": a new Ray of our own, even where RAY_ADDRESS or a `ray start` cluster is around
+        ray.init(address="local", num_cpus=cpus or local_cpus(), include_dashboard=False, log_to_driver=verbose,
                  logging_level=logging.WARNING)
     else:
         # ship this obd to the cluster so every node runs the driver's code

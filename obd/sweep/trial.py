@@ -121,7 +121,7 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - start_time, 3),
         "distill_seconds": round(distill_seconds, 3),
         "task": task, "dataset_size": len(dataset), "teacher": trial.teacher, "device": str(device),
-        "threads": threads, "budget": trial_budget(trial), "eval": _recorded_eval(trial),
+        "threads": torch.get_num_threads(), "budget": trial_budget(trial), "eval": _recorded_eval(trial),
     }
     write_json_atomic(result_path, row)
     return row
