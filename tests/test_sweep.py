@@ -207,3 +207,23 @@ def test_ray_is_local_by_default_and_resources_follow_the_cluster(monkeypatch):
     assert driver.gpu_fraction(1) == 0.3333
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     assert driver.gpu_fraction(1) == 0.0
+
+
+def test_baseline_trials_and_sdw_configs(problem, tmp_path):
+    from obd.sweep.grid import build_grid, load_settings
+    from obd.sweep.trial import run_trial
+
+    tmp, data = problem
+    settings = load_settings(str(tmp / "tiny.yaml"), ["density.estimator=gmm", "objective=pbc", "eval.bc_steps=3"])
+    trials = build_grid([data], ["random", "bc", "teacher", "sdw", "avpbc"], [0], settings,
+                        {data: str(tmp / "teacher.pt")}, tmp_path)
+    by_method = {t.method: t for t in trials}
+    assert by_method["sdw"].distill.sdw and by_method["sdw"].distill.density == {"estimator": "gmm"}
+    assert by_method["sdw"].distill.objective == "avpbc" and by_method["avpbc"].distill.density == {}
+    assert by_method["avpbc"].distill.checkpoint_every == 1 and by_method["random"].distill is None
+    for method in ("random", "bc", "teacher"):
+        row = run_trial(by_method[method])
+        assert row["method"] == method and len(row["checkpoints"]) == 1 and row["task"] == "hopper"
+        assert json.loads((Path(by_method[method].trial_dir) / "result.json").read_text()) == row
+    assert (Path(by_method["random"].trial_dir) / "synthetic.hdf5").is_file()
+    assert row["teacher"] == str(tmp / "teacher.pt") and run_trial(by_method["bc"])["eval"]["bc_steps"] == 3

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from obd.config import _merge, config_to_dict, load_config, parse_overrides
+from obd.config import config_to_dict, load_config, parse_overrides
 from obd.data.loader import HDF5_SUFFIXES
 from obd.distill.engine import DistillConfig
 from obd.errors import ObdError
@@ -207,11 +207,12 @@ class SweepSettings:
     the evaluation protocol (the grid itself, datasets x methods x seeds, may grow)."""
 
     preset: dict[str, Any]
-    overrides: dict[str, Any]
+    overrides: list[str]
     eval: EvalConfig
 
     def as_dict(self) -> dict[str, Any]:
-        return {"preset": self.preset, "overrides": self.overrides, "eval": dataclasses.asdict(self.eval)}
+        return {"preset": self.preset, "overrides": parse_overrides(self.overrides),
+                "eval": dataclasses.asdict(self.eval)}
 
 
 def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
@@ -231,23 +232,38 @@ def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
     eval_raw = raw.pop("eval", {}) or {}
     if not isinstance(eval_raw, dict):
         raise ObdError(f"{preset}: 'eval' should be a mapping of EvalConfig fields")
-    parsed = parse_overrides(overrides)
-    eval_over = parsed.pop("eval", {})
-    if not isinstance(eval_over, dict):
-        raise ObdError("config override 'eval': set its keys, e.g. eval.students=10")
-    eval_cfg = load_config(EvalConfig, base={**eval_raw, **eval_over})
+    eval_over, distill_over = [], []
+    for item in overrides:
+        key = _key(item)
+        if key == "eval":
+            raise ObdError(f"config override '{item}': set eval's keys, e.g. eval.students=10")
+        (eval_over if key.startswith("eval.") else distill_over).append(item)
+    eval_cfg = load_config(EvalConfig, None, [item[len("eval."):] for item in eval_over], base=eval_raw)
     eval_cfg.validate()
-    return SweepSettings(raw, parsed, eval_cfg)
+    parse_overrides(distill_over)  # a malformed item fails here, before any trial is built
+    return SweepSettings(raw, distill_over, eval_cfg)
+
+
+def _key(item: str) -> str:
+    return item.split("=", 1)[0].strip()
+
+
+def _load(settings: SweepSettings, sdw: bool) -> DistillConfig:
+    """The preset with the distillation overrides, as a DistillConfig (not validated); without SDW the
+    ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only."""
+    raw = copy.deepcopy(settings.preset)
+    overrides = settings.overrides
+    if not sdw:
+        raw.pop("density", None)
+        overrides = [o for o in overrides if _key(o) != "density" and not _key(o).startswith("density.")]
+    return load_config(DistillConfig, None, overrides, base=raw)
 
 
 def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
     """The DistillConfig of one distillation trial: preset <- overrides <- what the method, dataset and seed
     fix (objective, sdw, dataset, teacher, seed, checkpoint_every). Non-SDW methods drop ``density``."""
-    raw = _merged(settings)
-    raw.update(objective=OBJECTIVE[method], sdw=method == "sdw", dataset=spec, seed=seed)
-    if method != "sdw":
-        raw.pop("density", None)
-    cfg = load_config(DistillConfig, base=raw)
+    cfg = _load(settings, method == "sdw")
+    cfg.objective, cfg.sdw, cfg.dataset, cfg.seed = OBJECTIVE[method], method == "sdw", spec, seed
     cfg.teacher = teacher if cfg.needs_teacher() else None
     cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
     cfg.validate()
@@ -261,7 +277,7 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
     for m in methods:
         if m not in METHODS:
             raise ObdError(f"--methods: unknown method '{m}'; expected some of {list(METHODS)}")
-    base = load_config(DistillConfig, base={**_merged(settings), "sdw": False, "density": {}})
+    base = _load(settings, sdw=False)
     labels: dict[str, str] = {}
     for spec in datasets:
         check_dataset(spec)
@@ -288,11 +304,6 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
                                     str(out / "trials" / labels[spec] / method / f"seed{seed}"),
                                     teacher if needs else None, base.n_syn, settings.eval, cfg))
     return trials
-
-
-def _merged(settings: SweepSettings) -> dict[str, Any]:
-    """The preset with the distillation overrides applied, as a fresh raw dict."""
-    return _merge(copy.deepcopy(settings.preset), copy.deepcopy(settings.overrides))
 
 
 def trial_budget(trial: Trial) -> dict[str, Any]:
