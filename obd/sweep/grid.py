@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from obd.config import config_to_dict, load_config, parse_overrides
+from obd.config import config_to_dict, load_config, parse_overrides, read_config_file
 from obd.data.loader import HDF5_SUFFIXES
 from obd.distill.engine import DistillConfig
 from obd.errors import ObdError
@@ -218,17 +216,7 @@ class SweepSettings:
 def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
     """Read ``preset`` (a DistillConfig YAML, optionally with an ``eval:`` section) and split ``key=value``
     overrides into evaluation (``eval.*``) and distillation keys."""
-    raw: dict[str, Any] = {}
-    if preset is not None:
-        path = Path(preset)
-        if not path.is_file():
-            raise ObdError(f"--config: {path} not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ObdError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-        if not isinstance(raw, dict):
-            raise ObdError(f"{path}: expected a mapping of config keys")
+    raw = read_config_file(preset) if preset is not None else {}
     eval_raw = raw.pop("eval", {}) or {}
     if not isinstance(eval_raw, dict):
         raise ObdError(f"{preset}: 'eval' should be a mapping of EvalConfig fields")
