@@ -39,9 +39,9 @@ class EvalConfig:
     each, the students trained like the inner loop (``steps`` and ``lr`` default to the run's
     ``inner.steps`` / ``inner.lr``; ``arch`` one of ``obd.evaluate.ARCHITECTURES``, or ``auto``: the
     run's depth and head at width 256, ``mlp3`` for the baselines). ``max_steps`` caps
-    episode length (None: the task's). ``random`` is scored like one checkpoint; ``bc`` trains
-    ``bc_students`` students for ``bc_steps`` Adam steps on the whole dataset; ``teacher`` plays
-    ``episodes`` episodes.
+    episode length (None: the task's). ``random`` is scored like one checkpoint, its students
+    trained like the preset's inner loop; ``bc`` trains ``bc_students`` students of the same
+    architecture for ``bc_steps`` Adam steps on the whole dataset; ``teacher`` plays ``episodes`` episodes.
     """
 
     students: int = 10
@@ -90,6 +90,7 @@ class Trial:
     """One (dataset, method, seed) cell of the grid, everything its Ray task needs (picklable).
 
     ``distill`` is the run's validated config for the distillation methods, None for the baselines;
+    ``base`` is the preset with the overrides, whose N_syn, student and inner loop the baselines follow;
     ``trial_dir`` is ``OUT/trials/<dataset>/<method>/seed<k>``.
     """
 
@@ -99,9 +100,14 @@ class Trial:
     seed: int
     trial_dir: str
     teacher: str | None
-    n_syn: int
+    base: DistillConfig
     eval: EvalConfig
     distill: DistillConfig | None = None
+
+    @property
+    def student_config(self) -> DistillConfig:
+        """The config whose student and inner loop the evaluation students copy."""
+        return self.distill or self.base
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -290,14 +296,14 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
                 cfg = distill_config(settings, method, spec, seed, teacher) if method in OBJECTIVE else None
                 trials.append(Trial(labels[spec], spec, method, seed,
                                     str(out / "trials" / labels[spec] / method / f"seed{seed}"),
-                                    teacher if needs else None, base.n_syn, settings.eval, cfg))
+                                    teacher if needs else None, base, settings.eval, cfg))
     return trials
 
 
 def trial_budget(trial: Trial) -> dict[str, Any]:
     """The settings a result row records so the table can say what budget each number had."""
     if trial.distill is None:
-        return {"n_syn": trial.n_syn} if trial.method == "random" else {}
+        return {"n_syn": trial.base.n_syn} if trial.method == "random" else {}
     cfg = config_to_dict(trial.distill)
     keep = ("objective", "sdw", "density", "n_syn", "init", "student", "inner", "outer", "outer_steps",
             "checkpoint_every", "beta")

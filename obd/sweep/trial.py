@@ -24,26 +24,26 @@ RESULT_NAME = "result.json"
 
 
 def eval_settings(trial: Trial) -> dict[str, Any]:
-    """``evaluate_synthetic`` keyword arguments of a trial: students trained like its inner loop."""
-    ev, cfg = trial.eval, trial.distill
-    steps = ev.steps if ev.steps is not None else (cfg.inner.steps if cfg else 100)
-    lr = ev.lr if ev.lr is not None else (cfg.inner.lr if cfg else None)
-    return {"students": ev.students, "episodes": ev.episodes, "seed": trial.seed, "steps": steps, "lr": lr,
-            "arch": ev.arch_for(cfg.student if cfg else None), "max_steps": ev.max_steps}
+    """``evaluate_synthetic`` keyword arguments of a trial: students trained like its (or, for the random
+    selection, the preset's) inner loop."""
+    ev, cfg = trial.eval, trial.student_config
+    return {"students": ev.students, "episodes": ev.episodes, "seed": trial.seed,
+            "steps": cfg.inner.steps if ev.steps is None else ev.steps, "lr": cfg.inner.lr if ev.lr is None else ev.lr,
+            "arch": ev.arch_for(cfg.student), "max_steps": ev.max_steps}
 
 
 def _recorded_eval(trial: Trial) -> dict[str, Any]:
     ev = trial.eval
     if trial.method == "bc":
         return {"students": ev.bc_students, "episodes": ev.episodes, "bc_steps": ev.bc_steps, "seed": trial.seed,
-                "max_steps": ev.max_steps}
+                "arch": ev.arch_for(trial.base.student), "max_steps": ev.max_steps}
     if trial.method == "teacher":
         return {"episodes": ev.episodes, "seed": trial.seed, "max_steps": ev.max_steps}
     settings = eval_settings(trial)
     return {**settings, "last_k": ev.last_k} if trial.distill is not None else settings
 
 
-def _distill(trial: Trial, dataset: Any, teacher: Any) -> tuple[list[dict[str, Any]], float]:
+def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[list[dict[str, Any]], float]:
     """Finish the trial's run and evaluate its last checkpoints; (per-checkpoint scores, distill seconds)."""
     from obd.distill.run import resume, start
     from obd.report import RunFiles, evaluate_run, load_run
@@ -57,24 +57,25 @@ def _distill(trial: Trial, dataset: Any, teacher: Any) -> tuple[list[dict[str, A
             start(cfg, run_dir, dataset=dataset, teacher=teacher, progress=False)
     files = load_run(run_dir)
     last = RunFiles(files.path, files.config, files.checkpoints[-trial.eval.last_k:])
-    evaluated = evaluate_run(last, eval_settings(trial), progress=False)
+    evaluated = evaluate_run(last, {**eval_settings(trial), "device": str(device)}, progress=False)
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     seconds = float(json.loads(lines[-1])["wall_time"]) if lines else 0.0
     return [{"step": c.outer_step, "normalized_score_mean": c.score, "normalized_score_std": c.std,
              "per_student": c.result["per_policy_normalized_score"]} for c in evaluated.checkpoints], seconds
 
 
-def _baseline(trial: Trial, dataset: Any, teacher: Any) -> dict[str, Any]:
+def _baseline(trial: Trial, dataset: Any, teacher: Any, device: Any) -> dict[str, Any]:
     from obd.evaluate import evaluate_bc, evaluate_synthetic, evaluate_teacher, random_selection
 
     ev = trial.eval
     if trial.method == "random":
-        syn = random_selection(dataset, trial.n_syn, trial.seed)
+        syn = random_selection(dataset, trial.base.n_syn, trial.seed)
         syn.save(Path(trial.trial_dir) / "synthetic.hdf5")
-        return evaluate_synthetic(syn, where=trial.name, **eval_settings(trial))
+        return evaluate_synthetic(syn, where=trial.name, device=device, **eval_settings(trial))
     if trial.method == "bc":
         return evaluate_bc(dataset, steps=ev.bc_steps, seed=trial.seed, students=ev.bc_students,
-                           episodes=ev.episodes, max_steps=ev.max_steps)
+                           episodes=ev.episodes, arch=ev.arch_for(trial.base.student), max_steps=ev.max_steps,
+                           device=device)
     return evaluate_teacher(teacher, episodes=ev.episodes, seed=trial.seed, max_steps=ev.max_steps)
 
 
@@ -100,15 +101,15 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
     from obd.teachers import Teacher
 
     dataset = load_dataset(trial.spec)
-    device = resolve_device(trial.distill.device if trial.distill else "auto")
+    device = resolve_device(trial.student_config.device)
     teacher = Teacher.load(trial.teacher, device=device) if trial.teacher else None
     distill_seconds = 0.0
     if trial.distill is not None:
-        checkpoints, distill_seconds = _distill(trial, dataset, teacher)
+        checkpoints, distill_seconds = _distill(trial, dataset, teacher, device)
         per_student = [s for c in checkpoints for s in c.pop("per_student")]
         task = dataset.task
     else:
-        res = _baseline(trial, dataset, teacher)
+        res = _baseline(trial, dataset, teacher, device)
         per_student = res["per_policy_normalized_score"]
         checkpoints = [{"step": 0, "normalized_score_mean": res["normalized_score_mean"],
                         "normalized_score_std": res["normalized_score_std"]}]
