@@ -117,8 +117,6 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
         lines.append(f"| {LABELS[m]} | " + " | ".join(cols) + " |")
     seeds = sorted({r["seed"] for r in rows})
     distill_rows = [r for r in rows if r["method"] in ("dbc", "pbc", "avpbc", "sdw")]
-    evals = _distinct([{k: v for k, v in r["eval"].items() if k != "seed"} for r in distill_rows + [
-        r for r in rows if r["method"] == "random"]])
     out = [
         "# OBD sweep: normalized return (D4RL score: 0 = random policy, 100 = expert)",
         "",
@@ -139,16 +137,12 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
         *[f"- `{d}`: `{t}`" for d, t in _distinct([(r["dataset"], r["teacher"]) for r in rows if r["teacher"]])],
         "",
         "Budgets:",
-        *[f"- {', '.join(LABELS[m] for m in ms)}: {_budget_line(b)}" for b, ms in _by_budget(distill_rows)],
+        *[f"- {ms}: {_budget_line(b)}" for b, ms in _grouped_by(
+            distill_rows, lambda r: {k: v for k, v in r["budget"].items() if k not in ("objective", "sdw")})],
         "",
         "Evaluation:",
-        *[f"- distilled and random sets: {e.get('students')} students x {e.get('episodes')} episodes"
-          + (f", mean over the last {e['last_k']} checkpoints" if "last_k" in e else "")
-          + f"; students {e.get('arch')} trained {e.get('steps')} SGD steps at lr {e.get('lr')}"
-          + (f"; episodes capped at {e['max_steps']} steps" if e.get("max_steps") else "") for e in evals],
-        *[f"- BC on the whole dataset: {e['students']} student(s), {e['bc_steps']} Adam steps, {e['episodes']} episodes"
-          for e in _distinct([{k: v for k, v in r["eval"].items() if k != "seed"} for r in rows
-                              if r["method"] == "bc"])],
+        *[f"- {ms}: {_eval_line(e)}" for e, ms in _grouped_by(
+            rows, lambda r: {k: v for k, v in r["eval"].items() if k != "seed"})],
         "",
         "Compute: " + _compute_line(rows),
     ]
@@ -157,18 +151,31 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
     return "\n".join(out) + "\n"
 
 
-def _by_budget(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[str]]]:
-    groups: list[tuple[dict[str, Any], list[str]]] = []
+def _eval_line(e: dict[str, Any]) -> str:
+    if "bc_steps" in e:
+        text = f"{e.get('students')} student(s) {e.get('arch')} trained {e.get('bc_steps')} Adam steps on the whole dataset"
+    elif "students" in e:
+        text = (f"{e['students']} students {e.get('arch')} trained {e.get('steps')} SGD steps at lr {e.get('lr')}"
+                + (f", mean over the last {e['last_k']} checkpoints" if "last_k" in e else ""))
+    else:
+        text = "the teacher's deterministic action"
+    return (text + f"; {e.get('episodes')} episodes each"
+            + (f", capped at {e['max_steps']} steps" if e.get("max_steps") else ""))
+
+
+def _grouped_by(rows: list[dict[str, Any]], key: Any) -> list[tuple[Any, str]]:
+    """Distinct ``key(row)`` values in order of appearance, each with the labels of the methods that had it."""
+    groups: list[tuple[Any, list[str]]] = []
     for r in rows:
-        b = {k: v for k, v in r["budget"].items() if k not in ("objective", "sdw")}
-        for budget, methods in groups:
-            if budget == b:
+        k = key(r)
+        for value, methods in groups:
+            if value == k:
                 if r["method"] not in methods:
                     methods.append(r["method"])
                 break
         else:
-            groups.append((b, [r["method"]]))
-    return groups
+            groups.append((k, [r["method"]]))
+    return [(value, ", ".join(LABELS[m] for m in methods)) for value, methods in groups]
 
 
 def _compute_line(rows: list[dict[str, Any]]) -> str:
