@@ -207,6 +207,11 @@ def test_ray_is_local_by_default_and_resources_follow_the_cluster(monkeypatch):
     assert driver.gpu_fraction(1) == 0.3333
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     assert driver.gpu_fraction(1) == 0.0
+    driver.check_feasible(2, 0.0)
+    with pytest.raises(ObdError, match="has 2 CPUs"):
+        driver.check_feasible(4, 0.0)
+    with pytest.raises(ObdError, match="no GPU"):
+        driver.check_feasible(1, 0.5)
 
 
 def test_baseline_trials_and_sdw_configs(problem, tmp_path):

@@ -101,6 +101,17 @@ def gpu_fraction(cpus_per_trial: int) -> float:
     return min(1.0, math.floor(gpus / slots * 1e4) / 1e4)
 
 
+def check_feasible(cpus_per_trial: int, gpus_per_trial: float) -> None:
+    """Fail instead of waiting forever when no node of the cluster could run a trial."""
+    import ray
+
+    res = ray.cluster_resources()
+    if res.get("CPU", 0) < cpus_per_trial:
+        raise ObdError(f"--cpus-per-trial: {cpus_per_trial} but the Ray cluster has {res.get('CPU', 0):g} CPUs")
+    if gpus_per_trial > 0 and res.get("GPU", 0) == 0:
+        raise ObdError(f"--gpus-per-trial: {gpus_per_trial} but the Ray cluster has no GPU")
+
+
 def run_sweep(trials: list[Trial], out: Path, settings: SweepSettings, argv: list[str], address: str | None = None,
               cpus: int | None = None, cpus_per_trial: int = 1, gpus_per_trial: float | None = None,
               verbose: bool = False) -> int:
@@ -125,6 +136,7 @@ def run_sweep(trials: list[Trial], out: Path, settings: SweepSettings, argv: lis
     failures = []
     try:
         gpus = gpu_fraction(cpus_per_trial) if gpus_per_trial is None else gpus_per_trial
+        check_feasible(cpus_per_trial, gpus)
         task = ray.remote(_ray_trial).options(num_cpus=cpus_per_trial, num_gpus=gpus)
         pending = {task.remote(t, cpus_per_trial): t for t in todo}
         while pending:
