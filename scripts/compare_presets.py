@@ -229,11 +229,14 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
 def evaluate(syn: SyntheticDataset, args: argparse.Namespace) -> dict[str, Any] | None:
     if args.eval_students <= 0:
         return None
+    from obd.evaluate import PAPER_STUDENT
     from obd.evaluate.protocol import evaluate_synthetic
 
-    r = evaluate_synthetic(syn, students=args.eval_students, episodes=args.eval_episodes, seed=args.seed,
+    # one yardstick for every preset (the module docstring's "paper protocol"), not each preset's own student
+    r = evaluate_synthetic(syn, student=PAPER_STUDENT, students=args.eval_students, episodes=args.eval_episodes, seed=args.seed,
                            max_steps=args.eval_max_steps, where=f"synthetic set at step {syn.metadata['outer_step']}")
     keep = ("normalized_score_mean", "normalized_score_std", "per_policy_normalized_score", "return_mean",
+            "episode_length_mean", "forward_progress_mean",
             "students", "episodes", "train_seconds", "rollout_seconds")
     return {k: r[k] for k in keep if k in r}
 

@@ -176,12 +176,14 @@ def test_clamped_synthetic_actions_stay_in_the_action_range():
 
 
 def test_evaluation_students_follow_the_distillation_head():
-    from obd.distill.engine import StudentConfig
-    from obd.evaluate.architectures import make_eval_student
-    from obd.sweep.grid import EvalConfig
+    from obd.evaluate.architectures import StudentArch, arch_from_name, make_eval_student
+    from obd.evaluate.student_spec import distilled_student
 
-    assert make_eval_student("mlp3_paper", OBS, ACT).log_std_affine is not None
-    assert make_eval_student("mlp3", OBS, ACT).log_std_affine is None
-    assert EvalConfig().arch_for(StudentConfig(head="paper")) == "mlp3_paper"
-    assert EvalConfig().arch_for(StudentConfig(depth=5)) == "mlp5"
-    assert EvalConfig().arch_for(None) == "mlp3" and EvalConfig(arch="residual").arch_for(StudentConfig()) == "residual"
+    syn = _after(1, **{"student.head": "paper"}).synthetic()
+    spec = distilled_student(syn.metadata)
+    assert spec.arch.head == "paper" and spec.arch.name == f"mlp2x{HID}-paper-head"
+    assert arch_from_name(spec.arch.name) == spec.arch
+    assert make_eval_student(spec.arch, OBS, ACT).log_std_affine is not None
+    assert make_eval_student(StudentArch(), OBS, ACT).log_std_affine is None
+    with pytest.raises(ObdError, match="corl head only"):
+        StudentArch("residual", head="paper")

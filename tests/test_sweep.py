@@ -231,4 +231,9 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
         assert row["method"] == method and len(row["checkpoints"]) == 1 and row["task"] == "hopper"
         assert json.loads((Path(by_method[method].trial_dir) / "result.json").read_text()) == row
     assert (Path(by_method["random"].trial_dir) / "synthetic.hdf5").is_file()
-    assert row["teacher"] == str(tmp / "teacher.pt") and run_trial(by_method["bc"])["eval"]["bc_steps"] == 3
+    assert row["teacher"] == str(tmp / "teacher.pt")
+    bc = run_trial(by_method["bc"])["eval"]
+    assert (bc["steps"], bc["optimizer"], bc["batch_size"]) == (3, "adam", 256)
+    # random pairs are trained like the distilled sets: the preset's 2x8 student and 2-step inner loop
+    random = run_trial(by_method["random"])["eval"]
+    assert (random["arch"], random["steps"], random["optimizer"]) == ("mlp2x8", 2, "sgd")

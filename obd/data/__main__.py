@@ -1,11 +1,11 @@
-"""``python -m obd.data {build,inspect,train-behavior} ...``: the data layer's command line."""
+"""``python -m obd.data {build,inspect,train-behavior,select-behavior} ...``: the data layer's command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from obd.data import behavior_cli, build, inspect
+from obd.data import behavior_cli, build, inspect, select_behavior
 from obd.errors import cli_entry
 
 
@@ -15,6 +15,7 @@ def _main(argv: list[str] | None = None) -> int:
     build.add_parser(sub)
     inspect.add_parser(sub)
     behavior_cli.add_parser(sub)
+    select_behavior.add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -23,7 +23,9 @@ ENVS_DIR = Path(os.environ.get("OBD_ENVS_DIR", Path(__file__).resolve().parents[
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One locomotion task: env id, dimensions, D4RL reference returns, episode length."""
+    """One locomotion task: env id, dimensions, D4RL reference returns, episode length, and
+    ``forward_qpos_index``: the MuJoCo ``qpos`` entry that is the body's forward coordinate (the torso's x
+    for hopper, halfcheetah and walker2d), from which rollouts report forward progress."""
 
     name: str
     env_id: str
@@ -33,6 +35,8 @@ class TaskSpec:
     ref_max_score: float
     max_episode_steps: int = 1000
     expert_threshold: float = 80.0
+    medium_target: float | None = None    # normalized score the medium policy's stochastic rollouts aim for
+    forward_qpos_index: int = 0
 
     @property
     def directory(self) -> Path:

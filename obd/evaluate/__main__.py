@@ -1,5 +1,8 @@
 """``python -m obd.evaluate {synthetic,random,bc,teacher} ...``: evaluate under the OBD protocol.
 
+``synthetic`` trains the set's own student (the distillation's student and inner loop, from its
+metadata; the paper's 3x256 / 100 SGD steps when it records none); ``--arch``, ``--hidden``, ``--layers``,
+``--optimizer``, ``--lr`` and ``--steps`` ask for a variant (a cross-architecture / cross-optimizer score).
 Prints a readable table, or with ``--json`` one JSON object on stdout; ``--out FILE`` also writes that
 JSON atomically. Bad input exits 2 with a one-line ``error: ...``.
 """
@@ -17,12 +20,17 @@ from obd.evaluate.students import OPTIMIZERS
 from obd.io import write_json_atomic
 
 
-def _student_args(p: argparse.ArgumentParser, steps: int, optimizer: str, students: int) -> None:
+def _student_args(p: argparse.ArgumentParser, students: int, default: str) -> None:
     p.add_argument("--students", type=int, default=students, help=f"fresh students (default {students})")
-    p.add_argument("--arch", default="mlp3", help=f"one of {', '.join(ARCHITECTURES)} (default mlp3)")
-    p.add_argument("--optimizer", default=optimizer, help=f"one of {', '.join(OPTIMIZERS)} (default {optimizer})")
-    p.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
+    p.add_argument("--arch", default=None,
+                   help=f"student architecture, one of {', '.join(ARCHITECTURES)} or mlp (default: {default})")
+    p.add_argument("--hidden", type=int, default=None, help=f"student width (default: {default})")
+    p.add_argument("--layers", type=int, default=None,
+                   help=f"hidden layers (mlp) or residual blocks (residual) (default: {default})")
+    p.add_argument("--optimizer", default=None, help=f"one of {', '.join(OPTIMIZERS)} (default: {default})")
+    p.add_argument("--steps", type=int, default=None, help=f"training steps (default: {default})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default: {default}; with --optimizer, that optimizer's)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,19 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("synthetic", help="train fresh students on a synthetic set file and roll them out")
     p.add_argument("file")
-    _student_args(p, steps=100, optimizer="sgd", students=10)
+    _student_args(p, students=10, default="the set's own student and inner loop, else 3x256 / 100 SGD steps")
     p.add_argument("--ensemble", action="store_true", help="one policy averaging the students' actions")
     _common(p)
     p = sub.add_parser("random", help="baseline: N random real pairs of a dataset, evaluated like a synthetic set")
     p.add_argument("dataset", help="D4RL file or id, or Minari id")
     p.add_argument("--size", type=int, default=256)
-    _student_args(p, steps=100, optimizer="sgd", students=10)
+    _student_args(p, students=10, default="the paper's 3x256 / 100 SGD steps at lr 0.1, or --like's")
+    p.add_argument("--like", default=None, metavar="FILE",
+                   help="train the students like this synthetic set's own (its distillation's student and inner loop)")
     p.add_argument("--ensemble", action="store_true")
     _common(p)
     p = sub.add_parser("bc", help="baseline: minibatch BC on the whole dataset")
     p.add_argument("dataset", help="D4RL file or id, or Minari id")
-    _student_args(p, steps=10_000, optimizer="adam", students=1)
-    p.add_argument("--batch-size", type=int, default=256)
+    _student_args(p, students=1, default="3x256, 10,000 Adam steps at 1e-3")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 256)")
     _common(p)
     p = sub.add_parser("teacher", help="roll out a teacher checkpoint's deterministic action")
     p.add_argument("file")
@@ -64,14 +74,19 @@ def format_table(result: dict[str, Any]) -> str:
     """Two-column text table of a result dict (settings, then scores)."""
     rows: list[tuple[str, str]] = []
     for key in ("kind", "task", "n_syn", "dataset_size", "students", "episodes", "arch", "optimizer", "lr",
-                "steps", "batch_size", "ensemble", "seed", "max_steps"):
+                "momentum", "steps", "batch_size", "ensemble", "seed", "max_steps"):
         if key in result and result[key] is not None:
             rows.append((key, str(result[key])))
+    if "student" in result:
+        rows.append(("student from", result["student"]["protocol"]))
     rows.append(("normalized score", f"{result['normalized_score_mean']:.1f} +- {result['normalized_score_std']:.1f}"))
     rows.append(("return mean", f"{result['return_mean']:.1f}"))
     rows.append(("episode length mean", f"{result['episode_length_mean']:.1f}"))
+    rows.append(("forward progress mean", f"{result['forward_progress_mean']:.2f}"))
     if len(result.get("per_policy_normalized_score", [])) > 1:
         rows.append(("per student", " ".join(f"{s:.1f}" for s in result["per_policy_normalized_score"])))
+        rows.append(("per student length", " ".join(f"{s:.0f}" for s in result["per_policy_episode_length"])))
+        rows.append(("per student progress", " ".join(f"{s:.2f}" for s in result["per_policy_forward_progress"])))
     for key in ("train_seconds", "rollout_seconds"):
         if key in result:
             rows.append((key, f"{result[key]:.2f}"))
@@ -96,13 +111,14 @@ def _main(argv: list[str] | None = None) -> int:
     from obd.evaluate.baselines import evaluate_bc, evaluate_teacher, random_selection
     from obd.evaluate.protocol import evaluate_synthetic
 
-    for name in ("episodes", "students", "steps", "size", "batch_size"):
+    for name in ("episodes", "students", "steps", "size", "batch_size", "hidden", "layers"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "steps" else 1):
             raise ObdError(f"--{name.replace('_', '-')} must be >= {0 if name == 'steps' else 1}, got {value}")
     train = {}
     if args.command != "teacher":
-        train = dict(students=args.students, steps=args.steps, lr=args.lr, optimizer=args.optimizer, arch=args.arch)
+        train = dict(students=args.students, steps=args.steps, lr=args.lr, optimizer=args.optimizer, arch=args.arch,
+                     hidden=args.hidden, layers=args.layers)
     common = dict(episodes=args.episodes, seed=args.seed, max_steps=args.max_steps)
     if args.command == "synthetic":
         from obd.distill.synthetic import SyntheticDataset
@@ -112,10 +128,18 @@ def _main(argv: list[str] | None = None) -> int:
                                     where=args.file, **train, **common)
         result["file"] = args.file
     elif args.command == "random":
+        student = None
+        if args.like:
+            from obd.distill.synthetic import SyntheticDataset
+            from obd.evaluate.student_spec import distilled_student
+
+            student = distilled_student(SyntheticDataset.load(args.like).metadata, args.like)
+            if student is None:
+                raise ObdError(f"--like {args.like}: the file records no distillation config (metadata 'config')")
         dataset = _load_dataset(args.dataset)
         syn = random_selection(dataset, size=args.size, seed=args.seed)
         result = evaluate_synthetic(syn, task=args.task, ensemble=args.ensemble, device=args.device,
-                                    where=args.dataset, **train, **common)
+                                    where=args.dataset, student=student, **train, **common)
         result.update(kind="random", dataset=args.dataset)
     elif args.command == "bc":
         dataset = _load_dataset(args.dataset)

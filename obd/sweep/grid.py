@@ -36,12 +36,11 @@ class EvalConfig:
 
     A distillation run writes a checkpoint every ``outer_steps / checkpoints`` outer steps; its score is
     the mean over its last ``last_k`` checkpoints of ``students`` fresh students x ``episodes`` episodes
-    each, the students trained like the inner loop (``steps`` and ``lr`` default to the run's
-    ``inner.steps`` / ``inner.lr``; ``arch`` one of ``obd.evaluate.ARCHITECTURES``, or ``auto``: the
-    run's depth and head at width 256, ``mlp3`` for the baselines). ``max_steps`` caps
-    episode length (None: the task's). ``random`` is scored like one checkpoint, its students
-    trained like the preset's inner loop; ``bc`` trains ``bc_students`` students of the same
-    architecture for ``bc_steps`` Adam steps on the whole dataset; ``teacher`` plays ``episodes`` episodes.
+    each. The students are the run's own student and inner loop (``obd.evaluate``'s default); ``arch``,
+    ``steps`` and ``lr`` (None: the run's own) ask for a cross-architecture / cross-optimizer variant.
+    ``random`` is scored like one checkpoint, its students the preset's; ``bc`` trains ``bc_students``
+    students for ``bc_steps`` steps under ``obd.evaluate``'s whole-data BC protocol; ``teacher`` plays
+    ``episodes`` episodes. ``max_steps`` caps episode length (None: the task's).
     """
 
     students: int = 10
@@ -50,13 +49,13 @@ class EvalConfig:
     checkpoints: int = 20
     steps: int | None = None
     lr: float | None = None
-    arch: str = "auto"
+    arch: str | None = None
     max_steps: int | None = None
     bc_steps: int = 10_000
     bc_students: int = 1
 
     def validate(self) -> None:
-        from obd.evaluate.protocol import check_arch
+        from obd.evaluate.architectures import parse_arch
 
         for key in ("students", "episodes", "last_k", "checkpoints", "bc_students"):
             if getattr(self, key) < 1:
@@ -68,21 +67,10 @@ class EvalConfig:
                                f"got {value}")
         if self.lr is not None and not self.lr > 0:
             raise ObdError(f"config key 'eval.lr': expected a number > 0, got {self.lr}")
-        if self.arch != "auto":
-            try:
-                check_arch(self.arch)
-            except ObdError as exc:
-                raise ObdError(f"config key 'eval.arch': {exc}") from None
-
-    def arch_for(self, student: Any = None) -> str:
-        """The evaluation architecture for a run's ``StudentConfig`` (None for the baselines)."""
-        from obd.evaluate.architectures import MLP_DEPTHS
-
-        if self.arch != "auto":
-            return self.arch
-        if student is None or f"mlp{student.depth}" not in MLP_DEPTHS:
-            return "mlp3"
-        return f"mlp{student.depth}" + ("_paper" if student.head == "paper" else "")
+        try:
+            parse_arch(self.arch)
+        except ObdError as exc:
+            raise ObdError(f"config key 'eval.arch': {exc}") from None
 
 
 @dataclass
@@ -103,11 +91,6 @@ class Trial:
     base: DistillConfig
     eval: EvalConfig
     distill: DistillConfig | None = None
-
-    @property
-    def student_config(self) -> DistillConfig:
-        """The config whose student and inner loop the evaluation students copy."""
-        return self.distill or self.base
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -152,13 +152,12 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
 
 
 def _eval_line(e: dict[str, Any]) -> str:
-    if "bc_steps" in e:
-        text = f"{e.get('students')} student(s) {e.get('arch')} trained {e.get('bc_steps')} Adam steps on the whole dataset"
-    elif "students" in e:
-        text = (f"{e['students']} students {e.get('arch')} trained {e.get('steps')} SGD steps at lr {e.get('lr')}"
-                + (f", mean over the last {e['last_k']} checkpoints" if "last_k" in e else ""))
-    else:
+    if "arch" not in e:
         text = "the teacher's deterministic action"
+    else:
+        batch = f"minibatches of {e['batch_size']}" if e.get("batch_size") else "the full batch"
+        text = (f"{e.get('students')} fresh {e.get('arch')} student(s), {e.get('steps')} {e.get('optimizer')} steps at "
+                f"lr {e.get('lr')} on {batch}" + (f", mean over the last {e['last_k']} checkpoints" if "last_k" in e else ""))
     return (text + f"; {e.get('episodes')} episodes each"
             + (f", capped at {e['max_steps']} steps" if e.get("max_steps") else ""))
 

@@ -24,27 +24,28 @@ RESULT_NAME = "result.json"
 
 
 def eval_settings(trial: Trial) -> dict[str, Any]:
-    """``evaluate_synthetic`` keyword arguments of a trial: students trained like its (or, for the random
-    selection, the preset's) inner loop."""
-    ev, cfg = trial.eval, trial.student_config
-    return {"students": ev.students, "episodes": ev.episodes, "seed": trial.seed,
-            "steps": cfg.inner.steps if ev.steps is None else ev.steps, "lr": cfg.inner.lr if ev.lr is None else ev.lr,
-            "arch": ev.arch_for(cfg.student), "max_steps": ev.max_steps}
-
-
-def _recorded_eval(trial: Trial) -> dict[str, Any]:
+    """``evaluate_synthetic`` keyword arguments of a trial (``arch``/``steps``/``lr`` None: the set's own
+    student and inner loop)."""
     ev = trial.eval
-    if trial.method == "bc":
-        return {"students": ev.bc_students, "episodes": ev.episodes, "bc_steps": ev.bc_steps, "seed": trial.seed,
-                "arch": ev.arch_for(trial.base.student), "max_steps": ev.max_steps}
-    if trial.method == "teacher":
-        return {"episodes": ev.episodes, "seed": trial.seed, "max_steps": ev.max_steps}
-    settings = eval_settings(trial)
-    return {**settings, "last_k": ev.last_k} if trial.distill is not None else settings
+    return {"students": ev.students, "episodes": ev.episodes, "seed": trial.seed, "steps": ev.steps, "lr": ev.lr,
+            "arch": ev.arch, "max_steps": ev.max_steps}
 
 
-def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[list[dict[str, Any]], float]:
-    """Finish the trial's run and evaluate its last checkpoints; (per-checkpoint scores, distill seconds)."""
+def _recorded_eval(trial: Trial, result: dict[str, Any]) -> dict[str, Any]:
+    """What a row records of its evaluation: the protocol's settings and the student that was trained."""
+    ev = trial.eval
+    out: dict[str, Any] = {"episodes": ev.episodes, "seed": trial.seed, "max_steps": ev.max_steps}
+    if trial.method != "teacher":
+        out.update({k: result.get(k) for k in ("students", "arch", "steps", "optimizer", "lr", "batch_size")})
+        out["protocol"] = result.get("student", {}).get("protocol")
+    if trial.distill is not None:
+        out["last_k"] = ev.last_k
+    return out
+
+
+def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[list[dict[str, Any]], dict, float]:
+    """Finish the trial's run and evaluate its last checkpoints: (per-checkpoint scores, the last evaluation
+    result, distill seconds)."""
     from obd.distill.run import resume, start
     from obd.report import RunFiles, evaluate_run, load_run
 
@@ -61,21 +62,24 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     seconds = float(json.loads(lines[-1])["wall_time"]) if lines else 0.0
     return [{"step": c.outer_step, "normalized_score_mean": c.score, "normalized_score_std": c.std,
-             "per_student": c.result["per_policy_normalized_score"]} for c in evaluated.checkpoints], seconds
+             "per_student": c.result["per_policy_normalized_score"]} for c in evaluated.checkpoints], \
+        evaluated.checkpoints[-1].result, seconds
 
 
 def _baseline(trial: Trial, dataset: Any, teacher: Any, device: Any) -> dict[str, Any]:
     from obd.evaluate import evaluate_bc, evaluate_synthetic, evaluate_teacher, random_selection
+    from obd.evaluate.student_spec import config_student
 
     ev = trial.eval
     if trial.method == "random":
         syn = random_selection(dataset, trial.base.n_syn, trial.seed)
         syn.save(Path(trial.trial_dir) / "synthetic.hdf5")
-        return evaluate_synthetic(syn, where=trial.name, device=device, **eval_settings(trial))
+        # trained like the distilled sets it is compared with: the preset's student and inner loop
+        return evaluate_synthetic(syn, where=trial.name, device=device,
+                                  student=config_student(trial.base.student, trial.base.inner), **eval_settings(trial))
     if trial.method == "bc":
         return evaluate_bc(dataset, steps=ev.bc_steps, seed=trial.seed, students=ev.bc_students,
-                           episodes=ev.episodes, arch=ev.arch_for(trial.base.student), max_steps=ev.max_steps,
-                           device=device)
+                           episodes=ev.episodes, max_steps=ev.max_steps, device=device)
     return evaluate_teacher(teacher, episodes=ev.episodes, seed=trial.seed, max_steps=ev.max_steps)
 
 
@@ -101,13 +105,13 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
     from obd.teachers import Teacher
 
     dataset = load_dataset(trial.spec)
-    device = resolve_device(trial.student_config.device)
+    device = resolve_device((trial.distill or trial.base).device)
     teacher = Teacher.load(trial.teacher, device=device) if trial.teacher else None
     distill_seconds = 0.0
     if trial.distill is not None:
-        checkpoints, distill_seconds = _distill(trial, dataset, teacher, device)
+        checkpoints, res, distill_seconds = _distill(trial, dataset, teacher, device)
         per_student = [s for c in checkpoints for s in c.pop("per_student")]
-        task = dataset.task
+        task = res["task"]
     else:
         res = _baseline(trial, dataset, teacher, device)
         per_student = res["per_policy_normalized_score"]
@@ -122,7 +126,7 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - start_time, 3),
         "distill_seconds": round(distill_seconds, 3),
         "task": task, "dataset_size": len(dataset), "teacher": trial.teacher, "device": str(device),
-        "threads": torch.get_num_threads(), "budget": trial_budget(trial), "eval": _recorded_eval(trial),
+        "threads": torch.get_num_threads(), "budget": trial_budget(trial), "eval": _recorded_eval(trial, res),
     }
     write_json_atomic(result_path, row)
     return row
