@@ -366,12 +366,12 @@ def record_video(run: RunEval, path: Path, seed: int, max_steps: int | None) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m obd.report", description=__doc__.splitlines()[0])
+    from obd.cli import add_common
+
+    p = argparse.ArgumentParser(prog="obd report", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default=None, help="output folder (default: the run folder for one run, else obd_report)")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (default: the task's)")
     own = "the run's own student and inner loop (3x256 / 100 SGD steps for sets that record none)"
     p.add_argument("--steps", type=int, default=None, help=f"student training steps (default: {own})")
@@ -382,13 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="student learning rate (default: the run's own; "
                                                           "with --optimizer, that optimizer's)")
     p.add_argument("--last", type=int, default=5, help="checkpoints averaged for the final score (default 5)")
-    p.add_argument("--device", default=None)
     p.add_argument("--video", action="store_true", help="record one rollout GIF per run (needs OpenGL + imageio)")
+    add_common(p, out="dir", out_help="output folder (default: the run folder for one run, else obd_report)")
     return p
 
 
 def _main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from obd.cli import apply_common, parse_args
+
+    args = parse_args(build_parser(), argv)
     for name in ("students", "episodes", "last"):
         if getattr(args, name) < 1:
             raise ObdError(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -405,11 +407,13 @@ def _main(argv: list[str] | None = None) -> int:
     if len(set(names)) != len(names):
         raise ObdError(f"run folders must have distinct names, got {names}")
     out = Path(args.out) if args.out else (runs_in[0] if len(runs_in) == 1 else Path("obd_report"))
+    args.out = out
+    apply_common(args)
     settings = {"students": args.students, "episodes": args.episodes, "steps": args.steps, "arch": args.arch,
                 "hidden": args.hidden, "layers": args.layers, "optimizer": args.optimizer, "lr": args.lr,
                 "seed": args.seed, "max_steps": args.max_steps}
-    eval_settings = dict(settings, device=args.device)
-    runs = [evaluate_run(r, eval_settings) for r in loaded]
+    eval_settings = dict(settings, device=None if args.device == "auto" else args.device)
+    runs = [evaluate_run(r, eval_settings, progress=not args.no_progress) for r in loaded]
 
     import matplotlib
 

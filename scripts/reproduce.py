@@ -2,7 +2,7 @@
 
 The nine D4RL columns (HalfCheetah, Hopper, Walker2d x medium-replay, medium, medium-expert), every method
 (random selection, DBC, PBC, Av-PBC, SDW, BC on the whole dataset, the teacher), 5 seeds, the paper's
-Av-PBC settings (``configs/paper_avpbc.yaml``) and its evaluation protocol (the sweep's defaults: the mean
+Av-PBC settings (the shipped preset ``paper_avpbc``) and its evaluation protocol (the sweep's defaults: the mean
 over the last 5 of 20 checkpoints of 10 students x 10 episodes). Any ``obd.sweep`` flag or ``key=value``
 given here replaces the preset's, e.g. a smaller grid on the datasets at hand:
 
@@ -20,7 +20,7 @@ from obd.sweep.table import PAPER_COLUMNS
 
 PRESET = ["--datasets", ",".join(f"{column}-v5" for column in PAPER_COLUMNS),
           "--methods", "random,dbc,pbc,avpbc,sdw,bc,teacher", "--seeds", "0,1,2,3,4",
-          "--config", "configs/paper_avpbc.yaml", "--out", "runs/reproduce"]
+          "--config", "paper_avpbc", "--out", "runs/reproduce"]
 
 
 def preset_argv(argv: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ def test_quickstart_tiny_budget_end_to_end(tmp_path, capsys):
                                      "forward_progress_mean", "per_policy_forward_progress"}
         assert on_disk[row]["normalized_score_mean"] == pytest.approx(report[row]["normalized_score_mean"])
         assert 0 < on_disk[row]["episode_length_mean"] <= 30
-    # both sets are scored with the distillation's own student (configs/quickstart.yaml's), not 3x256
+    # both sets are scored with the distillation's own student (obd/configs/quickstart.yaml's), not 3x256
     distilled = yaml.safe_load((out / "distill" / "config.yaml").read_text())
     student = on_disk["settings"]["student"]
     assert student["source"] == "distillation" and student["cross"] == []
@@ -52,4 +52,6 @@ def test_quickstart_cli_reports_missing_teacher(tmp_path):
 
 
 def test_shipped_teacher_exists():
-    assert DEFAULT_TEACHER.is_file(), "the quickstart's teacher must be committed"
+    from obd.assets import resolve_asset
+
+    assert resolve_asset("teacher", DEFAULT_TEACHER).is_file(), "the quickstart's teacher must be committed"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from obd.cli import parse_args
 from obd.sweep.__main__ import build_parser
 
 
@@ -22,12 +23,12 @@ def _load_script():
 
 def test_preset_is_the_papers_grid_and_flags_replace_it():
     script = _load_script()
-    args = build_parser().parse_intermixed_args(script.preset_argv([]))
+    args = parse_args(build_parser(), script.preset_argv([]))
     assert args.datasets.split(",") == [f"{env}-{level}-v5" for env in ("halfcheetah", "hopper", "walker2d")
                                         for level in ("medium-replay", "medium", "medium-expert")]
     assert args.methods == "random,dbc,pbc,avpbc,sdw,bc,teacher" and args.seeds == "0,1,2,3,4"
-    assert args.config == "configs/paper_avpbc.yaml" and args.overrides == []
-    args = build_parser().parse_intermixed_args(script.preset_argv(
+    assert args.config == "paper_avpbc" and args.overrides == []
+    args = parse_args(build_parser(), script.preset_argv(
         ["--datasets", "hopper-medium-v5", "outer_steps=100", "--seeds", "0", "eval.students=2"]))
     assert (args.datasets, args.seeds, args.overrides) == ("hopper-medium-v5", "0", ["outer_steps=100",
                                                                                    "eval.students=2"])

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from obd.envs import get_task
 from obd.errors import ObdError
@@ -44,13 +43,14 @@ def _snapshots(run: Path) -> list[Path]:
     return files
 
 
-@torch.no_grad()
 def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> list[SnapshotScore]:
     """Normalized score of each snapshot's stochastic policy over ``episodes`` seeded episodes.
 
     All ``len(files) x episodes`` episodes run in lockstep (:func:`obd.envs.rollout.rollout`); the policy
     noise comes from a generator seeded with ``seed``, so the measurement is repeatable.
     """
+    import torch
+
     from obd.data.sac import load_behavior_policy
     from obd.envs.rollout import rollout
 
@@ -74,7 +74,8 @@ def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> l
             out[rows] = torch.tanh(mean + std * torch.randn(mean.shape, generator=gen))
         return out
 
-    res = rollout(spec.name, policy, num_policies=len(files), episodes=episodes, seed=seed)
+    with torch.no_grad():
+        res = rollout(spec.name, policy, num_policies=len(files), episodes=episodes, seed=seed)
     scores = res.scores
     return [SnapshotScore(f, int(m.get("env_steps", -1)), float(scores[k].mean()), float(scores[k].std()),
                           float(m.get("normalized_score", float("nan"))))
@@ -113,16 +114,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confirm-episodes", type=int, default=20)
     p.add_argument("--min-step", type=int, default=0, help="ignore snapshots before this env step")
     p.add_argument("--level", default="medium", help="level written into the policy file's metadata")
-    p.add_argument("--out", type=Path, required=True, help="behavior-policy file to write, e.g. envs/hopper/behavior_medium.pt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    from obd.cli import add_common
+
+    add_common(p, out="file", out_required=True, device=False, progress=False,
+               out_help="behavior-policy file to write, e.g. runs/behavior/hopper/behavior_medium.pt")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from obd.data.sac import load_behavior_policy, save_behavior_policy
 
-    torch.set_num_threads(args.threads)
     spec = get_task(args.task)
     target = args.target if args.target is not None else spec.medium_target
     if target is None:

@@ -1,11 +1,11 @@
-"""``python -m obd.sweep``: a grid of distillations and baselines as Ray tasks, resumable, with a table.
+"""``obd sweep`` (``python -m obd.sweep``): a grid of distillations and baselines as Ray tasks, resumable.
 
-    python -m obd.sweep --datasets hopper-medium-v5,walker2d-medium-v5 --methods avpbc,sdw,random,bc,teacher \\
-        --seeds 0,1,2 --config configs/paper_avpbc.yaml eval.students=10 --out runs/sweep
-    python -m obd.sweep ... --address auto            # an existing Ray cluster (ray start --head)
+    obd sweep --datasets hopper-medium-v5,walker2d-medium-v5 --methods avpbc,sdw,random,bc,teacher \\
+        --seeds 0,1,2 --config paper_avpbc eval.students=10 --out runs/sweep
+    obd sweep ... --address auto            # an existing Ray cluster (ray start --head)
 
-Teachers: ``--teachers SPEC=FILE,...``, else the one shipped for the dataset's task and level
-(``envs/<task>/teacher_<algo>_<level>.pt``). ``key=value`` overrides go to every distillation's config,
+``--config`` is a YAML file or a shipped preset. Teachers: ``--teachers SPEC=FILE,...``, else the one
+shipped for the dataset's task and level (``obd.assets``). ``key=value`` overrides go to every distillation's config,
 ``eval.*`` keys to the evaluation protocol (obd.sweep.grid.EvalConfig). Re-running the same command skips
 finished trials and resumes interrupted ones.
 """
@@ -16,21 +16,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from obd.cli import parse_args
 from obd.errors import cli_entry
 
 DEFAULT_METHODS = "random,dbc,pbc,avpbc,sdw,bc,teacher"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m obd.sweep", description=__doc__,
+    p = argparse.ArgumentParser(prog="obd sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="distillation config overrides (e.g. outer_steps=2000) and eval.* keys")
     p.add_argument("--datasets", required=True, metavar="SPEC[,SPEC]", help="load_dataset specs, comma-separated")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated integers (default 0,1,2)")
-    p.add_argument("--config", default=None, metavar="PRESET",
-                   help="distillation preset YAML (configs/*.yaml); an 'eval:' section sets the protocol")
+    p.add_argument("--config", default=None, metavar="PRESET_OR_FILE",
+                   help="distillation preset name or YAML file; an 'eval:' section sets the protocol")
     p.add_argument("--teachers", default=None, metavar="SPEC=FILE[,...]", help="teacher file per dataset spec")
     p.add_argument("--out", required=True, type=Path, help="sweep folder (trials/, results.jsonl, table.md)")
     p.add_argument("--address", default=None, help="Ray cluster: auto or ray://HOST:PORT (default: a local Ray)")
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_intermixed_args(argv)
+    args = parse_args(build_parser(), argv)
+    from obd.io import check_writable
     from obd.sweep.driver import run_sweep
     from obd.sweep.grid import build_grid, load_settings, parse_list, parse_seeds, parse_teachers
 
@@ -54,7 +56,8 @@ def _main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.config, args.overrides)
     teachers = parse_teachers(args.teachers, datasets)
     trials = build_grid(datasets, methods, seeds, settings, teachers, args.out)
-    return run_sweep(trials, args.out, settings, ["python", "-m", "obd.sweep", *argv], address=args.address,
+    check_writable(args.out, is_dir=True)
+    return run_sweep(trials, args.out, settings, ["obd", "sweep", *argv], address=args.address,
                      cpus=args.cpus, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                      verbose=args.verbose)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,6 @@ from obd.errors import ObdError
 METHODS = ("random", "dbc", "pbc", "avpbc", "sdw", "bc", "teacher")
 #: the outer objective of each distillation method (``sdw`` is SDW-weighted Av-PBC)
 OBJECTIVE = {"dbc": "dbc", "pbc": "pbc", "avpbc": "avpbc", "sdw": "avpbc"}
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_TEACHER = re.compile(r"^teacher_(?P<algo>[a-z0-9]+)_(?P<level>[a-z0-9_]+)\.pt$")
-VERSION = re.compile(r"-v\d+$")
 
 
 @dataclass
@@ -112,30 +108,32 @@ def dataset_label(spec: str) -> str:
     return spec.replace("/", "-")
 
 
-def task_and_level(spec: str) -> tuple[str, str]:
-    """``("hopper", "medium_replay")`` for ``hopper-medium-replay-v5``, ``.../hopper_medium_replay-v5.hdf5``
-    or the Minari id ``mujoco/hopper/medium-replay-v0``; the level has underscores, as in file names."""
+def task_and_level(spec: str) -> tuple[str, str] | None:
+    """``("hopper", "medium-replay")`` for ``hopper-medium-replay-v5``, ``.../hopper_medium_replay-v5.hdf5`` or
+    the Minari id ``mujoco/hopper/medium-replay-v0``; None when the name is no ``<task>-<level>``."""
+    from obd.assets import split_dataset_name
     from obd.data.minari_io import is_minari_id
 
-    if is_minari_id(spec) and not Path(spec).expanduser().exists():
-        parts = spec.split("/")
-        env, level = parts[-2], VERSION.sub("", parts[-1])
-    else:
-        env, _, level = VERSION.sub("", dataset_label(spec)).replace("_", "-").partition("-")
-    return env, level.replace("-", "_")
+    parts = spec.split("/")
+    name = f"{parts[-2]}-{parts[-1]}" if is_minari_id(spec) and not Path(spec).expanduser().exists() \
+        else dataset_label(spec)
+    try:
+        return split_dataset_name(name)
+    except ObdError:
+        return None
 
 
-def shipped_teacher(spec: str, root: Path = REPO / "envs") -> Path | None:
-    """The teacher shipped for ``spec``'s task and level, ``envs/<task>/teacher_<algo>_<level>.pt`` (any
-    algorithm), or None. Several algorithms for one level is an error: the caller must choose."""
-    env, level = task_and_level(spec)
-    folder = root / env
-    found = sorted(p for p in folder.glob("teacher_*.pt")
-                   if (m := SHIPPED_TEACHER.match(p.name)) and m["level"] == level) if folder.is_dir() else []
-    if len(found) > 1:
-        raise ObdError(f"dataset '{spec}': several shipped teachers {[str(p) for p in found]}; choose one with "
-                       f"--teachers {spec}=FILE")
-    return found[0] if found else None
+def shipped_teacher(spec: str) -> Path | None:
+    """The teacher shipped for ``spec``'s task and level (``obd.assets.resolve_asset``), or None."""
+    from obd.assets import resolve_asset
+
+    found = task_and_level(spec)
+    if found is None:
+        return None
+    try:
+        return resolve_asset("teacher", "-".join(found))
+    except ObdError:
+        return None
 
 
 def check_dataset(spec: str) -> None:
@@ -271,9 +269,8 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
             if needs and teacher is None:
                 found = shipped_teacher(spec)
                 if found is None:
-                    env, level = task_and_level(spec)
-                    raise ObdError(f"--teachers: no teacher for dataset '{spec}' (method '{method}' needs one); "
-                                   f"pass --teachers {spec}=FILE (nothing shipped as envs/{env}/teacher_*_{level}.pt)")
+                    raise ObdError(f"--teachers: no teacher for dataset '{spec}' (method '{method}' needs one) and "
+                                   f"none shipped for its task and level; pass --teachers {spec}=FILE")
                 teacher = str(found)
             for seed in seeds:
                 cfg = distill_config(settings, method, spec, seed, teacher) if method in OBJECTIVE else None

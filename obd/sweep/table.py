@@ -35,10 +35,10 @@ PUBLISHED = {method: dict(zip(PAPER_COLUMNS, values)) for method, values in {
 }.items()}
 
 
-def paper_column(spec: str) -> str:
-    """``hopper-medium-replay`` for any spelling of that dataset (id, file, Minari id)."""
-    env, level = task_and_level(spec)
-    return f"{env}-{level.replace('_', '-')}"
+def paper_column(spec: str) -> str | None:
+    """``hopper-medium-replay`` for any spelling of that dataset (id, file, Minari id), None for others."""
+    found = task_and_level(spec)
+    return "-".join(found) if found else None
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
