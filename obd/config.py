@@ -177,6 +177,20 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw mapping in a YAML config file or shipped preset (``fast_avpbc``, see :mod:`obd.assets`)."""
+    from obd.assets import resolve_asset
+
+    p = resolve_asset("config", path)
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ObdError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(loaded, dict):
+        raise ObdError(f"{p}: expected a mapping of config keys")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
                 base: dict[str, Any] | None = None) -> T:
     """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
@@ -184,16 +198,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`)."""
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
-        from obd.assets import resolve_asset
-
-        p = resolve_asset("config", path)
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ObdError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
-        if not isinstance(loaded, dict):
-            raise ObdError(f"{p}: expected a mapping of config keys")
-        raw = _merge(raw, loaded)
+        raw = _merge(raw, read_config_file(path))
     raw = _merge(raw, parse_overrides(overrides))
     return _build(cls, raw)
 

@@ -38,22 +38,27 @@ from obd.distill.init import INITS, initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import NEEDS_TEACHER, OBJECTIVES, build_objective, outer_loss, query_teacher
 from obd.device import resolve_device
-from obd.distill.students import STUDENT_KINDS
+from obd.distill.students import HEADS, STUDENT_KINDS
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
 
 OUTER_OPTIMIZERS = ("sgd", "adam")
 OUTER_SCHEDULES = ("constant", "cosine")
+OUTER_ACTIONS = ("mean", "sample")
+SYNTHETIC_ACTIONS = ("free", "clamp")
 
 
 @dataclass
 class StudentConfig:
-    """The student trained in the inner loop: ``tanh_gaussian`` (paper) or ``deterministic`` MLP."""
+    """The student trained in the inner loop: ``tanh_gaussian`` (paper) or ``deterministic`` MLP. ``head``:
+    ``corl`` (output gain 1e-2, log-std = raw output) or ``paper`` (the published code's: output gain sqrt 2,
+    log-std = m * raw + c with learnable m = 1, c = -1 at init), see :data:`obd.distill.students.HEADS`."""
 
     kind: str = "tanh_gaussian"
     hidden: int = 256
     depth: int = 3
     orthogonal_init: bool = True
+    head: str = "corl"
 
 
 @dataclass
@@ -75,7 +80,10 @@ class OuterConfig:
     gradient-norm clip (0 = off); ``batch`` real states per outer step. ``schedule``: ``constant`` lr (the
     paper's) or ``cosine``, lr_k = lr_min + (lr - lr_min) (1 + cos(pi min(k, K) / K)) / 2 at outer step k
     with K = ``decay_steps`` (0 resolves to the run's ``outer_steps`` when the config is validated, so a
-    resumed run that extends ``outer_steps`` keeps its original horizon)."""
+    resumed run that extends ``outer_steps`` keeps its original horizon). ``action``: the trained student's
+    action the outer error is measured on, ``mean`` = tanh(mean) (the action it is evaluated with) or
+    ``sample`` = a reparameterized sample tanh(mean + std eps) drawn fresh per real state (the published
+    code's; tanh-Gaussian students only)."""
 
     optimizer: str = "adam"
     lr: float = 0.01
@@ -85,6 +93,7 @@ class OuterConfig:
     schedule: str = "cosine"
     lr_min: float = 0.0
     decay_steps: int = 0
+    action: str = "mean"
 
     def lr_at(self, step: int) -> float:
         """The outer learning rate for outer step ``step`` (0-based)."""
@@ -107,6 +116,9 @@ class DistillConfig:
     state-density weighting with ``density`` holding ``obd.distill.density.DensityConfig`` fields.
     ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the end). ``eval_every``
     must stay 0: evaluation of checkpoints is ``obd.evaluate``'s job (``python -m obd.evaluate``).
+    ``q_clip``: Av-PBC weights beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a
+    state with Q < 0 pushes the student away from the teacher). ``synthetic_actions``: ``free`` (the paper's)
+    or ``clamp``, projected onto [-1, 1] at init and after every outer step, the range of the env's actions.
     """
 
     dataset: str = ""
@@ -126,6 +138,8 @@ class DistillConfig:
     seed: int = 0
     device: str = "auto"
     teacher_chunk: int = 65536
+    q_clip: bool = False
+    synthetic_actions: str = "free"
     logger: str = ""
 
     def __post_init__(self) -> None:
@@ -141,6 +155,12 @@ class DistillConfig:
         _choice("student.kind", self.student.kind, STUDENT_KINDS)
         _choice("outer.optimizer", self.outer.optimizer, OUTER_OPTIMIZERS)
         _choice("outer.schedule", self.outer.schedule, OUTER_SCHEDULES)
+        _choice("student.head", self.student.head, HEADS)
+        _choice("outer.action", self.outer.action, OUTER_ACTIONS)
+        _choice("synthetic_actions", self.synthetic_actions, SYNTHETIC_ACTIONS)
+        if self.outer.action == "sample" and self.student.kind != "tanh_gaussian":
+            raise ObdError("config key 'outer.action': 'sample' needs student.kind tanh_gaussian, got "
+                           f"{self.student.kind!r}")
         for key, value in (("n_syn", self.n_syn), ("student.hidden", self.student.hidden),
                            ("student.depth", self.student.depth), ("inner.steps", self.inner.steps),
                            ("inner.students", self.inner.students), ("outer.batch", self.outer.batch),
@@ -275,13 +295,15 @@ class Distiller:
         if density_weights is not None and len(density_weights) != len(dataset):
             raise ObdError(f"density weights: {len(density_weights)} given for {len(dataset)} real states")
         self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
-                                         cfg.beta, density_weights, cfg.teacher_chunk, progress)
+                                         cfg.beta, density_weights, cfg.teacher_chunk, progress, cfg.q_clip)
 
         q_data = None
         if cfg.init == "topq":
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
                                    "teacher Q of dataset pairs", dataset.actions, progress).numpy()
         states, actions = initial_pairs(cfg.init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
+        if cfg.synthetic_actions == "clamp":
+            actions = actions.clip(-1.0, 1.0)
         self.states = torch.tensor(states, device=self.device, requires_grad=True)
         self.actions = torch.tensor(actions, device=self.device, requires_grad=True)
         if cfg.outer.optimizer == "sgd":
@@ -324,14 +346,19 @@ class Distiller:
         cfg, g = self.config, self.generator
         idx = torch.randint(len(self.real_states), (cfg.outer.batch,), generator=g, device=self.device)
         targets, weights = self.objective.targets(idx, g)
-        params = init_params(self.dims, cfg.inner.students, g, cfg.student.orthogonal_init, self.device)
+        params = init_params(self.dims, cfg.inner.students, g, cfg.student.orthogonal_init, self.device,
+                             head=cfg.student.head)
         noise = None
         if cfg.student.kind == "tanh_gaussian":
             noise = torch.randn((cfg.inner.steps, cfg.inner.students, cfg.n_syn, self.act_dim), generator=g,
                                 device=self.device)
         trained = inner_loop(params, self.states, self.actions, cfg.inner.steps, noise, cfg.inner.lr,
                              cfg.inner.momentum, cfg.inner.truncate)
-        return outer_loss(student_action(trained, self.real_states[idx], self.act_dim), targets, weights)
+        outer_noise = None
+        if cfg.outer.action == "sample":
+            outer_noise = torch.randn((cfg.inner.students, cfg.outer.batch, self.act_dim), generator=g,
+                                      device=self.device)
+        return outer_loss(student_action(trained, self.real_states[idx], self.act_dim, outer_noise), targets, weights)
 
     def step(self) -> dict[str, float]:
         """One outer step; returns ``{"step", "loss", "grad_norm", "sec", "cpu_sec"}``."""
@@ -348,6 +375,9 @@ class Distiller:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.outer.lr_at(self.outer_step)
         self.optimizer.step()
+        if self.config.synthetic_actions == "clamp":
+            with torch.no_grad():
+                self.actions.clamp_(-1.0, 1.0)
         self.outer_step += 1
         loss_value = loss.item()  # synchronizes a GPU before the clocks stop
         sec, cpu_sec = time.perf_counter() - start, time.process_time() - cpu_start

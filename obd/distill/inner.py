@@ -31,7 +31,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from obd.distill.students import LOG_STD_MAX, LOG_STD_MIN, MLPStudent
+from obd.distill.students import LOG_STD_AFFINE_INIT, LOG_STD_MAX, LOG_STD_MIN, OUTPUT_GAIN, MLPStudent
 
 Params = list[torch.Tensor]
 
@@ -43,19 +43,21 @@ def layer_dims(obs_dim: int, act_dim: int, hidden: int, depth: int, stochastic: 
 
 def init_params(dims: list[int], students: int = 1, generator: torch.Generator | None = None,
                 orthogonal: bool = True, device: str | torch.device = "cpu",
-                dtype: torch.dtype = torch.float32) -> Params:
+                dtype: torch.dtype = torch.float32, head: str = "corl") -> Params:
     """Fresh student parameters ``[W1, b1, ...]``, ``W`` (S, in, out), ``b`` (S, 1, out).
 
     ``orthogonal``: CORL's scheme as in :func:`obd.distill.students.orthogonal_init_` (gain sqrt(2) for
-    hidden layers, 1e-2 for the output layer, zero biases), drawing the same numbers from ``generator``
-    as ``MLPStudent.reset_parameters(generator)`` when S = 1. Otherwise PyTorch's ``nn.Linear`` default,
-    U(-1/sqrt(in), 1/sqrt(in)) for weights and biases.
+    hidden layers, the ``head``'s gain for the output layer, zero biases), drawing the same numbers from
+    ``generator`` as ``MLPStudent.reset_parameters(generator)`` when S = 1. Otherwise PyTorch's
+    ``nn.Linear`` default, U(-1/sqrt(in), 1/sqrt(in)) for weights and biases. A ``paper`` head on a
+    tanh-Gaussian student (``dims[-1]`` even) appends one more tensor (S, 1, 2): the learnable log-std
+    (multiplier, offset), initialized to (1, -1); that odd-length list is how every function here tells it.
     """
     params: Params = []
     n = len(dims) - 1
     for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
         if orthogonal:
-            gain = 1e-2 if i == n - 1 else math.sqrt(2.0)
+            gain = OUTPUT_GAIN[head] if i == n - 1 else math.sqrt(2.0)
             w = torch.randn((students, d_out, d_in), generator=generator, device=device, dtype=dtype)
             wide = d_out < d_in
             q, r = torch.linalg.qr(w.transpose(1, 2) if wide else w)
@@ -67,7 +69,20 @@ def init_params(dims: list[int], students: int = 1, generator: torch.Generator |
             u = torch.rand((students, d_in + 1, d_out), generator=generator, device=device, dtype=dtype)
             u = u * (2 * bound) - bound
             params += [u[:, :d_in].contiguous(), u[:, d_in:].contiguous()]
+    if head == "paper" and dims[-1] % 2 == 0:
+        params.append(torch.tensor(LOG_STD_AFFINE_INIT, device=device, dtype=dtype).expand(students, 1, 2).clone())
     return params
+
+
+def _affine(params: Params) -> torch.Tensor | None:
+    """The learnable log-std (multiplier, offset) (S, 1, 2) of a ``paper`` head, None for ``corl``."""
+    return params[-1] if len(params) % 2 else None
+
+
+def log_std_of(params: Params, raw: torch.Tensor) -> torch.Tensor:
+    """Pre-clamp log-std from the head's raw log-std columns ``raw`` (S, N, act)."""
+    affine = _affine(params)
+    return raw if affine is None else raw * affine[..., :1] + affine[..., 1:]
 
 
 def params_from_module(student: MLPStudent) -> Params:
@@ -75,6 +90,8 @@ def params_from_module(student: MLPStudent) -> Params:
     out: Params = []
     for layer in student.layers:
         out += [layer.weight.detach().T.unsqueeze(0).contiguous(), layer.bias.detach().view(1, 1, -1).clone()]
+    if student.log_std_affine is not None:
+        out.append(student.log_std_affine.detach().view(1, 1, 2).clone())
     return out
 
 
@@ -88,13 +105,18 @@ def forward(params: Params, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.T
     for i in range(n_layers - 1):
         x = torch.relu(torch.baddbmm(params[2 * i + 1], x, params[2 * i]))
         inputs.append(x)
-    return torch.baddbmm(params[-1], x, params[-2]), inputs
+    return torch.baddbmm(params[2 * n_layers - 1], x, params[2 * n_layers - 2]), inputs
 
 
-def student_action(params: Params, x: torch.Tensor, act_dim: int) -> torch.Tensor:
-    """Deterministic student action ``tanh(mean)`` (S, N, act_dim) for normalized states ``x`` (N, obs)."""
+def student_action(params: Params, x: torch.Tensor, act_dim: int, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Student action (S, N, act_dim) for normalized states ``x`` (N, obs): the deterministic ``tanh(mean)``,
+    or with ``noise`` eps (S, N, act_dim) the reparameterized sample ``tanh(mean + exp(log_std) * eps)``
+    (log-std clamped to [-20, 2]) of a tanh-Gaussian student, differentiable through mean and log-std."""
     out, _ = forward(params, x.unsqueeze(0))
-    return torch.tanh(out[..., :act_dim])
+    if noise is None:
+        return torch.tanh(out[..., :act_dim])
+    mean, raw = out.split(act_dim, -1)
+    return torch.tanh(mean + log_std_of(params, raw).clamp(LOG_STD_MIN, LOG_STD_MAX).exp() * noise)
 
 
 def bc_grad(params: Params, x: torch.Tensor, target: torch.Tensor, noise: torch.Tensor | None,
@@ -108,19 +130,27 @@ def bc_grad(params: Params, x: torch.Tensor, target: torch.Tensor, noise: torch.
     actions (S, N, act).
     """
     out, inputs = forward(params, x)
+    grads: Params = [None] * len(params)  # type: ignore[list-item]
+    affine = _affine(params)
     if noise is None:
         action = torch.tanh(out)
         d_out = torch.ops.aten.tanh_backward((action - target) * scale, action)
+        if affine is not None:
+            grads[-1] = torch.zeros_like(affine)
     else:
         mean, log_std_raw = out.split(act_dim, -1)
+        log_std = log_std_of(params, log_std_raw)
         # hardtanh is clamp with a one-op backward (they differ only exactly on the bounds).
-        scaled_noise = F.hardtanh(log_std_raw, LOG_STD_MIN, LOG_STD_MAX).exp() * noise
+        scaled_noise = F.hardtanh(log_std, LOG_STD_MIN, LOG_STD_MAX).exp() * noise
         action = torch.tanh(mean + scaled_noise)
         d_mean = torch.ops.aten.tanh_backward((action - target) * scale, action)
         # d/d log_std of exp(log_std) * eps is exp(log_std) * eps; zero where the clamp is active.
-        d_log_std = torch.ops.aten.hardtanh_backward(d_mean * scaled_noise, log_std_raw, LOG_STD_MIN, LOG_STD_MAX)
+        d_log_std = torch.ops.aten.hardtanh_backward(d_mean * scaled_noise, log_std, LOG_STD_MIN, LOG_STD_MAX)
+        if affine is not None:  # log_std = m * raw + c
+            grads[-1] = torch.cat([(d_log_std * log_std_raw).sum((1, 2), keepdim=True),
+                                   d_log_std.sum((1, 2), keepdim=True)], -1)
+            d_log_std = d_log_std * affine[..., :1]
         d_out = torch.cat([d_mean, d_log_std], -1)
-    grads: Params = [None] * len(params)  # type: ignore[list-item]
     for i in range(len(params) // 2 - 1, -1, -1):
         h = inputs[i]
         grads[2 * i] = torch.bmm(h.transpose(1, 2), d_out)
@@ -277,13 +307,14 @@ def inner_loop(params: Params, states: torch.Tensor, actions: torch.Tensor, step
     backpropagates only through the last K steps (the first T - K run without a graph). Returns the
     trained parameters, differentiable w.r.t. ``states`` and ``actions``. ``hand_vjp`` False lets autograd
     differentiate :func:`bc_grad` op by op instead of using :class:`_BCGradStep`'s hand-written backward
-    (same numbers, many more ops; kept as a cross-check).
+    (same numbers, many more ops; kept as a cross-check). A ``paper`` head's learnable log-std scalars
+    (see :func:`init_params`) always take that autograd path: the hand-written backward does not cover them.
     """
     n, act_dim = actions.shape
     scale = -lr * 2.0 / (n * act_dim)  # the MSE's 2 / (N act_dim) and the descent step, see bc_grad
     students = params[0].shape[0]
     cut = steps - truncate if 0 < truncate < steps else 0
-    if not hand_vjp:
+    if not hand_vjp or _affine(params) is not None:
         return _inner_loop_autograd(params, states, actions, steps, noise, scale, momentum, cut)
     # The hand-VJP path runs on bias-folded weights (see _BCGradStep); everything constant across the T
     # inner steps is built here once.

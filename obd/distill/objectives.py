@@ -4,14 +4,16 @@ Every objective is a weighted per-state error on a batch of B real states s ~ D_
 
     H = mean_s  w(s) * e(s),    e(s) = mean_j (tanh(mu_theta(s))_j - a_target(s)_j)^2
 
-The student's action is its deterministic evaluation action tanh(mean) (the action the distilled policy is
-judged by, and what the reference code's outer loss uses); the mean over action dims follows ``F.mse_loss``.
+By default the student's action is its deterministic evaluation action tanh(mean), the action the distilled
+policy is judged by. The reference code instead measures the error on a reparameterized *sample*
+tanh(mean + std eps) of the trained student (``outer.action=sample`` in ``DistillConfig``). The mean over
+action dims follows ``F.mse_loss``.
 
 - DBC: a_target = the dataset's own action, w = 1.
 - PBC: a_target = a* ~ pi*(.|s), drawn fresh every outer step from the teacher's precomputed pre-tanh mean
   and std (tanh(mean + std * eps)); a deterministic teacher's action otherwise. w = 1.
-- Av-PBC: PBC with w = beta * Q1(s, a_det) (beta = 0.02 in the paper, no normalization, as the reference
-  code). The Q value is precomputed once for the teacher's *deterministic* action a_det = teacher.act(s),
+- Av-PBC: PBC with w = beta * Q1(s, a_det) (beta = 0.02 in the paper, no normalization and no clipping, as
+  the reference code: a state with Q < 0 gets a negative weight; ``clip_q`` uses max(Q, 0) instead). The Q value is precomputed once for the teacher's *deterministic* action a_det = teacher.act(s),
   not re-queried for each drawn a*: that keeps the teacher out of the outer loop; for a tanh-Gaussian
   teacher Q(s, a*) and Q(s, a_det) differ by the spread of its action distribution.
 - SDW: any of the above with w multiplied by precomputed state-density weights p(s)^(-alpha)
@@ -97,10 +99,11 @@ class Objective:
 
 def build_objective(name: str, observations: np.ndarray, dataset_actions: np.ndarray, teacher: Any,
                     device: torch.device, beta: float = 0.02, density_weights: np.ndarray | None = None,
-                    chunk: int = 65536, progress: bool = True) -> Objective:
+                    chunk: int = 65536, progress: bool = True, clip_q: bool = False) -> Objective:
     """Precompute what objective ``name`` needs for every real state (raw ``observations`` (N, obs)):
     DBC the dataset actions; PBC the teacher's mean/std (or deterministic action); Av-PBC also
-    Q1(s, teacher.act(s)). ``density_weights`` (N,) turns on SDW. ``progress``: bars for the teacher queries."""
+    Q1(s, teacher.act(s)), clipped at 0 when ``clip_q``. ``density_weights`` (N,) turns on SDW. ``progress``:
+    bars for the teacher queries."""
     obj = Objective(name, beta=beta)
     if name == "dbc":
         obj.dataset_actions = torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)
@@ -115,6 +118,8 @@ def build_objective(name: str, observations: np.ndarray, dataset_actions: np.nda
         if name == "avpbc":
             obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
                                          "teacher Q", progress=progress)
+            if clip_q:
+                obj.q_values = obj.q_values.clamp_min(0.0)
     if density_weights is not None:
         obj.density_weights = torch.as_tensor(density_weights, dtype=torch.float32, device=device)
     return obj

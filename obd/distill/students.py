@@ -20,12 +20,19 @@ from obd.errors import ObdError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 STUDENT_KINDS = ("tanh_gaussian", "deterministic")
+#: the student's output layer. ``corl``: orthogonal gain 1e-2, log-std = the raw head output (obd's default).
+#: ``paper``: the published code's student, gain sqrt(2) like every other layer and
+#: log-std = multiplier * raw + offset with learnable scalars initialized to 1 and -1.
+HEADS = ("corl", "paper")
+OUTPUT_GAIN = {"corl": 1e-2, "paper": math.sqrt(2.0)}
+LOG_STD_AFFINE_INIT = (1.0, -1.0)
 
 
-def orthogonal_init_(layers: list[nn.Linear], generator: torch.Generator | None = None) -> None:
-    """CORL's orthogonal scheme: hidden layers gain sqrt(2), output layer gain 1e-2, zero biases."""
+def orthogonal_init_(layers: list[nn.Linear], generator: torch.Generator | None = None,
+                     output_gain: float = 1e-2) -> None:
+    """CORL's orthogonal scheme: hidden layers gain sqrt(2), output layer ``output_gain``, zero biases."""
     for i, layer in enumerate(layers):
-        gain = 1e-2 if i == len(layers) - 1 else math.sqrt(2.0)
+        gain = output_gain if i == len(layers) - 1 else math.sqrt(2.0)
         with torch.no_grad():
             w = torch.randn(layer.weight.shape, generator=generator, device=layer.weight.device)
             q, r = torch.linalg.qr(w.T if w.shape[0] < w.shape[1] else w)
@@ -38,27 +45,37 @@ class MLPStudent(nn.Module):
     """MLP ``obs_dim -> hidden x depth -> act_dim`` (or ``2 * act_dim`` with a log-std head).
 
     ``forward(states)`` returns ``(mean, log_std)``, each (B, act_dim); ``log_std`` is None when
-    ``stochastic`` is False. ``depth`` counts hidden layers (the paper's student has depth 3).
+    ``stochastic`` is False. ``depth`` counts hidden layers (the paper's student has depth 3). ``head``
+    is one of :data:`HEADS`; a stochastic ``paper`` head holds the learnable ``log_std_affine`` (2,) =
+    (multiplier, offset).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, depth: int = 3,
-                 stochastic: bool = True, orthogonal_init: bool = True):
+                 stochastic: bool = True, orthogonal_init: bool = True, head: str = "corl"):
         super().__init__()
         if depth < 1 or hidden < 1:
             raise ObdError(f"student: depth and hidden must be >= 1, got depth={depth} hidden={hidden}")
+        if head not in HEADS:
+            raise ObdError(f"student head '{head}' unknown; expected one of {list(HEADS)}")
         self.obs_dim, self.act_dim, self.hidden, self.depth = obs_dim, act_dim, hidden, depth
         self.stochastic = stochastic
         self.orthogonal_init = orthogonal_init
+        self.head = head
         dims = [obs_dim] + [hidden] * depth + [act_dim * (2 if stochastic else 1)]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.log_std_affine = nn.Parameter(torch.tensor(LOG_STD_AFFINE_INIT)) \
+            if stochastic and head == "paper" else None
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         if self.orthogonal_init:
-            orthogonal_init_(list(self.layers), generator)
+            orthogonal_init_(list(self.layers), generator, OUTPUT_GAIN[self.head])
         else:
             for layer in self.layers:
                 layer.reset_parameters()
+        if self.log_std_affine is not None:
+            with torch.no_grad():
+                self.log_std_affine.copy_(torch.tensor(LOG_STD_AFFINE_INIT))
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = states
@@ -68,6 +85,8 @@ class MLPStudent(nn.Module):
         if not self.stochastic:
             return out, None
         mean, log_std = out.chunk(2, dim=-1)
+        if self.log_std_affine is not None:
+            log_std = log_std * self.log_std_affine[0] + self.log_std_affine[1]
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     @torch.no_grad()
@@ -77,12 +96,12 @@ class MLPStudent(nn.Module):
 
 
 def make_student(kind: str, obs_dim: int, act_dim: int, hidden: int = 256, depth: int = 3,
-                 orthogonal_init: bool = True) -> MLPStudent:
-    """``kind`` is ``tanh_gaussian`` (the paper's) or ``deterministic``."""
+                 orthogonal_init: bool = True, head: str = "corl") -> MLPStudent:
+    """``kind`` is ``tanh_gaussian`` (the paper's) or ``deterministic``; ``head`` one of :data:`HEADS`."""
     if kind not in STUDENT_KINDS:
         raise ObdError(f"student kind '{kind}' unknown; expected one of {list(STUDENT_KINDS)}")
     return MLPStudent(obs_dim, act_dim, hidden, depth, stochastic=kind == "tanh_gaussian",
-                      orthogonal_init=orthogonal_init)
+                      orthogonal_init=orthogonal_init, head=head)
 
 
 def policy_action(mean: torch.Tensor, log_std: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:

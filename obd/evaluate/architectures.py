@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from obd.distill.students import LOG_STD_MAX, LOG_STD_MIN, STUDENT_KINDS, MLPStudent, orthogonal_init_
+from obd.distill.students import HEADS, LOG_STD_MAX, LOG_STD_MIN, STUDENT_KINDS, MLPStudent, orthogonal_init_
 from obd.errors import ObdError
 
 WIDTH = 256
@@ -34,13 +34,15 @@ RESIDUAL_BLOCKS = 2
 class StudentArch:
     """A student's shape: ``family`` (``mlp`` or ``residual``), ``hidden`` width, ``depth`` (hidden layers
     of an MLP, residual blocks of a residual MLP), head ``kind`` (``tanh_gaussian`` or, MLP only,
-    ``deterministic``) and whether the init is CORL's orthogonal one."""
+    ``deterministic``), whether the init is CORL's orthogonal one, and the output ``head`` (``corl`` or,
+    MLP only, the published code's ``paper``: see ``obd.distill.students.HEADS``)."""
 
     family: str = "mlp"
     hidden: int = WIDTH
     depth: int = 3
     kind: str = "tanh_gaussian"
     orthogonal_init: bool = True
+    head: str = "corl"
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -49,6 +51,10 @@ class StudentArch:
             raise ObdError(f"student kind '{self.kind}' unknown; expected one of {list(STUDENT_KINDS)}")
         if self.family == "residual" and self.kind != "tanh_gaussian":
             raise ObdError("residual students are tanh-Gaussian only")
+        if self.head not in HEADS:
+            raise ObdError(f"student head '{self.head}' unknown; expected one of {list(HEADS)}")
+        if self.family == "residual" and self.head != "corl":
+            raise ObdError("residual students have the corl head only")
         for key in ("hidden", "depth"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -57,8 +63,9 @@ class StudentArch:
     @property
     def name(self) -> str:
         """``mlp3x256``, ``residual2x256``; ``-det`` for a deterministic head, ``-default-init`` without
-        the orthogonal init."""
-        suffix = ("-det" if self.kind == "deterministic" else "") + ("" if self.orthogonal_init else "-default-init")
+        the orthogonal init, ``-paper-head`` with the published code's head."""
+        suffix = ("-det" if self.kind == "deterministic" else "") + ("" if self.orthogonal_init else "-default-init") \
+            + ("-paper-head" if self.head == "paper" else "")
         return f"{self.family}{self.depth}x{self.hidden}{suffix}"
 
     def build(self, obs_dim: int, act_dim: int) -> nn.Module:
@@ -66,7 +73,8 @@ class StudentArch:
         if self.family == "residual":
             return ResidualStudent(obs_dim, act_dim, hidden=self.hidden, blocks=self.depth)
         return MLPStudent(obs_dim, act_dim, hidden=self.hidden, depth=self.depth,
-                          stochastic=self.kind == "tanh_gaussian", orthogonal_init=self.orthogonal_init)
+                          stochastic=self.kind == "tanh_gaussian", orthogonal_init=self.orthogonal_init,
+                          head=self.head)
 
 
 def parse_arch(arch: str | None = None, hidden: int | None = None, layers: int | None = None,
@@ -78,7 +86,7 @@ def parse_arch(arch: str | None = None, hidden: int | None = None, layers: int |
         if arch in MLP_DEPTHS:
             out = replace(base, family="mlp", depth=MLP_DEPTHS[arch])
         elif arch == "residual":
-            out = replace(base, family="residual", depth=RESIDUAL_BLOCKS, kind="tanh_gaussian")
+            out = replace(base, family="residual", depth=RESIDUAL_BLOCKS, kind="tanh_gaussian", head="corl")
         elif arch != "mlp":
             raise ObdError(f"arch '{arch}' unknown; expected one of {[*ARCHITECTURES, 'mlp']}")
         else:
@@ -94,11 +102,12 @@ def arch_from_name(name: str) -> StudentArch:
     """Inverse of :attr:`StudentArch.name` (``mlp3x128``, ``residual2x256-det``...); paper names accepted."""
     if name in ARCHITECTURES:
         return parse_arch(name)
-    m = re.fullmatch(r"(mlp|residual)(\d+)x(\d+)(-det)?(-default-init)?", name)
+    m = re.fullmatch(r"(mlp|residual)(\d+)x(\d+)(-det)?(-default-init)?(-paper-head)?", name)
     if m is None:
         raise ObdError(f"arch '{name}' unknown; expected one of {list(ARCHITECTURES)} or e.g. 'mlp3x128'")
     return StudentArch(m.group(1), int(m.group(3)), int(m.group(2)),
-                       "deterministic" if m.group(4) else "tanh_gaussian", m.group(5) is None)
+                       "deterministic" if m.group(4) else "tanh_gaussian", m.group(5) is None,
+                       "paper" if m.group(6) else "corl")
 
 
 class ResidualStudent(nn.Module):

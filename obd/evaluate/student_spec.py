@@ -82,7 +82,7 @@ def config_student(student: Any, inner: Any) -> StudentSpec:
     """The evaluation spec of a distillation's ``StudentConfig`` and ``InnerConfig`` (e.g. ``cfg.student``,
     ``cfg.inner`` of a preset): that student, ``inner.steps`` full-batch SGD steps at ``inner.lr`` with
     ``inner.momentum``."""
-    arch = StudentArch("mlp", student.hidden, student.depth, student.kind, student.orthogonal_init)
+    arch = StudentArch("mlp", student.hidden, student.depth, student.kind, student.orthogonal_init, student.head)
     if inner.steps < 0 or not inner.lr > 0 or not 0 <= inner.momentum < 1:
         raise ObdError(f"inner steps {inner.steps}, lr {inner.lr}, momentum {inner.momentum} out of range")
     return StudentSpec(arch, inner.steps, "sgd", float(inner.lr), float(inner.momentum), None, "distillation")
