@@ -1,6 +1,6 @@
 """``obd <stage> ...``: one command for every stage (also ``python -m obd <stage> ...``).
 
-    obd data build hopper-medium-v5 --transitions 100000
+    obd collect build hopper-medium-v5 --transitions 100000
     obd teacher train --dataset hopper-medium-v5 --algo td3bc --out runs/teacher
     obd distill --config fast_avpbc dataset=hopper-medium-v5 teacher=hopper-medium-v5 --out runs/x
     obd evaluate synthetic runs/x/synthetic.hdf5
@@ -18,8 +18,9 @@ import sys
 
 #: stage -> (module whose ``main(argv)`` runs it, one-line summary)
 STAGES = {
-    "data": ("obd.data.__main__", "build D4RL-style datasets, inspect datasets, train SAC behavior policies"),
-    "teacher": ("obd.teacher", "train offline RL teachers, import CORL checkpoints, inspect teacher files"),
+    "collect": ("obd.collect.__main__", "train SAC behavior policies, build D4RL-style datasets with them"),
+    "data": ("obd.data.__main__", "inspect datasets (and the old spellings of the collect commands)"),
+    "teacher": ("obd.teachers.__main__", "train offline RL teachers, import CORL checkpoints, inspect teacher files"),
     "distill": ("obd.distill.__main__", "run or resume a distillation (DBC, PBC, Av-PBC, SDW)"),
     "evaluate": ("obd.evaluate.__main__", "evaluate synthetic sets, baselines and teachers (OBD protocol)"),
     "report": ("obd.report", "tables and plots over distillation runs"),

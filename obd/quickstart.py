@@ -61,7 +61,7 @@ def cache_dir(settings: QuickstartSettings) -> Path:
 def default_dataset(settings: QuickstartSettings) -> Any:
     """Load the default dataset, building it from the shipped behavior policy on first use."""
     from obd.data import load_d4rl
-    from obd.data.build import BuildConfig, build
+    from obd.collect.build import BuildConfig, build
 
     folder = cache_dir(settings)
     # overwrite: a half-built Minari copy left by a killed run must not block the rebuild

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from obd.data.sac import SACConfig, SACTrainer  # noqa: E402
+from obd.collect.sac import SACConfig, SACTrainer  # noqa: E402
 from obd.envs import make_env  # noqa: E402
 
 

@@ -73,7 +73,7 @@ def test_overrides_after_out_and_print_config(tmp_path, capsys, tiny_distill):
 
 
 def test_teacher_train_print_config(capsys):
-    from obd.teacher import main
+    from obd.teachers.__main__ import main
 
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "x", "--out", "unused", "--algo", "td3bc", "alpha=3", "--print-config"])
@@ -81,7 +81,7 @@ def test_teacher_train_print_config(capsys):
 
 
 def test_build_accepts_dataset_ids():
-    from obd.data.build import parse_name
+    from obd.collect.build import parse_name
 
     assert parse_name("hopper-medium-v5") == ("hopper", "medium")
     assert parse_name("walker2d-medium-replay-v5") == ("walker2d", "medium-replay")
@@ -144,7 +144,7 @@ def test_train_behavior_negative_steps(tmp_path, capsys):
 
 
 def test_train_behavior_writes_policies_into_its_run_folder(tmp_path, monkeypatch, capsys):
-    import obd.data.sac as sac
+    import obd.collect.sac as sac
     from obd.assets import tasks_dir
     from obd.data.__main__ import main
 
@@ -183,7 +183,7 @@ def test_malicious_corl_file_is_refused_without_torch_advice(tmp_path, capsys):
             return (os.system, ("echo pwned",))
 
     torch.save({"actor": Evil()}, tmp_path / "evil.pt")
-    from obd.teacher import main
+    from obd.teachers.__main__ import main
 
     assert main(["import-corl", str(tmp_path / "evil.pt"), "--task", "hopper", "--obs-mean", ",".join(["0"] * 11),
                  "--obs-std", ",".join(["1"] * 11), "--out", str(tmp_path / "t.pt")]) == 2

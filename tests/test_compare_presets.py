@@ -47,7 +47,7 @@ device: cpu
 def files(tmp_path_factory):
     """(dataset file, teacher file, reference preset, fast preset) in a temp folder."""
     from obd.teachers import Teacher
-    from obd.teachers.networks import EnsembleQ, TeacherActor
+    from obd.nn import EnsembleQ, Actor
 
     tmp = tmp_path_factory.mktemp("compare")
     rng = np.random.default_rng(0)
@@ -58,7 +58,7 @@ def files(tmp_path_factory):
     data_path = write_d4rl(tmp / "hopper-tiny.hdf5", observations=obs, actions=act, rewards=rng.normal(size=N),
                            terminals=terminals, timeouts=np.zeros(N, bool), next_observations=obs + 0.01)
     torch.manual_seed(0)
-    teacher = Teacher(TeacherActor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+    teacher = Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
                       load_dataset(str(data_path)).normalizer, device="cpu")
     teacher.save(tmp / "teacher.pt")
     (tmp / "ref.yaml").write_text(TINY_REF)

@@ -9,8 +9,8 @@ import torch
 
 from obd.data import load_d4rl, load_dataset, load_minari
 from obd.data.__main__ import main
-from obd.data.build import BuildConfig, build
-from obd.data.sac import BehaviorActor, save_behavior_policy
+from obd.collect.build import BuildConfig, build
+from obd.collect.behavior import BehaviorActor, save_behavior_policy
 from obd.errors import ObdError
 
 torch.set_num_threads(1)
@@ -82,7 +82,7 @@ def test_medium_build_stochastic_and_reproducible(data_dirs, policy_dir, tmp_pat
     assert not np.array_equal(a["observations"][:50], c["observations"][:50])
     np.testing.assert_array_equal(load_minari("obd/hopper/again-v0").actions, a["actions"])
 
-    from obd.data.sac import load_behavior_policy
+    from obd.collect.behavior import load_behavior_policy
 
     actor, _ = load_behavior_policy(policy_dir / "behavior_medium.pt")
     deterministic = actor.act(a["observations"], deterministic=True)
@@ -161,8 +161,8 @@ def test_interrupted_build_leaves_nothing(data_dirs, monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv, expect", [
     (["hopper-medium", "--policy-dir", "{tmp}/none"], "behavior policy not found; it is produced by "
-                                                       "`python -m obd.data train-behavior hopper`"),
-    (["hopper-medium-replay", "--policy-dir", "{tmp}/none"], "`python -m obd.data train-behavior hopper`"),
+                                                       "`obd collect train-behavior hopper`"),
+    (["hopper-medium-replay", "--policy-dir", "{tmp}/none"], "`obd collect train-behavior hopper`"),
     (["hopper-medium-replay", "--policy-dir", "{policies}", "--behavior-run", "{tmp}/none"],
      "buffer.npz: SAC replay buffer not found"),
     (["hopper-medium-replay", "--policy-dir", "{policies}", "--behavior-run", "{tmp}/small"],

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from obd.data.__main__ import main
-from obd.data.sac import BehaviorActor, SACConfig, SACTrainer, load_behavior_policy, save_behavior_policy
-from obd.data.select_behavior import select
+from obd.collect.behavior import BehaviorActor, load_behavior_policy, save_behavior_policy
+from obd.collect.sac import SACConfig, SACTrainer
+from obd.collect.select_behavior import select
 from obd.errors import ObdError
 
 

@@ -365,10 +365,10 @@ def test_inputs_fingerprint_tracks_teacher_weights():
     from obd.data.dataset import Normalizer
     from obd.distill.engine import inputs_fingerprint
     from obd.teachers import Teacher
-    from obd.teachers.networks import EnsembleQ, TeacherActor
+    from obd.nn import EnsembleQ, Actor
 
     torch.manual_seed(0)
-    teacher = Teacher(TeacherActor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+    teacher = Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
                       Normalizer(np.zeros(OBS, np.float32), np.ones(OBS, np.float32)))
     before = inputs_fingerprint(make_dataset(), teacher)
     assert before == inputs_fingerprint(make_dataset(), teacher)
@@ -463,14 +463,14 @@ def test_with_a_real_teacher_file_and_dataset_file(tmp_path):
     """The contracts with obd.teachers (Teacher.save/load) and obd.data (write_d4rl/load_dataset) end to end."""
     from obd.data import write_d4rl
     from obd.teachers import Teacher
-    from obd.teachers.networks import EnsembleQ, TeacherActor
+    from obd.nn import EnsembleQ, Actor
 
     data = make_dataset()
     data_path = write_d4rl(tmp_path / "tiny.hdf5", observations=data.observations, actions=data.actions,
                            rewards=data.rewards, terminals=data.terminals, timeouts=np.zeros(len(data), bool),
                            next_observations=data.next_observations)
     torch.manual_seed(0)
-    teacher = Teacher(TeacherActor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+    teacher = Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
                       data.normalizer, device="cpu")
     teacher.save(tmp_path / "teacher.pt")
     cfg = tiny_config(dataset=str(data_path), teacher=str(tmp_path / "teacher.pt"), init="topq", outer_steps=2)

@@ -357,10 +357,10 @@ def test_cli_with_real_teacher_file_and_d4rl_file(tmp_path, capsys):
     """End to end against the other engineers' formats: a saved obd Teacher and a D4RL-layout file."""
     from obd.data import write_d4rl
     from obd.teachers import Teacher
-    from obd.teachers.networks import TeacherActor
+    from obd.nn import Actor
 
     torch.manual_seed(0)
-    teacher = Teacher(TeacherActor(11, 3, (8,), kind="tanh_gaussian"), None,
+    teacher = Teacher(Actor(11, 3, (8,), kind="tanh_gaussian"), None,
                       Normalizer(np.zeros(11), np.ones(11)), task="hopper", device="cpu")
     teacher.save(tmp_path / "teacher.pt")
     assert cli_main(["teacher", str(tmp_path / "teacher.pt"), "--episodes", "2", "--max-steps", "6", "--json"]) == 0

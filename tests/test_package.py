@@ -60,7 +60,8 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
     assert '"task": "hopper"' in scored and '"episode_length_mean": 5.0' in scored
 
 
-@pytest.mark.parametrize("argv", [[], ["data"], ["data", "build"], ["data", "train-behavior"], ["teacher"],
+@pytest.mark.parametrize("argv", [[], ["collect"], ["collect", "build"], ["data"], ["data", "build"],
+                                  ["data", "train-behavior"], ["teacher"],
                                   ["teacher", "train"], ["evaluate"], ["evaluate", "synthetic"], ["report"]])
 def test_help_does_not_import_torch(argv):
     code = ("import sys\nfrom obd.__main__ import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
@@ -73,7 +74,7 @@ def test_help_does_not_import_torch(argv):
 def test_one_command_dispatches_every_stage(capsys):
     from obd.__main__ import STAGES, main
 
-    assert set(STAGES) >= {"data", "teacher", "distill", "evaluate", "report", "quickstart", "sweep"}
+    assert set(STAGES) >= {"collect", "data", "teacher", "distill", "evaluate", "report", "quickstart", "sweep"}
     assert main(["nope"]) == 2
     assert "unknown stage 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -147,3 +148,18 @@ def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
                                ("behavior", "hopper-medium-replay", "ships no medium-replay policy")]:
         with pytest.raises(ObdError, match=expect.replace("[", r"\[").replace("(", r"\(")):
             resolve_asset(kind, name)
+
+
+def test_old_spellings_run_the_same_commands():
+    """``python -m obd.teacher`` and ``obd data build|train-behavior|select-behavior`` stay as aliases."""
+    import obd.teacher
+    from obd.collect.__main__ import build_parser as collect_parser
+    from obd.data.__main__ import build_parser as data_parser
+    from obd.teachers.__main__ import main
+
+    assert obd.teacher.main is main
+    def commands(parser):
+        return set(parser._subparsers._group_actions[0].choices)
+
+    assert commands(collect_parser()) == {"build", "train-behavior", "select-behavior"}
+    assert commands(data_parser()) == commands(collect_parser()) | {"inspect"}

@@ -34,7 +34,7 @@ eval: {students: 1, episodes: 1, max_steps: 20, bc_steps: 5}
 def problem(tmp_path_factory):
     """A 3k-transition hopper-like dataset file, a tiny teacher for it and the tiny preset."""
     from obd.teachers import Teacher
-    from obd.teachers.networks import EnsembleQ, TeacherActor
+    from obd.nn import EnsembleQ, Actor
     import torch
 
     tmp = tmp_path_factory.mktemp("sweep")
@@ -46,7 +46,7 @@ def problem(tmp_path_factory):
                       actions=np.tanh(rng.normal(size=(N, ACT))).astype(np.float32), rewards=rng.normal(size=N),
                       terminals=terminals, timeouts=np.zeros(N, bool), next_observations=obs + 0.01)
     torch.manual_seed(0)
-    Teacher(TeacherActor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+    Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
             load_dataset(str(data)).normalizer, task="hopper", device="cpu").save(tmp / "teacher.pt")
     (tmp / "tiny.yaml").write_text(TINY)
     return tmp, str(data)

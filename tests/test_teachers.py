@@ -70,7 +70,7 @@ def test_iql_losses_go_down():
 
 
 def test_ensemble_q1_is_first_member():
-    from obd.teachers.networks import EnsembleQ
+    from obd.nn import EnsembleQ
 
     q = EnsembleQ(OBS, ACT, SMALL, ensemble=2)
     s, a = torch.randn(16, OBS), torch.rand(16, ACT)

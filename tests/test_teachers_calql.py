@@ -12,7 +12,7 @@ import torch
 from obd.data import TransitionDataset
 from obd.teachers import CalQL, CalQLConfig, RunConfig, Teacher, train_teacher
 from obd.teachers.calql import calibrated_cql_gap
-from obd.teachers.networks import EnsembleQ, orthogonal_init_
+from obd.nn import EnsembleQ, orthogonal_init_
 from obd.teachers.training import OfflineData, returns_to_go
 from tests.test_teachers import ACT, OBS, SMALL, _Killed, run_updates, tiny_dataset
 
@@ -170,7 +170,7 @@ def test_calql_update_losses_equal_corls_formulas_on_the_same_samples():
     (torch.distributions for the log-densities), replaying the update's own random draws."""
     from torch.distributions import Normal, TanhTransform
 
-    from obd.data.sac import EnsembleLinear
+    from obd.nn import EnsembleLinear
 
     torch.manual_seed(5)
     data = tiny_dataset()

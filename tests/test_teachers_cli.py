@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from obd.data import write_d4rl
-from obd.teacher import main as teacher_cli
+from obd.teachers.__main__ import main as teacher_cli
 from obd.teachers import Teacher
 
 torch.set_num_threads(1)

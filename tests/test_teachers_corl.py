@@ -12,7 +12,7 @@ from torch import nn
 
 from obd.data import Normalizer
 from obd.errors import ObdError
-from obd.teacher import main as teacher_cli
+from obd.teachers.__main__ import main as teacher_cli
 from obd.teachers import Teacher, import_corl
 
 torch.set_num_threads(1)

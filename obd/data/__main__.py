@@ -1,5 +1,7 @@
-"""``obd data {build,inspect,train-behavior,select-behavior} ...`` (``python -m obd.data``): the data layer's
-command line."""
+"""``obd data inspect SPEC`` (``python -m obd.data``): the data layer's command line.
+
+``obd data build|train-behavior|select-behavior`` are the old spellings of ``obd collect ...``, kept as
+aliases (this command line is the edge, so it may reach up into :mod:`obd.collect`)."""
 
 from __future__ import annotations
 
@@ -7,17 +9,17 @@ import argparse
 import sys
 
 from obd.cli import apply_common, parse_args
-from obd.data import behavior_cli, build, inspect, select_behavior
+from obd.data import inspect
 from obd.errors import cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obd data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    build.add_parser(sub)
     inspect.add_parser(sub)
-    behavior_cli.add_parser(sub)
-    select_behavior.add_parser(sub)
+    from obd.collect.__main__ import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -56,7 +56,7 @@ def resolve_d4rl(path_or_id: str | os.PathLike) -> Path:
         resolved = d4rl_path(text)
         if not resolved.is_file():
             raise ObdError(f"{resolved}: file not found for D4RL dataset id '{text}' "
-                           "(set $D4RL_DATASET_DIR or build it with `python -m obd.data build`)")
+                           "(set $D4RL_DATASET_DIR or build it with `obd collect build`)")
         return resolved
     if path.suffix in (".hdf5", ".h5") or os.sep in text:
         raise ObdError(f"{path}: file not found")

@@ -31,7 +31,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from obd.distill.students import LOG_STD_AFFINE_INIT, LOG_STD_MAX, LOG_STD_MIN, OUTPUT_GAIN, MLPStudent
+from obd.distill.students import LOG_STD_AFFINE_INIT, OUTPUT_GAIN, MLPStudent
+from obd.nn import LOG_STD_MAX, LOG_STD_MIN
+from obd.nn import orthogonal as orthogonal_matrix
 
 Params = list[torch.Tensor]
 
@@ -46,7 +48,7 @@ def init_params(dims: list[int], students: int = 1, generator: torch.Generator |
                 dtype: torch.dtype = torch.float32, head: str = "corl") -> Params:
     """Fresh student parameters ``[W1, b1, ...]``, ``W`` (S, in, out), ``b`` (S, 1, out).
 
-    ``orthogonal``: CORL's scheme as in :func:`obd.distill.students.orthogonal_init_` (gain sqrt(2) for
+    ``orthogonal``: CORL's scheme as in :func:`obd.nn.orthogonal_layers_` (gain sqrt(2) for
     hidden layers, the ``head``'s gain for the output layer, zero biases), drawing the same numbers from
     ``generator`` as ``MLPStudent.reset_parameters(generator)`` when S = 1. Otherwise PyTorch's
     ``nn.Linear`` default, U(-1/sqrt(in), 1/sqrt(in)) for weights and biases. A ``paper`` head on a
@@ -58,12 +60,8 @@ def init_params(dims: list[int], students: int = 1, generator: torch.Generator |
     for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
         if orthogonal:
             gain = OUTPUT_GAIN[head] if i == n - 1 else math.sqrt(2.0)
-            w = torch.randn((students, d_out, d_in), generator=generator, device=device, dtype=dtype)
-            wide = d_out < d_in
-            q, r = torch.linalg.qr(w.transpose(1, 2) if wide else w)
-            q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
-            weight = q if wide else q.transpose(1, 2)  # (S, in, out) = nn.Linear weight transposed
-            params += [(weight * gain).contiguous(), torch.zeros(students, 1, d_out, device=device, dtype=dtype)]
+            weight = orthogonal_matrix((students, d_out, d_in), gain, generator, device, dtype).mT  # (S, in, out)
+            params += [weight.contiguous(), torch.zeros(students, 1, d_out, device=device, dtype=dtype)]
         else:
             bound = 1.0 / math.sqrt(d_in)
             u = torch.rand((students, d_in + 1, d_out), generator=generator, device=device, dtype=dtype)

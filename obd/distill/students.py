@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from obd.errors import ObdError
+from obd.nn import LOG_STD_MAX, LOG_STD_MIN, orthogonal_layers_
 
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 STUDENT_KINDS = ("tanh_gaussian", "deterministic")
 #: the student's output layer. ``corl``: orthogonal gain 1e-2, log-std = the raw head output (obd's default).
 #: ``paper``: the published code's student, gain sqrt(2) like every other layer and
@@ -26,19 +26,6 @@ STUDENT_KINDS = ("tanh_gaussian", "deterministic")
 HEADS = ("corl", "paper")
 OUTPUT_GAIN = {"corl": 1e-2, "paper": math.sqrt(2.0)}
 LOG_STD_AFFINE_INIT = (1.0, -1.0)
-
-
-def orthogonal_init_(layers: list[nn.Linear], generator: torch.Generator | None = None,
-                     output_gain: float = 1e-2) -> None:
-    """CORL's orthogonal scheme: hidden layers gain sqrt(2), output layer ``output_gain``, zero biases."""
-    for i, layer in enumerate(layers):
-        gain = output_gain if i == len(layers) - 1 else math.sqrt(2.0)
-        with torch.no_grad():
-            w = torch.randn(layer.weight.shape, generator=generator, device=layer.weight.device)
-            q, r = torch.linalg.qr(w.T if w.shape[0] < w.shape[1] else w)
-            q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-            layer.weight.copy_((q.T if w.shape[0] < w.shape[1] else q) * gain)
-            layer.bias.zero_()
 
 
 class MLPStudent(nn.Module):
@@ -69,7 +56,7 @@ class MLPStudent(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         if self.orthogonal_init:
-            orthogonal_init_(list(self.layers), generator, OUTPUT_GAIN[self.head])
+            orthogonal_layers_(list(self.layers), generator, OUTPUT_GAIN[self.head])
         else:
             for layer in self.layers:
                 layer.reset_parameters()
@@ -93,15 +80,6 @@ class MLPStudent(nn.Module):
     def act(self, states: torch.Tensor) -> torch.Tensor:
         """Deterministic evaluation action ``tanh(mean)``, (B, act_dim)."""
         return torch.tanh(self(states)[0])
-
-
-def make_student(kind: str, obs_dim: int, act_dim: int, hidden: int = 256, depth: int = 3,
-                 orthogonal_init: bool = True, head: str = "corl") -> MLPStudent:
-    """``kind`` is ``tanh_gaussian`` (the paper's) or ``deterministic``; ``head`` one of :data:`HEADS`."""
-    if kind not in STUDENT_KINDS:
-        raise ObdError(f"student kind '{kind}' unknown; expected one of {list(STUDENT_KINDS)}")
-    return MLPStudent(obs_dim, act_dim, hidden, depth, stochastic=kind == "tanh_gaussian",
-                      orthogonal_init=orthogonal_init, head=head)
 
 
 def policy_action(mean: torch.Tensor, log_std: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from obd.distill.students import HEADS, LOG_STD_MAX, LOG_STD_MIN, STUDENT_KINDS, MLPStudent, orthogonal_init_
+from obd.distill.students import HEADS, STUDENT_KINDS, MLPStudent
 from obd.errors import ObdError
+from obd.nn import LOG_STD_MAX, LOG_STD_MIN, orthogonal_layers_
 
 WIDTH = 256
 MLP_DEPTHS = {"mlp2": 2, "mlp3": 3, "mlp5": 5, "mlp6": 6}
@@ -126,7 +127,7 @@ class ResidualStudent(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         layers = [self.inp, *(layer for block in self.blocks for layer in block), self.head]
-        orthogonal_init_(layers, generator)
+        orthogonal_layers_(layers, generator)
         with torch.no_grad():
             for _, second in self.blocks:
                 # a small gain on each block's output keeps the block near the identity at init

@@ -1,18 +1,22 @@
 """Teachers: near-expert policies (and critics) from offline RL on the real dataset, for PBC and Av-PBC.
 
 ``Teacher`` is the interface the distillation objectives use; ``TD3BC``, ``IQL`` and ``CalQL`` train one
-(``train_teacher``), ``import_corl`` converts the CORL Cal-QL checkpoints the OBD paper used.
+(``train_teacher``), ``import_corl`` converts the CORL Cal-QL checkpoints the OBD paper used. The command
+line is ``obd teacher`` (``python -m obd.teachers``).
+
+Names are imported on first use, so ``obd teacher --help`` does not import torch.
 """
 
-from obd.teachers.base import Teacher
-from obd.teachers.calql import CalQL, CalQLConfig
-from obd.teachers.corl import import_corl
-from obd.teachers.iql import IQL, IQLConfig
-from obd.teachers.protocol import TeacherLike
-from obd.teachers.td3bc import TD3BC, TD3BCConfig
-from obd.teachers.training import RunConfig, evaluate_teacher, train_teacher
+from obd.lazy import lazy_exports
 
-ALGOS = {"td3bc": (TD3BC, TD3BCConfig), "iql": (IQL, IQLConfig), "calql": (CalQL, CalQLConfig)}
-
-__all__ = ["Teacher", "TeacherLike", "TD3BC", "TD3BCConfig", "IQL", "IQLConfig", "CalQL", "CalQLConfig",
-           "RunConfig", "train_teacher", "evaluate_teacher", "import_corl", "ALGOS"]
+_EXPORTS = {
+    "Teacher": "obd.teachers.base", "TeacherLike": "obd.teachers.protocol",
+    "TD3BC": "obd.teachers.td3bc", "TD3BCConfig": "obd.teachers.td3bc",
+    "IQL": "obd.teachers.iql", "IQLConfig": "obd.teachers.iql",
+    "CalQL": "obd.teachers.calql", "CalQLConfig": "obd.teachers.calql",
+    "RunConfig": "obd.teachers.training", "train_teacher": "obd.teachers.training",
+    "evaluate_teacher": "obd.teachers.training", "import_corl": "obd.teachers.corl",
+    "ALGOS": "obd.teachers.algos",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

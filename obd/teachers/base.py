@@ -27,16 +27,31 @@ from obd.data.dataset import Normalizer
 from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.io import torch_save_atomic
-from obd.teachers.networks import EnsembleQ, TeacherActor, build_actor, build_critic
+from obd.nn import LOG_STD_MAX, LOG_STD_MIN, Actor, EnsembleQ
 
 FILE_FORMAT = "obd-teacher"
 FILE_VERSION = 1
 
 
+def build_actor(arch: dict[str, Any], obs_dim: int, act_dim: int, where: str) -> Actor:
+    try:
+        return Actor(obs_dim, act_dim, arch["hidden"], arch["kind"],
+                            arch.get("log_std_min", LOG_STD_MIN), arch.get("log_std_max", LOG_STD_MAX))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ObdError(f"{where}: bad actor architecture {arch!r} ({exc})") from None
+
+
+def build_critic(arch: dict[str, Any], obs_dim: int, act_dim: int, where: str) -> EnsembleQ:
+    try:
+        return EnsembleQ(obs_dim, act_dim, arch["hidden"], int(arch["ensemble"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ObdError(f"{where}: bad critic architecture {arch!r} ({exc})") from None
+
+
 class Teacher:
     """Actor (+ optional ensemble critic) bound to a normalizer; see the module docstring for the API."""
 
-    def __init__(self, actor: TeacherActor, critic: EnsembleQ | None, normalizer: Normalizer,
+    def __init__(self, actor: Actor, critic: EnsembleQ | None, normalizer: Normalizer,
                  task: str | None = None, metadata: dict[str, Any] | None = None,
                  device: str | torch.device | None = None):
         normalizer.check_dim(actor.obs_dim, "teacher")
@@ -181,7 +196,7 @@ class TeacherAlgorithm:
 
     name = ""
     uses_mc_returns = False
-    actor: TeacherActor
+    actor: Actor
     critic: EnsembleQ
     device: torch.device
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from obd.teachers.base import TeacherAlgorithm
-from obd.teachers.networks import (EnsembleQ, TeacherActor, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob,
+from obd.nn import (EnsembleQ, Actor, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob,
                                    tanh_gaussian_sample)
 
 # actions per critic call on CPU: 4 x batch rows keep each layer's activations small enough for the cache
@@ -102,7 +102,7 @@ class CalQL(TeacherAlgorithm):
 
     def __init__(self, cfg: CalQLConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device, self.act_dim = cfg, device, act_dim
-        self.actor = orthogonal_init_(TeacherActor(obs_dim, act_dim, cfg.actor_hidden, "tanh_gaussian",
+        self.actor = orthogonal_init_(Actor(obs_dim, act_dim, cfg.actor_hidden, "tanh_gaussian",
                                                    log_std_offset=cfg.log_std_offset, learn_log_std_affine=True))
         self.critic = orthogonal_init_(EnsembleQ(obs_dim, act_dim, cfg.critic_hidden, ensemble=2))
         self.actor.to(device)

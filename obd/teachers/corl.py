@@ -31,7 +31,7 @@ from obd.envs import check_dims, get_task
 from obd.errors import ObdError
 from obd.io import describe_load_error
 from obd.teachers.base import Teacher
-from obd.teachers.networks import EnsembleQ, TeacherActor
+from obd.nn import EnsembleQ, Actor
 
 
 class CorlScalar:
@@ -107,7 +107,7 @@ def corl_to_teacher(blob: dict[str, Any], task: str, normalizer: Normalizer, whe
     act_dim = out_dim // 2
     check_dims(spec, obs_dim, act_dim, f"{where}: actor")
     normalizer.check_dim(obs_dim, f"{where}: normalizer")
-    actor = TeacherActor(obs_dim, act_dim, [w.shape[0] for w, _ in actor_layers[:-1]], "tanh_gaussian")
+    actor = Actor(obs_dim, act_dim, [w.shape[0] for w, _ in actor_layers[:-1]], "tanh_gaussian")
     with torch.no_grad():
         for lin, (w, b) in zip([m for m in actor.net if isinstance(m, torch.nn.Linear)], actor_layers):
             lin.weight.copy_(w)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from obd.teachers.base import TeacherAlgorithm
-from obd.teachers.networks import (EnsembleQ, TeacherActor, ValueNet, adam, soft_update_,
+from obd.nn import (EnsembleQ, Actor, ValueNet, adam, soft_update_,
                                    tanh_gaussian_log_prob)
 
 # atanh(1 - 1e-4) ~ 4.95: dataset actions on the bounds stay within reach of the actor's mean
@@ -52,7 +52,7 @@ class IQL(TeacherAlgorithm):
 
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
-        self.actor = TeacherActor(obs_dim, act_dim, cfg.hidden, "tanh_gaussian").to(device)
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden, "tanh_gaussian").to(device)
         self.critic = EnsembleQ(obs_dim, act_dim, cfg.hidden, ensemble=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNet(obs_dim, cfg.hidden).to(device)

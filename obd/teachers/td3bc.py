@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from obd.teachers.base import TeacherAlgorithm
-from obd.teachers.networks import EnsembleQ, TeacherActor, adam, soft_update_
+from obd.nn import EnsembleQ, Actor, adam, soft_update_
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TD3BC(TeacherAlgorithm):
 
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
-        self.actor = TeacherActor(obs_dim, act_dim, cfg.hidden, "deterministic").to(device)
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden, "deterministic").to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = EnsembleQ(obs_dim, act_dim, cfg.hidden, ensemble=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)

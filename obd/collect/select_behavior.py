@@ -1,8 +1,8 @@
-"""``python -m obd.data select-behavior TASK --run DIR``: choose a behavior policy by measuring snapshots.
+"""``obd collect select-behavior TASK --run DIR``: choose a behavior policy by measuring snapshots.
 
 D4RL's ``medium`` datasets are rollouts of an early-stopped SAC policy with *stochastic* actions, so the
 level a dataset lands at is the score of the stochastic policy, not of its deterministic mean action. The
-SAC trainer (:mod:`obd.data.sac`) leaves a snapshot at every evaluation (``<run>/snapshots/step_*.pt``);
+SAC trainer (:mod:`obd.collect.sac`) leaves a snapshot at every evaluation (``<run>/snapshots/step_*.pt``);
 this command rolls every snapshot out with stochastic actions (all snapshots x episodes in lockstep, one
 batched forward per snapshot and step), takes the earliest snapshot whose mean normalized score lies in
 ``target +- tolerance``, confirms it on fresh episodes, and writes it as a behavior-policy file (by default
@@ -39,7 +39,7 @@ def _snapshots(run: Path) -> list[Path]:
     files = sorted(folder.glob("step_*.pt"))
     if not files:
         raise ObdError(f"{folder}: no snapshots (step_*.pt); they are written at every evaluation of "
-                       f"`python -m obd.data train-behavior`")
+                       f"`obd collect train-behavior`")
     return files
 
 
@@ -51,7 +51,7 @@ def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> l
     """
     import torch
 
-    from obd.data.sac import load_behavior_policy
+    from obd.collect.behavior import load_behavior_policy
     from obd.envs.rollout import rollout
 
     spec = get_task(task)
@@ -69,9 +69,8 @@ def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> l
         out = torch.empty(len(obs), spec.act_dim)
         for k in torch.unique(idx).tolist():
             rows = idx == k
-            mean, log_std = actors[k].head(actors[k].trunk(obs[rows])).chunk(2, dim=-1)
-            std = log_std.clamp(actors[k].LOG_STD_MIN, actors[k].LOG_STD_MAX).exp()
-            out[rows] = torch.tanh(mean + std * torch.randn(mean.shape, generator=gen))
+            mean, log_std = actors[k].dist(obs[rows])
+            out[rows] = torch.tanh(mean + log_std.exp() * torch.randn(mean.shape, generator=gen))
         return out
 
     with torch.no_grad():
@@ -122,7 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from obd.data.sac import load_behavior_policy, save_behavior_policy
+    from obd.collect.behavior import load_behavior_policy, save_behavior_policy
 
     spec = get_task(args.task)
     target = args.target if args.target is not None else spec.medium_target

@@ -1,25 +1,85 @@
-"""Teacher networks: the actor (deterministic or tanh-Gaussian), fused ensemble critics, and IQL's value net.
+"""Network building blocks shared by every stage: the log-std bounds, CORL's orthogonal init, MLPs, the
+fused ensemble linear layer and the twin (ensemble) critic built on it, the actor (deterministic or
+tanh-Gaussian) and the tanh-Gaussian sampling and log-density, Adam and Polyak averaging.
 
-Layer layout follows CORL so imported checkpoints map one to one: an actor is ``nn.Sequential`` of
-``Linear, ReLU, ..., Linear`` under ``net`` (CORL's ``base_network.{0,2,4,6}``), and every network sees
-*normalized* states. Each network can describe itself as a plain dict (``arch()``), which is what a
-teacher file stores instead of a pickled module.
+Collection (SAC behavior policies), teachers, the distillation students and the evaluation students all
+build from here, so an init scheme or a bound is changed in one place.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from obd.data.sac import EnsembleLinear
 from obd.errors import ObdError
 
+#: bounds every tanh-Gaussian policy clamps its log-std to (CORL's and the published OBD code's)
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 ACTOR_KINDS = ("deterministic", "tanh_gaussian")
+
+
+def orthogonal(shape: Sequence[int], gain: float, generator: torch.Generator | None = None,
+               device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A (semi-)orthogonal matrix of ``shape`` (..., out, in) times ``gain``, batched over leading dims.
+
+    The same draws and QR sign fix as ``torch.nn.init.orthogonal_``: ``randn`` of ``shape``, QR of it (of
+    its transpose when wide), columns signed by ``diag(R)``; a (1, out, in) batch draws the numbers of one
+    (out, in) matrix.
+    """
+    w = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    wide = w.shape[-2] < w.shape[-1]
+    q, r = torch.linalg.qr(w.mT if wide else w)
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+    return (q.mT if wide else q) * gain
+
+
+def orthogonal_layers_(layers: Sequence[nn.Linear], generator: torch.Generator | None = None,
+                       output_gain: float = 1e-2) -> None:
+    """CORL's student scheme on a stack of linear layers: gain sqrt(2) for hidden layers, ``output_gain``
+    for the last, zero biases."""
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            gain = output_gain if i == len(layers) - 1 else math.sqrt(2.0)
+            layer.weight.copy_(orthogonal(layer.weight.shape, gain, generator, layer.weight.device))
+            layer.bias.zero_()
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent linear layers applied as one batched matmul: (E, B, in) -> (E, B, out).
+
+    ``weight`` (E, in, out) is the transpose of ``nn.Linear``'s; PyTorch's default init per member.
+    """
+
+    def __init__(self, ensemble: int, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(ensemble, d_in, d_out))
+        self.bias = nn.Parameter(torch.zeros(ensemble, 1, d_out))
+        bound = 1.0 / math.sqrt(d_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+def orthogonal_init_(module: nn.Module, gain: float = math.sqrt(2.0)) -> nn.Module:
+    """Orthogonal weights (``gain``) and zero biases on every linear layer of ``module``, ensemble members
+    each on their own (CORL's Cal-QL ``orthogonal_init``)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(orthogonal(m.weight.shape, gain))
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, EnsembleLinear):
+                for member in m.weight:   # (in, out): the transpose of nn.Linear's (out, in)
+                    member.copy_(orthogonal(member.shape[::-1], gain).T)
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def mlp(d_in: int, hidden: Sequence[int], d_out: int) -> nn.Sequential:
@@ -32,15 +92,16 @@ def mlp(d_in: int, hidden: Sequence[int], d_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class TeacherActor(nn.Module):
-    """Policy on normalized states: ``forward(states (B, obs)) -> (mean (B, act), log_std (B, act) or None)``.
+class Actor(nn.Module):
+    """Policy: ``forward(states (B, obs)) -> (mean (B, act), log_std (B, act) or None)``.
 
     ``deterministic`` (TD3+BC): the action is ``tanh(mean)``. ``tanh_gaussian`` (IQL, Cal-QL): the head
     outputs ``[mean, raw_log_std]``; ``log_std = clamp(multiplier * raw + offset, -20, 2)`` (CORL's
     ``TanhGaussianPolicy``; multiplier 1 and offset 0 unless given or imported) and the action is
     ``tanh(mean + exp(log_std) * eps)``, deterministically ``tanh(mean)``. With ``learn_log_std_affine``
     the multiplier and offset are trained parameters (CORL's Cal-QL); either way they are saved under
-    the same names, so a teacher file loads into the buffer form.
+    the same names, so a teacher file loads into the buffer form. Layers under ``net`` map one to one
+    onto CORL's ``base_network.{0,2,4,6}``.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
@@ -78,7 +139,7 @@ class TeacherActor(nn.Module):
 class EnsembleQ(nn.Module):
     """``E`` Q-networks on ``cat(state, action)`` run as one batched matmul: ``(B, obs), (B, act) -> (E, B)``.
 
-    Index 0 is the first critic Q1 (what a teacher's ``q`` returns).
+    ``ensemble=2`` is the twin critic of SAC, TD3+BC, IQL and Cal-QL. Index 0 is the first critic Q1.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), ensemble: int = 2):
@@ -112,7 +173,7 @@ class EnsembleQ(nn.Module):
 
 
 class ValueNet(nn.Module):
-    """State value ``V(s)``: normalized states (B, obs) -> (B,) (IQL's expectile value function)."""
+    """State value ``V(s)``: states (B, obs) -> (B,) (IQL's expectile value function)."""
 
     def __init__(self, obs_dim: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
@@ -120,21 +181,6 @@ class ValueNet(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         return self.net(states).squeeze(-1)
-
-
-def build_actor(arch: dict[str, Any], obs_dim: int, act_dim: int, where: str) -> TeacherActor:
-    try:
-        return TeacherActor(obs_dim, act_dim, arch["hidden"], arch["kind"],
-                            arch.get("log_std_min", LOG_STD_MIN), arch.get("log_std_max", LOG_STD_MAX))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ObdError(f"{where}: bad actor architecture {arch!r} ({exc})") from None
-
-
-def build_critic(arch: dict[str, Any], obs_dim: int, act_dim: int, where: str) -> EnsembleQ:
-    try:
-        return EnsembleQ(obs_dim, act_dim, arch["hidden"], int(arch["ensemble"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ObdError(f"{where}: bad critic architecture {arch!r} ({exc})") from None
 
 
 def tanh_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor,
@@ -150,33 +196,24 @@ def tanh_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: t
     return (logp - torch.log1p(-a * a + eps)).sum(-1)
 
 
+def tanh_jacobian_log_det(pre: torch.Tensor) -> torch.Tensor:
+    """``log |d tanh(u) / du| = 2 (log 2 - u - softplus(-2u))`` elementwise (torch's ``TanhTransform``),
+    finite where ``tanh(u)`` rounds to +-1."""
+    return 2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))
+
+
 def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``samples`` reparameterized draws ``a = tanh(mean + std * eps)`` and their ``log pi(a|s)``.
 
-    The log-density uses the pre-tanh value, ``log N(u; mean, std) - sum 2 (log 2 - u - softplus(-2u))``
-    (torch's ``TanhTransform`` Jacobian), so it stays finite where ``a`` rounds to +-1.
-    Shapes: mean, log_std (B, act) -> actions (samples, B, act), log-probs (samples, B).
+    The log-density uses the pre-tanh value, ``log N(u; mean, std) - sum log|tanh'(u)|``
+    (:func:`tanh_jacobian_log_det`). Shapes: mean, log_std (B, act) -> actions (samples, B, act),
+    log-probs (samples, B).
     """
     noise = torch.randn((samples, *mean.shape), dtype=mean.dtype, device=mean.device)
     pre = mean + log_std.exp() * noise
     logp = -0.5 * noise ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-    logp = logp - 2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))
+    logp = logp - tanh_jacobian_log_det(pre)
     return torch.tanh(pre), logp.sum(-1)
-
-
-def orthogonal_init_(module: nn.Module, gain: float = math.sqrt(2.0)) -> nn.Module:
-    """Orthogonal weights (``gain``) and zero biases on every linear layer of ``module``, ensemble members
-    each on their own (CORL's Cal-QL ``orthogonal_init``)."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.orthogonal_(m.weight, gain)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, EnsembleLinear):
-                for member in m.weight:   # (in, out): the transpose of nn.Linear's (out, in)
-                    member.copy_(nn.init.orthogonal_(torch.empty(member.shape[::-1]), gain).T)
-                nn.init.zeros_(m.bias)
-    return module
 
 
 def adam(params: Any, lr: float | None = None) -> torch.optim.Adam:

@@ -12,6 +12,8 @@ policy. This module trains one SAC agent per task, and on the way
 * checkpoints everything (networks, optimizers, temperature, replay buffer, RNG state) atomically so a
   killed run resumes with ``--resume``.
 
+The behavior actor and its policy files are :mod:`obd.collect.behavior`.
+
 Why it is faster than an off-the-shelf SAC: one process thread, the replay buffer preallocated as torch
 tensors and sampled by index, the twin critics fused into one batched matmul network, the target update
 done with a fused ``lerp_`` over all parameters, no logging framework, no per-step Python callbacks.
@@ -21,102 +23,19 @@ The algorithm is standard SAC (Haarnoja et al. 2018) with automatic temperature 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from obd.data.sac_config import SACConfig
+from obd.collect.behavior import BehaviorActor, save_behavior_policy
+from obd.collect.sac_config import SACConfig
 from obd.envs import get_task, make_env, normalized_score
 from obd.errors import ObdError
 from obd.io import atomic_path, torch_save_atomic
-
-
-class EnsembleLinear(nn.Module):
-    """``E`` independent linear layers applied as one batched matmul: (E, B, in) -> (E, B, out)."""
-
-    def __init__(self, ensemble: int, d_in: int, d_out: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(ensemble, d_in, d_out))
-        self.bias = nn.Parameter(torch.zeros(ensemble, 1, d_out))
-        bound = 1.0 / math.sqrt(d_in)
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class TwinQ(nn.Module):
-    """Two Q-networks evaluated together: q(s, a) -> (2, B)."""
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            EnsembleLinear(2, obs_dim + act_dim, hidden), nn.ReLU(),
-            EnsembleLinear(2, hidden, hidden), nn.ReLU(),
-            EnsembleLinear(2, hidden, 1),
-        )
-
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, act], dim=-1).unsqueeze(0).expand(2, -1, -1)
-        return self.net(x).squeeze(-1)
-
-
-class BehaviorActor(nn.Module):
-    """Tanh-Gaussian policy on raw observations: obs (B, obs_dim) -> action in [-1, 1]^act_dim."""
-
-    LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
-        super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, 2 * act_dim)
-
-    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True):
-        mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
-        if deterministic:
-            return torch.tanh(mean), None
-        std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX).exp()
-        pre = mean + std * torch.randn_like(mean)
-        act = torch.tanh(pre)
-        if not with_logprob:
-            return act, None
-        # log N(pre; mean, std) minus the tanh Jacobian, in the numerically stable softplus form
-        logp = (-0.5 * ((pre - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-        logp = logp - (2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))).sum(-1)
-        return act, logp
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Numpy in, numpy out; ``obs`` is (obs_dim,) or (B, obs_dim)."""
-        t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        a, _ = self(t, deterministic=deterministic, with_logprob=False)
-        return a.numpy()
-
-
-def save_behavior_policy(path: Path, actor: BehaviorActor, meta: dict) -> None:
-    torch_save_atomic({"state_dict": actor.state_dict(), **meta}, path)
-
-
-def load_behavior_policy(path: str | Path) -> tuple[BehaviorActor, dict]:
-    """Load a shipped behavior policy; returns the actor (on CPU, eval mode) and its metadata."""
-    path = Path(path)
-    if not path.is_file():
-        raise ObdError(f"{path}: behavior policy file not found (train it with `python -m obd.data train-behavior`)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "obs_dim", "act_dim", "hidden"):
-        if key not in blob:
-            raise ObdError(f"{path}: missing key '{key}' in behavior policy file")
-    actor = BehaviorActor(blob["obs_dim"], blob["act_dim"], blob["hidden"])
-    actor.load_state_dict(blob["state_dict"])
-    actor.eval()
-    meta = {k: v for k, v in blob.items() if k != "state_dict"}
-    return actor, meta
+from obd.nn import EnsembleQ
 
 
 class ReplayBuffer:
@@ -167,7 +86,7 @@ class SACTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         o, a = self.spec.obs_dim, self.spec.act_dim
         self.actor = BehaviorActor(o, a, cfg.hidden)
-        self.critic = TwinQ(o, a, cfg.hidden)
+        self.critic = EnsembleQ(o, a, (cfg.hidden, cfg.hidden), ensemble=2)
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.zeros((), requires_grad=True)
         self.target_entropy = -float(a)
@@ -267,7 +186,7 @@ class SACTrainer:
         """Write the current actor to ``<run>/snapshots/step_XXXXXXX.pt`` (a behavior-policy file).
 
         Every evaluation leaves one, so the medium policy can be chosen afterwards by measuring the
-        snapshots (``python -m obd.data select-behavior``) instead of by the first score in a fixed band;
+        snapshots (``obd collect select-behavior``) instead of by the first score in a fixed band;
         ``replay_size`` is the buffer prefix that is medium-replay for that snapshot.
         """
         path = self.out / "snapshots" / f"step_{self.step:07d}.pt"

@@ -36,7 +36,7 @@ Policy = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class BuildConfig:
-    """What ``python -m obd.data build <task>-<level>`` builds and where it writes it."""
+    """What ``obd collect build <task>-<level>`` builds and where it writes it."""
 
     task: str
     level: str
@@ -96,12 +96,12 @@ def behavior_policy(path: Path, spec: TaskSpec, device: str = "auto") -> tuple[P
     generator (of ``device``), which :func:`collect` seeds inside a forked RNG scope."""
     import torch
 
-    from obd.data.sac import load_behavior_policy
+    from obd.collect.behavior import load_behavior_policy
     from obd.device import resolve_device
 
     if not path.is_file():
         raise ObdError(f"{path}: behavior policy not found; it is produced by "
-                       f"`python -m obd.data train-behavior {spec.name}` (or pass --policy-dir)")
+                       f"`obd collect train-behavior {spec.name}` (or pass --policy-dir)")
     actor, meta = load_behavior_policy(path)
     dev = resolve_device(device)
     actor.to(dev)
@@ -247,25 +247,25 @@ def _gather(cfg: BuildConfig, spec: TaskSpec) -> tuple[list[Episode], dict[str, 
         second = collect(spec, exp, n - n // 2, cfg.seed + 1, desc=f"{spec.name}-expert", **kw)
         return first + second, {"algorithm": "SAC", "policy": {"medium": med_info, "expert": exp_info}}
     # medium-replay
-    from obd.data.sac import load_behavior_policy
+    from obd.collect.behavior import load_behavior_policy
 
     medium_file = cfg.policy_file("medium")
     if not medium_file.is_file():
         raise ObdError(f"{medium_file}: medium behavior policy not found (its metadata holds 'replay_size'); "
-                       f"it is produced by `python -m obd.data train-behavior {spec.name}`")
+                       f"it is produced by `obd collect train-behavior {spec.name}`")
     _, meta = load_behavior_policy(medium_file)
     if "replay_size" not in meta:
         raise ObdError(f"{medium_file}: missing key 'replay_size' (the replay-buffer prefix that is medium-replay)")
     buffer_path = cfg.run_folder / "buffer.npz"
     if not buffer_path.is_file():
         raise ObdError(f"{buffer_path}: SAC replay buffer not found; it is written by the checkpoints of "
-                       f"`python -m obd.data train-behavior {spec.name}` (or pass --behavior-run)")
+                       f"`obd collect train-behavior {spec.name}` (or pass --behavior-run)")
     replay_size = int(meta["replay_size"])
     with np.load(buffer_path) as z:
         have = len(z["rewards"]) if "rewards" in z.files else 0
     if have < replay_size:
         raise ObdError(f"{buffer_path}: holds {have} rows but medium-replay needs replay_size={replay_size}; "
-                       f"resume `python -m obd.data train-behavior {spec.name} --resume` past the next checkpoint")
+                       f"resume `obd collect train-behavior {spec.name} --resume` past the next checkpoint")
     rows = min(replay_size, cfg.transitions or replay_size)
     info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
     return replay_episodes(buffer_path, rows), {"algorithm": "SAC replay buffer", "buffer": str(buffer_path),

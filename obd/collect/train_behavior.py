@@ -1,4 +1,4 @@
-"""``obd data train-behavior TASK``: train (or resume) the SAC behavior policies of a task.
+"""``obd collect train-behavior TASK``: train (or resume) the SAC behavior policies of a task.
 
 Everything goes to the run folder (default ``.obd_cache/behavior/<task>`` in the working directory):
 checkpoint, replay buffer and the ``behavior_{medium,expert}.pt`` policies (``--policy-dir`` elsewhere).
@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from obd.data.sac_config import SACConfig
+from obd.collect.sac_config import SACConfig
 from obd.errors import ObdError
 
 DEFAULT_RUNS = Path(".obd_cache") / "behavior"
@@ -52,7 +52,7 @@ def config_from_args(args: argparse.Namespace) -> SACConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from obd.data.sac import SACTrainer
+    from obd.collect.sac import SACTrainer
     from obd.envs import get_task
 
     task = get_task(args.task).name

@@ -1,0 +1,38 @@
+"""``obd collect {build,train-behavior,select-behavior} ...`` (``python -m obd.collect``): data generation
+online, in the environments: SAC behavior policies, the choice of a medium policy among a SAC run's
+snapshots, and D4RL-style datasets collected with them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from obd.cli import apply_common, parse_args
+from obd.errors import cli_entry
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the collection commands on ``sub`` (also ``obd data``'s, under their old spellings)."""
+    from obd.collect import build, select_behavior, train_behavior
+
+    build.add_parser(sub)
+    train_behavior.add_parser(sub)
+    select_behavior.add_parser(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obd collect", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    apply_common(args)
+    return args.func(args)
+
+
+main = cli_entry(_main)
+
+if __name__ == "__main__":
+    sys.exit(main())
