@@ -158,7 +158,7 @@ def write_plots(out: Path, metrics_path: Path, report: dict[str, Any]) -> list[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from obd.report import save_figure
+    from obd.io import save_figure
 
     metrics = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.is_file() else []
     fig, ax = plt.subplots(figsize=(5, 3.2))

@@ -3,214 +3,29 @@
 For every run folder (``RUN/config.yaml``, ``RUN/checkpoints/step_XXXXXXX.hdf5``, ``RUN/synthetic.hdf5``)
 each checkpoint's synthetic set is evaluated with ``obd.evaluate.evaluate_synthetic`` (K fresh students of
 the run's own student and inner loop unless ``--arch``/``--hidden``/``--layers``/``--optimizer`` ask for a
-variant, E episodes each; scores with mean episode length and forward progress beside them). Evaluations are cached in ``RUN/eval_cache.json``, keyed by the file's size and mtime
-and the evaluation settings, so re-running only evaluates new checkpoints. Outputs, written only after
+variant, E episodes each; scores with mean episode length and forward progress beside them) by
+:mod:`obd.evaluate.runs`, which caches the results in ``RUN/eval_cache.json`` so re-running only evaluates
+new checkpoints. This module draws the plots and writes the tables. Outputs, written only after
 every evaluation has finished and each file atomically: ``report.md`` (tables), ``curves.png`` (normalized
 return vs outer step per run), ``methods.png`` (final checkpoints, methods side by side per task) and,
 when the runs differ in synthetic-set size, ``size_sweep.png``. ``--video`` also records one episode
 of a student trained on each run's final synthetic set as ``<run>.gif`` (skipped, with a message, when
-MuJoCo has no OpenGL backend).
+MuJoCo has no OpenGL backend; :mod:`obd.evaluate.video`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from tqdm.auto import tqdm
 
 from obd.errors import ObdError, cli_entry
-from obd.io import atomic_path, write_json_atomic, write_text_atomic
-
-CACHE_NAME = "eval_cache.json"
-STEP_RE = re.compile(r"^step_(\d+)\.hdf5$")
-
-
-@dataclass
-class CheckpointEval:
-    path: Path
-    outer_step: int
-    n_syn: int
-    result: dict[str, Any]
-
-    @property
-    def score(self) -> float:
-        return float(self.result["normalized_score_mean"])
-
-    @property
-    def std(self) -> float:
-        return float(self.result["normalized_score_std"])
-
-    @property
-    def gait(self) -> str:
-        """Mean episode length and forward progress, as table cells (``n/a`` in results cached before them)."""
-        r = self.result
-        length, progress = r.get("episode_length_mean"), r.get("forward_progress_mean")
-        return (f"{length:.0f}" if length is not None else "n/a") + " | " + \
-            (f"{progress:.2f}" if progress is not None else "n/a")
-
-
-@dataclass
-class RunEval:
-    """One run folder's evaluated checkpoints, sorted by outer step."""
-
-    path: Path
-    name: str
-    method: str
-    task: str
-    checkpoints: list[CheckpointEval] = field(default_factory=list)
-
-    @property
-    def n_syn(self) -> int:
-        return self.checkpoints[-1].n_syn
-
-    @property
-    def final(self) -> CheckpointEval:
-        return self.checkpoints[-1]
-
-    def last_mean(self, last: int) -> float:
-        """Mean normalized score over the last ``last`` checkpoints (the paper averages the last 5)."""
-        return float(np.mean([c.score for c in self.checkpoints[-last:]]))
-
-
-def read_config(run: Path) -> dict[str, Any]:
-    path = run / "config.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ObdError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if cfg is None:
-        return {}
-    if not isinstance(cfg, dict):
-        raise ObdError(f"{path}: expected a mapping")
-    return cfg
-
-
-def _config_value(cfg: dict[str, Any], key: str) -> Any:
-    """``cfg[key]``, or the first ``cfg[section][key]`` one level down."""
-    if key in cfg:
-        return cfg[key]
-    for value in cfg.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
-
-
-def find_checkpoints(run: Path) -> list[Path]:
-    """``RUN/checkpoints/step_*.hdf5`` in step order, then ``RUN/synthetic.hdf5`` when present."""
-    if not run.is_dir():
-        raise ObdError(f"{run}: run folder not found")
-    ckpt_dir = run / "checkpoints"
-    files = sorted((p for p in ckpt_dir.glob("step_*.hdf5") if STEP_RE.match(p.name)),
-                   key=lambda p: int(STEP_RE.match(p.name).group(1))) if ckpt_dir.is_dir() else []
-    if (run / "synthetic.hdf5").is_file():
-        files.append(run / "synthetic.hdf5")
-    if not files:
-        raise ObdError(f"{run}: no checkpoints (expected checkpoints/step_XXXXXXX.hdf5 or synthetic.hdf5)")
-    return files
-
-
-def _cache_key(path: Path, settings: dict[str, Any]) -> str:
-    st = path.stat()
-    opts = ",".join(f"{k}={settings[k]}" for k in sorted(settings))
-    return f"{path.name}|{st.st_size}|{st.st_mtime_ns}|{opts}"
-
-
-def _read_cache(run: Path) -> dict[str, Any]:
-    path = run / CACHE_NAME
-    if not path.is_file():
-        return {}
-    try:
-        cache = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        print(f"warning: {path} is not valid JSON; re-evaluating", file=sys.stderr)
-        return {}
-    return cache if isinstance(cache, dict) else {}
-
-
-@dataclass
-class RunFiles:
-    """A run folder's checkpoints, loaded and checked, before anything is evaluated."""
-
-    path: Path
-    config: dict[str, Any]
-    checkpoints: list[tuple[int, Path, Any]]  # (outer step, file, SyntheticDataset), sorted by step
-
-
-def load_run(run: Path) -> RunFiles:
-    """Load every checkpoint of ``run`` and check its metadata, so bad input fails before any evaluation."""
-    from obd.distill.synthetic import SyntheticDataset
-    from obd.evaluate.protocol import resolve_task
-
-    run = Path(run)
-    files = find_checkpoints(run)
-    cfg = read_config(run)
-    found: dict[int, tuple[int, Path, Any]] = {}
-    for path in files:
-        syn = SyntheticDataset.load(path)
-        step = syn.metadata.get("outer_step")
-        if step is None:
-            if path.name != "synthetic.hdf5":
-                raise ObdError(f"{path}: metadata lacks 'outer_step'")
-            step = _config_value(cfg, "outer_steps")
-            if step is None:
-                raise ObdError(f"{path}: metadata lacks 'outer_step' and {run / 'config.yaml'} lacks 'outer_steps'")
-        try:
-            step = int(step)
-        except (TypeError, ValueError):
-            raise ObdError(f"{path}: metadata 'outer_step' should be an integer, got {step!r}") from None
-        resolve_task(_config_value(cfg, "task"), syn.task, syn.obs_dim, syn.act_dim, str(path))
-        # the final synthetic.hdf5 usually repeats the last checkpoint's step; the checkpoint wins
-        found.setdefault(step, (step, path, syn))
-    return RunFiles(run, cfg, [found[s] for s in sorted(found)])
-
-
-def evaluate_run(run: Path | RunFiles, settings: dict[str, Any], progress: bool = True) -> RunEval:
-    """Evaluate (or read from the cache) every checkpoint of ``run``.
-
-    ``settings`` are ``evaluate_synthetic`` keyword arguments (students, episodes, seed, max_steps, ...).
-    """
-    from obd.evaluate import evaluate_synthetic
-
-    files = run if isinstance(run, RunFiles) else load_run(Path(run))
-    run = files.path
-    cfg = files.config
-    cache = _read_cache(run)
-    evals: list[CheckpointEval] = []
-    method = None
-    for step, path, syn in tqdm(files.checkpoints, desc=f"evaluate {run.name}", disable=not progress,
-                                leave=False):
-        method = method or syn.metadata.get("method")
-        key = _cache_key(path, settings)
-        if key in cache:
-            result = cache[key]
-        else:
-            result = evaluate_synthetic(syn, task=_config_value(cfg, "task"), where=str(path), **settings)
-            cache[key] = result
-            # the cache is rewritten after each checkpoint so an interrupted report keeps its progress
-            write_json_atomic(run / CACHE_NAME, cache)
-        evals.append(CheckpointEval(path, step, len(syn), result))
-    method = method or _config_value(cfg, "method") or _config_value(cfg, "objective") or "unknown"
-    return RunEval(run, run.resolve().name, str(method), str(evals[-1].result["task"]), evals)
-
-
-def save_figure(fig: Any, path: Path) -> None:
-    """Write ``fig`` as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+from obd.evaluate.runs import RunEval, evaluate_run, load_run
+from obd.evaluate.video import record_video
+from obd.io import save_figure, write_json_atomic, write_text_atomic
 
 
 def plot_curves(runs: list[RunEval]) -> Any:
@@ -324,47 +139,6 @@ def _student_label(result: dict[str, Any]) -> str:
     return f"{result.get('arch', '?')}, {result.get('steps', '?')} {result.get('optimizer', '?')} steps"
 
 
-def record_video(run: RunEval, path: Path, seed: int, max_steps: int | None) -> str | None:
-    """Record one episode of a student trained on the run's final synthetic set as a GIF.
-
-    Returns None on success, else the reason the video was skipped (no OpenGL backend, no imageio).
-    """
-    try:
-        import imageio.v2 as imageio
-    except ImportError:
-        return "imageio is not installed (pip install 'obd[video]')"
-    import torch
-
-    from obd.distill.synthetic import SyntheticDataset
-    from obd.envs import make_env
-    from obd.evaluate import PAPER_STUDENT, StudentSpec, distilled_student, train_students
-
-    # EGL renders headless; a user's own MUJOCO_GL choice wins
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    syn = SyntheticDataset.load(run.final.path)
-    recorded = run.final.result.get("student")
-    spec = StudentSpec.from_dict(recorded) if recorded else distilled_student(syn.metadata) or PAPER_STUDENT
-    batch = train_students(spec, syn.states, syn.actions, 1, seed, "cpu")[0]
-    try:
-        env = make_env(run.task, render_mode="rgb_array")
-        obs, _ = env.reset(seed=seed)
-        frames = [env.render()]
-    except Exception as exc:  # noqa: BLE001 - any renderer failure means "no OpenGL backend"
-        return f"no OpenGL backend for MuJoCo rendering ({type(exc).__name__}: {exc}); set MUJOCO_GL=egl or osmesa"
-    limit = max_steps or 1000
-    for _ in range(limit):
-        x = torch.as_tensor(np.asarray(syn.normalizer.normalize(obs), dtype=np.float32))[None]
-        act = batch.act_all(x)[0, 0].numpy()
-        obs, _, term, trunc, _ = env.step(act)
-        frames.append(env.render())
-        if term or trunc:
-            break
-    env.close()
-    with atomic_path(path) as tmp:
-        imageio.mimsave(tmp, frames, format="GIF", duration=1000 / 30)
-    return None
-
-
 def build_parser() -> argparse.ArgumentParser:
     from obd.cli import add_common
 
@@ -425,7 +199,8 @@ def _main(argv: list[str] | None = None) -> int:
     if args.video:
         for run in runs:
             name = f"{run.name}.gif"
-            reason = record_video(run, out / name, args.seed, args.max_steps)
+            reason = record_video(run.final.path, run.task, run.final.result.get("student"), out / name, args.seed,
+                                  args.max_steps)
             if reason is None:
                 videos[run.name] = name
             else:

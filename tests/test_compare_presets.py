@@ -1,10 +1,10 @@
-"""scripts/compare_presets.py: the common yardstick H and the end-to-end race of two tiny presets on a random
+"""obd.compare (scripts/compare_presets.py): the common yardstick H and the end-to-end race of two tiny presets on a random
 Hopper-shaped dataset with a tiny real Teacher file. Tiny dims and budgets so the file runs in seconds."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "compare_presets.py"
 OBS, ACT, N = 11, 3, 200  # Hopper dims, so the rollout evaluation runs on the real env
 
-spec = importlib.util.spec_from_file_location("compare_presets", SCRIPT)
-cp = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cp)
+import obd.compare as cp  # noqa: E402
 
 TINY_REF = """objective: avpbc
 n_syn: 8
@@ -121,6 +119,8 @@ def test_parse_presets_and_first_reach(files):
     probes = [[0.0, 0, 5.0], [1.0, 3, 4.0], [2.0, 6, 2.0], [3.0, 9, 3.0]]
     assert cp.first_reach(probes, 3.0) == [2.0, 6, 2.0]
     assert cp.first_reach(probes, 1.0) is None
+    assert cp.speedup(4.0, [2.0, 6, 2.0]) == 2.0 and cp.speedup(4.0, [0.0, 0, 1.0]) == float("inf")
+    assert cp.speedup(4.0, None) is None
 
 
 def test_cli_races_presets_and_writes_results(files, tmp_path):
@@ -148,9 +148,10 @@ def test_cli_races_presets_and_writes_results(files, tmp_path):
         assert (out / ("ref" if r is ref_r else "fast") / "final.hdf5").is_file()
     # same seed and n_syn: both presets start from the same synthetic set, so H at 0 s is identical
     assert ref_r["probes"][0][2] == fast_r["probes"][0][2]
-    if fast_r["time_to_target"] is not None:
-        assert fast_r["speedup"] == pytest.approx(res["reference_time_to_target"] / fast_r["time_to_target"]) \
-            or fast_r["speedup"] == "inf"
+    reach = cp.first_reach(fast_r["probes"], res["target_H"])
+    assert fast_r["time_to_target"] == (None if reach is None else reach[0])
+    expected = cp.speedup(res["reference_time_to_target"], reach)
+    assert fast_r["speedup"] == ("inf" if expected == math.inf else expected)
     md = (out / "compare.md").read_text()
     assert "| preset | outer steps |" in md and "| ref |" in md and "| fast |" in md and "1.0x" in md
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

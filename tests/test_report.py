@@ -10,7 +10,7 @@ import torch
 
 from obd.data.dataset import Normalizer
 from obd.distill.synthetic import SyntheticDataset
-from obd.report import CACHE_NAME, evaluate_run
+from obd.evaluate.runs import CACHE_NAME, evaluate_run
 from obd.report import main as report_main
 
 torch.set_num_threads(1)
@@ -20,7 +20,7 @@ FAST = ["--students", "2", "--episodes", "1", "--max-steps", "8", "--steps", "5"
 def make_run(root, name, method="av_pbc", n_syn=8, steps=(1000, 2000), final=True, seed=0):
     run = root / name
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text(f"method: {method}\ntask: hopper\nn_syn: {n_syn}\nouter_steps: {steps[-1]}\n")
+    (run / "config.yaml").write_text(f"n_syn: {n_syn}\nouter_steps: {steps[-1]}\n")
     rng = np.random.default_rng(seed)
     norm = Normalizer(np.zeros(11), np.ones(11))
     for step in steps:
@@ -120,18 +120,56 @@ def test_bad_run_folders(tmp_path, capsys):
     assert not (tmp_path / "o" / "report.md").exists()
 
 
-def test_video_is_written_or_skipped_with_a_message(tmp_path, capsys):
+class FrameEnv:
+    """A stand-in for a rendering MuJoCo env: hopper-shaped observations, 4x4 frames, ends after 3 steps."""
+
+    def __init__(self):
+        self.t = 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        return np.zeros(11, np.float32), {}
+
+    def render(self):
+        return np.full((4, 4, 3), 40 * self.t, np.uint8)
+
+    def step(self, action):
+        assert action.shape == (3,)
+        self.t += 1
+        return np.zeros(11, np.float32), 0.0, False, self.t >= 3, {}
+
+    def close(self):
+        pass
+
+
+def test_video_records_a_gif_of_the_final_set(tmp_path, capsys, monkeypatch):
+    import obd.envs
+
+    monkeypatch.setattr(obd.envs, "make_env", lambda task, render_mode=None: FrameEnv())
     run = make_run(tmp_path, "vid", steps=(5,), final=False)
     out = tmp_path / "out"
     assert report_main([str(run), "--out", str(out), "--video", "--students", "1", "--episodes", "1",
                         "--max-steps", "3", "--device", "cpu"]) == 0
-    err = capsys.readouterr().err
-    gif = out / "vid.gif"
-    if gif.exists():
-        assert gif.read_bytes()[:3] == b"GIF"
-        assert "vid.gif" in (out / "report.md").read_text()
-    else:
-        assert "video skipped for vid:" in err
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(out / "vid.gif")
+    assert len(frames) == 4  # the reset frame and one per step until the truncation
+    assert "vid.gif" in (out / "report.md").read_text()
+
+
+def test_video_without_a_renderer_is_skipped_with_a_message(tmp_path, capsys, monkeypatch):
+    import obd.envs
+
+    def no_gl(task, render_mode=None):
+        raise RuntimeError("no EGL")
+
+    monkeypatch.setattr(obd.envs, "make_env", no_gl)
+    run = make_run(tmp_path, "vid", steps=(5,), final=False)
+    out = tmp_path / "out"
+    assert report_main([str(run), "--out", str(out), "--video", "--students", "1", "--episodes", "1",
+                        "--max-steps", "3", "--device", "cpu"]) == 0
+    assert "video skipped for vid: no OpenGL backend" in capsys.readouterr().err
+    assert not (out / "vid.gif").exists() and "vid.gif" not in (out / "report.md").read_text()
 
 
 class LinearTeacher:

@@ -1,12 +1,6 @@
 """Distillation runs on disk: a run folder that can be killed at any moment and resumed bit-identically.
 
-Layout (the contract with ``obd.evaluate``)::
-
-    RUN/config.yaml                          resolved DistillConfig
-    RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec, wall_time, cpu_time
-    RUN/checkpoints/step_XXXXXXX.hdf5        SyntheticDataset every checkpoint_every outer steps
-    RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
-    RUN/synthetic.hdf5                       final synthetic set
+The folder's layout is :class:`obd.distill.folder.RunFolder`.
 
 A resumed run reloads the newest readable ``.state.pt`` (exact synthetic tensors, optimizer and generator
 state; damaged newer ones are skipped with a note on stderr), drops metric lines past it, and recomputes
@@ -17,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,56 +19,26 @@ import torch
 
 from obd.config import config_to_dict, load_config, save_config
 from obd.distill.engine import DistillConfig, Distiller
+from obd.distill.folder import RunFolder
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import Interrupted, ObdError
 from obd.interrupt import deferred_sigint
-from obd.io import torch_save_atomic, write_text_atomic
+from obd.io import torch_save_atomic
 from obd.loggers import make_loggers
 
-CHECKPOINT_RE = re.compile(r"^step_(\d{7})\.state\.pt$")
 #: config keys a resumed run may change; anything else would make it a different run.
 RESUME_OVERRIDABLE = ("outer_steps", "checkpoint_every", "device", "logger")
 
 
-def checkpoint_paths(run_dir: Path, step: int) -> tuple[Path, Path]:
-    stem = run_dir / "checkpoints" / f"step_{step:07d}"
-    return stem.with_suffix(".hdf5"), stem.with_suffix(".state.pt")
+def latest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
+    """(outer step, path) of the newest ``step_XXXXXXX.state.pt`` of ``run_dir``, or None."""
+    return RunFolder(run_dir).latest_state()
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(outer step, path) of every ``step_XXXXXXX.state.pt`` in ``RUN/checkpoints``, newest first."""
-    found = [(int(m.group(1)), p) for p in (run_dir / "checkpoints").glob("step_*.state.pt")
-             if (m := CHECKPOINT_RE.match(p.name))]
-    return sorted(found, reverse=True)
-
-
-def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
-    """(outer step, path) of the newest ``step_XXXXXXX.state.pt`` in ``RUN/checkpoints``, or None."""
-    found = list_checkpoints(run_dir)
-    return found[0] if found else None
-
-
-def save_checkpoint(distiller: Distiller, run_dir: Path) -> None:
-    syn_path, state_path = checkpoint_paths(run_dir, distiller.outer_step)
+def save_checkpoint(distiller: Distiller, folder: RunFolder) -> None:
+    syn_path, state_path = folder.checkpoint_paths(distiller.outer_step)
     distiller.synthetic().save(syn_path)
     torch_save_atomic(distiller.state_dict(), state_path)
-
-
-def _read_metrics(path: Path, upto: int) -> list[str]:
-    if not path.is_file():
-        return []
-    lines = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            step = json.loads(line)["step"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            break  # a line cut short by the kill; everything after it is gone too
-        if step > upto:
-            break
-        lines.append(line)
-    return lines
 
 
 def resume_hint(run_dir: Path) -> str:
@@ -89,21 +52,20 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     A NaN or infinite outer loss or gradient norm stops the run before anything of that step is written
     (:class:`ObdError` naming the last good checkpoint). Ctrl-C stops after the current outer step, saves a
     checkpoint and raises :class:`Interrupted` with the ``--resume`` command."""
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     cfg = distiller.config
     total = cfg.outer_steps if outer_steps is None else outer_steps
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    metrics_path = run_dir / "metrics.jsonl"
-    write_text_atomic(metrics_path, "".join(line + "\n" for line in _read_metrics(metrics_path, distiller.outer_step)))
-    with metrics_path.open("a") as log, make_loggers(cfg.logger, run_dir, config_to_dict(cfg)) as sinks, \
+    folder.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, folder.config_path)
+    folder.truncate_metrics(distiller.outer_step)
+    with folder.metrics_path.open("a") as log, make_loggers(cfg.logger, folder.path, config_to_dict(cfg)) as sinks, \
             deferred_sigint() as stop:
         def record(d: Distiller, metrics: dict[str, Any]) -> None:
             bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
             if bad:
-                last = latest_checkpoint(run_dir)
+                last = folder.latest_state()
                 kept = f"last good checkpoint {last[1]} (outer step {last[0]})" if last else "no checkpoint yet"
-                raise ObdError(f"{run_dir}: outer step {d.outer_step}: {' and '.join(bad)} is "
+                raise ObdError(f"{folder.path}: outer step {d.outer_step}: {' and '.join(bad)} is "
                                f"{metrics[bad[0]]}; stopped, {kept}; lower outer.lr or inner.lr, or check the "
                                f"data and teacher for extreme values")
             log.write(json.dumps({**metrics, "wall_time": round(d.wall_time, 4), "cpu_time": round(d.cpu_time, 4)})
@@ -112,17 +74,18 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
             sinks.log(d.outer_step, metrics)
             saved = bool(cfg.checkpoint_every and d.outer_step % cfg.checkpoint_every == 0)
             if saved:
-                save_checkpoint(d, run_dir)
+                save_checkpoint(d, folder)
             if stop.requested:
                 if not saved:
-                    save_checkpoint(d, run_dir)
-                raise Interrupted(f"saved checkpoint {checkpoint_paths(run_dir, d.outer_step)[1]} at outer step "
-                                  f"{d.outer_step}; continue with: {resume_hint(run_dir)}")
+                    save_checkpoint(d, folder)
+                raise Interrupted(f"saved checkpoint {folder.checkpoint_paths(d.outer_step)[1]} at outer step "
+                                  f"{d.outer_step}; continue with: {resume_hint(folder.path)}")
 
         syn = distiller.fit(total, callback=record)
-    if latest_checkpoint(run_dir) is None or latest_checkpoint(run_dir)[0] != distiller.outer_step:
-        save_checkpoint(distiller, run_dir)
-    syn.save(run_dir / "synthetic.hdf5")
+    last = folder.latest_state()
+    if last is None or last[0] != distiller.outer_step:
+        save_checkpoint(distiller, folder)
+    syn.save(folder.synthetic_path)
     return syn
 
 
@@ -130,7 +93,7 @@ def start(cfg: DistillConfig, run_dir: str | Path, dataset: Any = None, teacher:
           progress: bool = True) -> SyntheticDataset:
     """A new run in ``run_dir`` (which must not hold a run already)."""
     run_dir = Path(run_dir)
-    if (run_dir / "config.yaml").exists():
+    if RunFolder(run_dir).config_path.exists():
         raise ObdError(f"{run_dir}: already holds a run (config.yaml); use --resume {run_dir} or another --out")
     cfg.validate()
     return run(cfg.create(dataset, teacher, progress=progress), run_dir)
@@ -141,7 +104,7 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, dataset: Any
     """Continue the run in ``run_dir`` from its newest checkpoint (from scratch if it has none).
     ``overrides`` may change only :data:`RESUME_OVERRIDABLE` keys."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
+    config_path = RunFolder(run_dir).config_path
     if not config_path.is_file():
         raise ObdError(f"{run_dir}: no run to resume (config.yaml missing)")
     for item in overrides or []:
@@ -158,7 +121,7 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, dataset: Any
 def _newest_readable(run_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
     """The newest checkpoint state that loads, saying on stderr which newer ones were skipped and why."""
     skipped: list[str] = []
-    for step, path in list_checkpoints(run_dir):
+    for step, path in RunFolder(run_dir).states():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(state, dict) or int(state.get("outer_step", -1)) != step:

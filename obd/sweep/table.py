@@ -215,7 +215,7 @@ def plot_table(rows: list[dict[str, Any]]) -> Any:
 def write_outputs(out: Path, rows: list[dict[str, Any]], commands: list[list[str]] | None = None) -> None:
     """``OUT/table.md`` and ``OUT/table.png`` from ``rows``, each written atomically."""
     from obd.io import write_text_atomic
-    from obd.report import save_figure
+    from obd.io import save_figure
 
     if not rows:
         return

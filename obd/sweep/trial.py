@@ -2,7 +2,7 @@
 
 A distillation trial is an ordinary obd run folder (``obd.distill.run``): started if new, resumed from its
 newest checkpoint if a previous attempt was killed, left alone if finished. Its last ``eval.last_k``
-checkpoints are then evaluated with ``obd.report.evaluate_run`` (cached in the run folder, so a killed
+checkpoints are then evaluated with ``obd.evaluate.runs.evaluate_run`` (cached in the run folder, so a killed
 evaluation keeps what it finished). Baselines (``random``, ``bc``, ``teacher``) are evaluated once. The
 trial's result is written to ``TRIAL/result.json``; a trial that has one returns it without doing anything,
 so a driver killed after the trial finished but before it recorded the row loses nothing.
@@ -47,7 +47,7 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
     """Finish the trial's run and evaluate its last checkpoints: (per-checkpoint scores, the last evaluation
     result, distill seconds)."""
     from obd.distill.run import resume, start
-    from obd.report import RunFiles, evaluate_run, load_run
+    from obd.evaluate.runs import RunFiles, evaluate_run, load_run
 
     run_dir = Path(trial.trial_dir)
     cfg = trial.distill

@@ -34,7 +34,7 @@ from obd.data.dataset import TransitionDataset
 from obd.envs import get_task, infer_task
 from obd.envs.rollout import rollout
 from obd.errors import ObdError
-from obd.io import torch_save_atomic, write_text_atomic
+from obd.io import torch_save_atomic, truncate_metrics, write_text_atomic
 from obd.device import resolve_device
 from obd.teachers.base import Teacher
 
@@ -136,13 +136,6 @@ class _Metrics:
     def __init__(self, path: Path):
         self.path = path
 
-    def truncate_after(self, step: int) -> None:
-        """Drop lines logged after ``step`` (a killed run's tail that the checkpoint does not cover)."""
-        if not self.path.is_file():
-            return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        write_text_atomic(self.path, "".join(ln + "\n" for ln in keep))
-
     def write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -211,7 +204,7 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
         algo.load_state_dict(st["algo"])
         _set_rng_state(st["rng"], gen)
         step, last_eval = int(st["step"]), st.get("last_eval")
-        metrics.truncate_after(step)
+        truncate_metrics(metrics.path, step)
     else:
         if (out / "metrics.jsonl").exists():
             (out / "metrics.jsonl").unlink()
