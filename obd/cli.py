@@ -31,8 +31,9 @@ import argparse
 import importlib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from obd.errors import ObdError
 
@@ -72,7 +73,8 @@ def add_common(parser: argparse.ArgumentParser, *, out: str | None = "dir", out_
                             help=out_help or what)
     if config is not None:
         parser.add_argument("--config", default=preset, metavar="PRESET_OR_FILE",
-                            help=f"YAML config file or shipped preset name (default: {preset or 'the config defaults below'})")
+                            help="YAML config file or shipped preset name "
+                                 f"(default: {preset or 'the config defaults below'})")
         parser.add_argument("--print-config", action="store_true",
                             help="print the resolved config (YAML) and exit without running")
         parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (keys below)")
@@ -131,6 +133,19 @@ def apply_common(args: argparse.Namespace) -> None:
         from obd.io import check_writable
 
         check_writable(args.out, is_dir=args._out_kind == "dir")
+
+
+def subcommand_main(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable[[list[str] | None], int]:
+    """``main(argv)`` of a command line whose subcommands each set ``func``: parse, apply the common flags,
+    run the subcommand; bad input exits 2 with one line (:func:`obd.errors.cli_entry`)."""
+    from obd.errors import cli_entry
+
+    def _main(argv: list[str] | None = None) -> int:
+        args = parse_args(build_parser(), argv)
+        apply_common(args)
+        return args.func(args)
+
+    return cli_entry(_main)
 
 
 def resolve_config(args: argparse.Namespace, base: dict[str, Any] | None = None,

@@ -232,7 +232,8 @@ def evaluate(syn: SyntheticDataset, args: argparse.Namespace) -> dict[str, Any] 
     from obd.evaluate.protocol import evaluate_synthetic
 
     # one yardstick for every preset (the module docstring's "paper protocol"), not each preset's own student
-    r = evaluate_synthetic(syn, student=PAPER_STUDENT, students=args.eval_students, episodes=args.eval_episodes, seed=args.seed,
+    r = evaluate_synthetic(syn, student=PAPER_STUDENT, students=args.eval_students, episodes=args.eval_episodes,
+                           seed=args.seed,
                            max_steps=args.eval_max_steps, where=f"synthetic set at step {syn.metadata['outer_step']}")
     keep = ("normalized_score_mean", "normalized_score_std", "per_policy_normalized_score", "return_mean",
             "episode_length_mean", "forward_progress_mean",

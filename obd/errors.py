@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import Callable, NoReturn
+from collections.abc import Callable
 
 
 class ObdError(ValueError):
@@ -17,10 +17,6 @@ class Interrupted(ObdError):
     """A run stopped on request (SIGINT) after saving its state; the message says how to resume."""
 
     exit_code = 130
-
-
-def fail(message: str) -> NoReturn:
-    raise ObdError(message)
 
 
 def describe_os_error(exc: OSError) -> str:

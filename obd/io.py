@@ -8,8 +8,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from obd.errors import ObdError, describe_os_error
 
@@ -44,7 +45,8 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
 def check_writable(path: str | os.PathLike, *, is_dir: bool = False, flag: str = "--out") -> Path:
     """Fail fast, before the work, when ``path`` cannot be written: make the folder (``path`` itself when
     ``is_dir``, else its parent), write and remove a probe file there, and require :data:`MIN_FREE_BYTES` of
-    free space; folders made for the probe are removed again. Raises :class:`ObdError` naming ``flag`` and the path; returns ``path`` as a Path."""
+    free space; folders made for the probe are removed again. Raises :class:`ObdError` naming ``flag`` and
+    the path; returns ``path`` as a Path."""
     path = Path(path).expanduser()
     if not is_dir and path.is_dir():
         raise ObdError(f"{flag} {path}: is a folder, expected a file name")

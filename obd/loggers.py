@@ -101,7 +101,7 @@ class LoggerGroup:
         for logger in self.loggers:
             logger.close()
 
-    def __enter__(self) -> "LoggerGroup":
+    def __enter__(self) -> LoggerGroup:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -60,8 +60,8 @@ def cache_dir(settings: QuickstartSettings) -> Path:
 
 def default_dataset(settings: QuickstartSettings) -> Any:
     """Load the default dataset, building it from the shipped behavior policy on first use."""
-    from obd.data import load_d4rl
     from obd.collect.build import BuildConfig, build
+    from obd.data import load_d4rl
 
     folder = cache_dir(settings)
     # overwrite: a half-built Minari copy left by a killed run must not block the rebuild
@@ -79,11 +79,11 @@ def default_dataset(settings: QuickstartSettings) -> Any:
 
 def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     """Run the four stages and return the report (also written to ``out/report.json``)."""
+    from obd.assets import resolve_asset
     from obd.config import load_config
     from obd.data import load_dataset
     from obd.distill import DistillConfig
     from obd.distill.run import start
-    from obd.assets import resolve_asset
     from obd.evaluate import distilled_student, evaluate_synthetic, evaluate_teacher, random_selection
     from obd.io import check_writable, write_json_atomic
     from obd.teachers import Teacher
@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default=None, help="use this dataset (path / D4RL id / Minari id) instead")
     p.add_argument("--transitions", type=int, default=100_000, help="size of the built default dataset")
-    p.add_argument("--teacher", default=DEFAULT_TEACHER, help=f"teacher file or shipped name (default {DEFAULT_TEACHER})")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER,
+                   help=f"teacher file or shipped name (default {DEFAULT_TEACHER})")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")

@@ -1,6 +1,7 @@
 """Gradient updates per second of obd's teacher algorithms against a plain CORL-style update loop, side by side.
 
-    python scripts/bench_teacher.py [--algo td3bc|iql|calql|all] [--device cpu|cuda|auto] [--steps N] [--threads T] [--json]
+    python scripts/bench_teacher.py [--algo td3bc|iql|calql|all] [--device cpu|cuda|auto] [--steps N]
+        [--threads T] [--json]
 
 Both sides run the same algorithm, hyperparameters and network sizes (CORL's defaults; hopper dims 11 / 3,
 batch 256) on 100k random transitions already on the device. "ours" is the obd update fed by
@@ -20,8 +21,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -316,7 +317,8 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"{'algo':6s} {'device':6s} thr  {'ours/s':>8s} {'corl/s':>8s} {'ours/cpu-s':>10s} {'corl/cpu-s':>10s} "
               f"{'speedup':>7s}  h/1M ours")
         for r in results:
-            print(f"{r['algo']:6s} {r['device']:6s} {r['threads']:3d}  {r['ours_per_sec']:8.1f} {r['corl_per_sec']:8.1f} "
+            print(f"{r['algo']:6s} {r['device']:6s} {r['threads']:3d}  {r['ours_per_sec']:8.1f} "
+                  f"{r['corl_per_sec']:8.1f} "
                   f"{r['ours_per_cpu_sec']:10.1f} {r['corl_per_cpu_sec']:10.1f} {r['speedup']:6.2f}x  "
                   f"{r['hours_per_1M_updates']:.2f}")
     return 0

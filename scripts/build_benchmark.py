@@ -27,9 +27,9 @@ import argparse
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("behavior", "select", "data", "bc", "teachers")
@@ -96,7 +96,8 @@ def commands(task: str, stages: list[str], algos: list[str], teacher_steps: int,
             for algo in algos:
                 teacher = shipped / f"teacher_{algo}_{level.replace('-', '_')}.pt"
                 out.append(("teachers", [*obd, "teacher", "train", "--dataset", dataset, "--algo", algo,
-                                         "--steps", str(teacher_steps), "--out", str(cache / "teachers" / f"{dataset}-{algo}"),
+                                         "--steps", str(teacher_steps),
+                                         "--out", str(cache / "teachers" / f"{dataset}-{algo}"),
                                          "--teacher-out", str(teacher), "--resume", "--threads", "1",
                                          "--no-progress"],
                             teacher, lambda level=level: [_d4rl_file(task, level)]))

@@ -29,10 +29,11 @@ def one_line_error(capsys, *needles: str) -> str:
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    from obd import quickstart, report, teacher
-    from obd.data.__main__ import build_parser as data_parser
+    from obd import quickstart, report
+    from obd.collect.__main__ import build_parser as collect_parser
     from obd.distill.__main__ import build_parser as distill_parser
     from obd.evaluate.__main__ import build_parser as evaluate_parser
+    from obd.teachers.__main__ import build_parser as teacher_parser
 
     def sub(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
         action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -40,14 +41,14 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
     out = {"distill": distill_parser(), "report": report.build_parser(), "quickstart": quickstart.build_parser()}
     for name in ("build", "train-behavior"):
-        out[f"data {name}"] = sub(data_parser(), name)
-    out["teacher train"] = sub(teacher.build_parser(), "train")
+        out[f"collect {name}"] = sub(collect_parser(), name)
+    out["teacher train"] = sub(teacher_parser(), "train")
     for name in ("synthetic", "random", "bc", "teacher"):
         out[f"evaluate {name}"] = sub(evaluate_parser(), name)
     return out
 
 
-@pytest.mark.parametrize("name", ["distill", "report", "quickstart", "data build", "data train-behavior",
+@pytest.mark.parametrize("name", ["distill", "report", "quickstart", "collect build", "collect train-behavior",
                                   "teacher train", "evaluate synthetic", "evaluate random", "evaluate bc",
                                   "evaluate teacher"])
 def test_shared_flags_on_every_stage(name):

@@ -1,4 +1,5 @@
-"""obd.compare (scripts/compare_presets.py): the common yardstick H and the end-to-end race of two tiny presets on a random
+"""obd.compare (scripts/compare_presets.py): the common yardstick H and the end-to-end race of two tiny presets
+on a random
 Hopper-shaped dataset with a tiny real Teacher file. Tiny dims and budgets so the file runs in seconds."""
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ device: cpu
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """(dataset file, teacher file, reference preset, fast preset) in a temp folder."""
+    from obd.nn import Actor, EnsembleQ
     from obd.teachers import Teacher
-    from obd.nn import EnsembleQ, Actor
 
     tmp = tmp_path_factory.mktemp("compare")
     rng = np.random.default_rng(0)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from obd.data.__main__ import main
 from obd.collect.behavior import load_behavior_policy
 from obd.collect.sac import SACConfig, SACTrainer
+from obd.data.__main__ import main
 
 TINY = dict(task="hopper", total_steps=360, start_steps=60, batch_size=16, hidden=16, update_every=2,
             eval_every=10**9, checkpoint_every=60, seed=3)

@@ -17,8 +17,16 @@ from obd.distill.students import MLPStudent, bc_loss
 from obd.distill.synthetic import SyntheticDataset
 from obd.envs import normalized_score
 from obd.errors import ObdError
-from obd.evaluate import (ARCHITECTURES, OPTIMIZERS, StudentBatch, evaluate_bc, evaluate_synthetic,
-                          evaluate_teacher, random_selection, rollout_students)
+from obd.evaluate import (
+    ARCHITECTURES,
+    OPTIMIZERS,
+    StudentBatch,
+    evaluate_bc,
+    evaluate_synthetic,
+    evaluate_teacher,
+    random_selection,
+    rollout_students,
+)
 from obd.evaluate.__main__ import main as cli_main
 
 torch.set_num_threads(1)
@@ -356,8 +364,8 @@ def test_cli_module_runs_as_subprocess_without_traceback(tmp_path):
 def test_cli_with_real_teacher_file_and_d4rl_file(tmp_path, capsys):
     """End to end against the other engineers' formats: a saved obd Teacher and a D4RL-layout file."""
     from obd.data import write_d4rl
-    from obd.teachers import Teacher
     from obd.nn import Actor
+    from obd.teachers import Teacher
 
     torch.manual_seed(0)
     teacher = Teacher(Actor(11, 3, (8,), kind="tanh_gaussian"), None,
@@ -495,7 +503,7 @@ def test_own_student_is_the_default(tmp_path, built):
     (batch,) = built
     layers = batch.built.layers
     assert [layer.out_features for layer in layers] == [128, 128, 128, 6]  # 3x128, mean and log-std head
-    assert batch.k == 2 and batch.params["layers.0.weight"].shape == (2, 128, 11)
+    assert batch.students == 2 and batch.params["layers.0.weight"].shape == (2, 128, 11)
     group = batch.last_optimizer.param_groups[0]
     assert isinstance(batch.last_optimizer, torch.optim.SGD) and group["lr"] == 0.05 and group["momentum"] == 0.5
     assert int(batch.last_optimizer.state[next(iter(batch.last_optimizer.state))]["momentum_buffer"].ne(0).any())

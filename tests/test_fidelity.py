@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_distill import ACT, HID, OBS, TinyTeacher, make_dataset, tiny_config
 from torch.func import functional_call
 
 from obd.distill import Distiller
@@ -14,7 +15,6 @@ from obd.distill.inner import bc_grad, init_params, inner_loop, layer_dims, para
 from obd.distill.objectives import build_objective, outer_loss
 from obd.distill.students import MLPStudent, bc_loss
 from obd.errors import ObdError
-from test_distill import ACT, HID, OBS, TinyTeacher, make_dataset, tiny_config
 
 torch.set_num_threads(1)
 DT = torch.float64

@@ -64,8 +64,8 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
                                   ["data", "train-behavior"], ["teacher"],
                                   ["teacher", "train"], ["evaluate"], ["evaluate", "synthetic"], ["report"]])
 def test_help_does_not_import_torch(argv):
-    code = ("import sys\nfrom obd.__main__ import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n") % ([*argv, "--help"],)
+    code = (f"import sys\nfrom obd.__main__ import main\ntry:\n    main({[*argv, '--help']!r})\n"
+            "except SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout

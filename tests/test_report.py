@@ -195,7 +195,8 @@ class LinearTeacher:
         return torch.tanh(m + sd * torch.randn(m.shape, generator=generator))
 
     def q(self, s, a):
-        return 10 + torch.as_tensor(np.asarray(s, np.float32)).sum(-1) + torch.as_tensor(np.asarray(a, np.float32)).sum(-1)
+        return (10 + torch.as_tensor(np.asarray(s, np.float32)).sum(-1)
+                + torch.as_tensor(np.asarray(a, np.float32)).sum(-1))
 
 
 def test_report_on_a_real_distillation_run_folder(tmp_path):

@@ -33,9 +33,10 @@ eval: {students: 1, episodes: 1, max_steps: 20, bc_steps: 5}
 @pytest.fixture(scope="module")
 def problem(tmp_path_factory):
     """A 3k-transition hopper-like dataset file, a tiny teacher for it and the tiny preset."""
-    from obd.teachers import Teacher
-    from obd.nn import EnsembleQ, Actor
     import torch
+
+    from obd.nn import Actor, EnsembleQ
+    from obd.teachers import Teacher
 
     tmp = tmp_path_factory.mktemp("sweep")
     rng = np.random.default_rng(0)

@@ -130,7 +130,7 @@ def test_teacher_bad_inputs(tmp_path):
     data = tiny_dataset()
     algo = TD3BC(TD3BCConfig(hidden=SMALL), OBS, ACT, torch.device("cpu"), 10)
     teacher = algo.teacher(data.normalizer, "hopper", {})
-    with pytest.raises(ObdError, match=r"states should have shape \(B, 11\)"):
+    with pytest.raises(ObdError, match=r"observations should have shape \(B, 11\)"):
         teacher.act(np.zeros((4, 17)))
     with pytest.raises(ObdError, match=r"actions should have shape"):
         teacher.q(np.zeros((4, OBS)), np.zeros((4, 6)))
@@ -208,7 +208,8 @@ def test_training_run_evaluates_and_writes_teacher(tmp_path):
     meta = Teacher.load(tmp_path / "teacher.pt").metadata
     assert meta["normalized_score"] == pytest.approx(evals[-1]["normalized_score"])
     assert meta["task"] == "hopper" and meta["env_id"] == "Hopper-v5" and meta["dataset"] == "tiny"
-    assert meta["reward_scale"] == pytest.approx(1000.0 / float(np.ptp(np.add.reduceat(data.rewards, data.episode_starts))), rel=1e-5)
+    returns = np.add.reduceat(data.rewards, data.episode_starts)
+    assert meta["reward_scale"] == pytest.approx(1000.0 / float(np.ptp(returns)), rel=1e-5)
     assert teacher.metadata["training_steps"] == 20
 
 

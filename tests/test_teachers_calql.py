@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from obd.data import TransitionDataset
+from obd.nn import EnsembleQ, orthogonal_init_
 from obd.teachers import CalQL, CalQLConfig, RunConfig, Teacher, train_teacher
 from obd.teachers.calql import calibrated_cql_gap
-from obd.nn import EnsembleQ, orthogonal_init_
 from obd.teachers.training import OfflineData, returns_to_go
 from tests.test_teachers import ACT, OBS, SMALL, _Killed, run_updates, tiny_dataset
 

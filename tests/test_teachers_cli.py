@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from obd.data import write_d4rl
-from obd.teachers.__main__ import main as teacher_cli
 from obd.teachers import Teacher
+from obd.teachers.__main__ import main as teacher_cli
 
 torch.set_num_threads(1)
 

@@ -12,8 +12,8 @@ from torch import nn
 
 from obd.data import Normalizer
 from obd.errors import ObdError
-from obd.teachers.__main__ import main as teacher_cli
 from obd.teachers import Teacher, import_corl
+from obd.teachers.__main__ import main as teacher_cli
 
 torch.set_num_threads(1)
 OBS, ACT, H = 11, 3, 32

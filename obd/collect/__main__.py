@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obd.cli import apply_common, parse_args
-from obd.errors import cli_entry
+from obd.cli import subcommand_main
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -26,13 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: list[str] | None = None) -> int:
-    args = parse_args(build_parser(), argv)
-    apply_common(args)
-    return args.func(args)
-
-
-main = cli_entry(_main)
+main = subcommand_main(build_parser)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -319,7 +320,8 @@ def parse_name(name: str) -> tuple[str, str]:
 
     Builds are ``-v5`` (Gymnasium v5 envs); another version suffix is refused rather than silently relabeled."""
     if re.search(r"-v\d+$", name) and not name.endswith("-v5"):
-        raise ObdError(f"build: '{name}': obd builds '-v5' datasets (Gymnasium v5 envs); use '{re.sub(r'-v[0-9]+$', '-v5', name)}'")
+        raise ObdError(f"build: '{name}': obd builds '-v5' datasets (Gymnasium v5 envs); "
+                       f"use '{re.sub(r'-v[0-9]+$', '-v5', name)}'")
     try:
         task, level = split_dataset_name(name)
     except ObdError:

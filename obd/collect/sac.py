@@ -177,9 +177,11 @@ class SACTrainer:
             save_behavior_policy(self.policy_dir / "behavior_medium.pt", self.actor,
                                  {**self._policy_meta("medium", confirmed), "replay_size": self.buffer.size})
             print(f"[sac {spec.name}] medium policy at step {self.step}: normalized {confirmed:.1f}", flush=True)
-        if wants_expert and confirmed >= spec.expert_threshold and (self.expert is None or confirmed > self.expert["score"]):
+        beats_expert = self.expert is None or confirmed > self.expert["score"]
+        if wants_expert and confirmed >= spec.expert_threshold and beats_expert:
             self.expert = {"score": confirmed, "step": self.step}
-            save_behavior_policy(self.policy_dir / "behavior_expert.pt", self.actor, self._policy_meta("expert", confirmed))
+            save_behavior_policy(self.policy_dir / "behavior_expert.pt", self.actor,
+                                 self._policy_meta("expert", confirmed))
             print(f"[sac {spec.name}] expert policy at step {self.step}: normalized {confirmed:.1f}", flush=True)
 
     def save_snapshot(self, score: float) -> Path:
@@ -191,7 +193,8 @@ class SACTrainer:
         """
         path = self.out / "snapshots" / f"step_{self.step:07d}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_behavior_policy(path, self.actor, {**self._policy_meta("snapshot", score), "replay_size": self.buffer.size})
+        save_behavior_policy(path, self.actor,
+                             {**self._policy_meta("snapshot", score), "replay_size": self.buffer.size})
         return path
 
     # ------------------------------------------------------------------ checkpoints
@@ -223,7 +226,8 @@ class SACTrainer:
         st = torch.load(path, map_location="cpu", weights_only=False)
         arrays = dict(np.load(self.out / "buffer.npz"))
         if len(arrays["observations"]) != st["buffer_size"]:
-            raise ObdError(f"{self.out / 'buffer.npz'}: holds {len(arrays['observations'])} rows, checkpoint expects {st['buffer_size']}")
+            raise ObdError(f"{self.out / 'buffer.npz'}: holds {len(arrays['observations'])} rows, "
+                           f"checkpoint expects {st['buffer_size']}")
         self.buffer.load(arrays)
         self.actor.load_state_dict(st["actor"])
         self.critic.load_state_dict(st["critic"])

@@ -17,8 +17,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from obd.envs import get_task
 from obd.errors import ObdError
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obd.cli import apply_common, parse_args
+from obd.cli import subcommand_main
 from obd.data import inspect
-from obd.errors import cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: list[str] | None = None) -> int:
-    args = parse_args(build_parser(), argv)
-    apply_common(args)
-    return args.func(args)
-
-
-main = cli_entry(_main)
+main = subcommand_main(build_parser)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,12 +33,12 @@ class Normalizer:
         object.__setattr__(self, "std", std)
 
     @classmethod
-    def from_data(cls, observations: np.ndarray, eps: float = NORMALIZER_EPS) -> "Normalizer":
+    def from_data(cls, observations: np.ndarray, eps: float = NORMALIZER_EPS) -> Normalizer:
         obs = np.asarray(observations, dtype=np.float64)
         return cls(obs.mean(0), obs.std(0) + eps)
 
     @classmethod
-    def identity(cls, dim: int) -> "Normalizer":
+    def identity(cls, dim: int) -> Normalizer:
         return cls(np.zeros(dim, np.float32), np.ones(dim, np.float32))
 
     @property
@@ -73,7 +73,7 @@ class Normalizer:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "normalizer") -> "Normalizer":
+    def from_dict(cls, d: dict[str, Any], where: str = "normalizer") -> Normalizer:
         for key in ("mean", "std"):
             if key not in d:
                 raise ObdError(f"{where}: missing '{key}'")
@@ -85,7 +85,7 @@ class Normalizer:
         group.create_dataset("std", data=self.std)
 
     @classmethod
-    def read_h5(cls, group: Any, where: str) -> "Normalizer":
+    def read_h5(cls, group: Any, where: str) -> Normalizer:
         for key in ("mean", "std"):
             if key not in group:
                 raise ObdError(f"{where}: missing key '{group.name}/{key}'")
@@ -129,7 +129,8 @@ class TransitionDataset:
         self.episode_starts = np.asarray(self.episode_starts, dtype=np.int64).reshape(-1)
         if n == 0:
             raise ObdError(f"{where}: holds no transitions")
-        if self.observations.ndim != 2 or self.actions.ndim != 2 or self.next_observations.shape != self.observations.shape:
+        if (self.observations.ndim != 2 or self.actions.ndim != 2
+                or self.next_observations.shape != self.observations.shape):
             raise ObdError(f"{where}: expected observations (N, obs), next_observations (N, obs), actions (N, act); "
                            f"got {self.observations.shape}, {self.next_observations.shape}, {self.actions.shape}")
         if len(self.episode_starts) == 0 or self.episode_starts[0] != 0 or np.any(np.diff(self.episode_starts) <= 0) \
@@ -143,7 +144,7 @@ class TransitionDataset:
     @classmethod
     def from_arrays(cls, observations: Any, actions: Any, rewards: Any, next_observations: Any, terminals: Any,
                     timeouts: Any = None, *, task: str | None = None, source: str = "arrays",
-                    metadata: dict[str, Any] | None = None) -> "TransitionDataset":
+                    metadata: dict[str, Any] | None = None) -> TransitionDataset:
         """Transitions given row by row: ``observations``/``next_observations`` (N, obs), ``actions`` (N, act),
         ``rewards``, ``terminals`` and optional ``timeouts`` (N,). An episode ends after a row that is terminal
         or a timeout (and at the last row); ``episode_returns`` sum the rewards of its rows. ``task`` is
@@ -180,7 +181,7 @@ class TransitionDataset:
 
     @classmethod
     def from_qlearning_dict(cls, data: Mapping[str, Any], task: str | None = None,
-                            source: str = "qlearning_dataset") -> "TransitionDataset":
+                            source: str = "qlearning_dataset") -> TransitionDataset:
         """From a D4RL ``qlearning_dataset``-style dict (``observations``, ``actions``, ``rewards``,
         ``next_observations``, ``terminals``, optional ``timeouts``); see :meth:`from_arrays`."""
         required = ("observations", "actions", "rewards", "next_observations", "terminals")
@@ -231,11 +232,6 @@ class TransitionDataset:
         return normalized_score(self.task, self.episode_returns)
 
     # ------------------------------------------------------------------ helpers
-    def sample(self, n: int, rng: np.random.Generator | int | None = None, replace: bool = False) -> np.ndarray:
-        """Indices of ``n`` transitions drawn uniformly (without replacement by default)."""
-        rng = np.random.default_rng(rng)
-        return rng.choice(len(self), size=n, replace=replace or n > len(self))
-
     def fingerprint(self) -> str:
         """sha256 (hex) of the observations and actions as float32 bytes: names this exact data in run
         checkpoints and teacher files."""
@@ -243,9 +239,6 @@ class TransitionDataset:
         for array in (self.observations, self.actions):
             digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
         return digest.hexdigest()
-
-    def subset(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        return {"observations": self.observations[indices], "actions": self.actions[indices]}
 
     def summary(self) -> dict[str, Any]:
         """Counts, return statistics and ranges; what ``python -m obd.data inspect`` prints."""

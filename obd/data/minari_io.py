@@ -12,9 +12,10 @@ import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,8 @@ def flatten_episodes(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
 
 def load_minari(dataset_id: Any, task: str | None = None) -> TransitionDataset:
     """Load a local Minari dataset (an id under ``$MINARI_DATASETS_PATH``, a dataset folder or an open
-    ``minari.MinariDataset``) and flatten its episodes into transitions. The task comes from ``task``, the id, the env spec or the dims."""
+    ``minari.MinariDataset``) and flatten its episodes into transitions. The task comes from ``task``, the
+    id, the env spec or the dims."""
     import minari
 
     if isinstance(dataset_id, minari.MinariDataset):

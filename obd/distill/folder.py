@@ -2,7 +2,8 @@
 ``obd.report`` and ``obd.compare``)::
 
     RUN/config.yaml                          resolved DistillConfig
-    RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec, wall_time, cpu_time
+    RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec,
+                                             wall_time, cpu_time
     RUN/checkpoints/step_XXXXXXX.hdf5        SyntheticDataset every checkpoint_every outer steps
     RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
     RUN/synthetic.hdf5                       final synthetic set
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +31,17 @@ class RunFolder:
     """Paths and readers of one run folder; nothing is read until asked."""
 
     path: Path
+    config_path: Path = field(init=False)
+    metrics_path: Path = field(init=False)
+    checkpoints_dir: Path = field(init=False)
+    synthetic_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def synthetic_path(self) -> Path:
-        return self.path / "synthetic.hdf5"
+        path = Path(self.path)
+        for name, value in (("path", path), ("config_path", path / "config.yaml"),
+                            ("metrics_path", path / "metrics.jsonl"), ("checkpoints_dir", path / "checkpoints"),
+                            ("synthetic_path", path / "synthetic.hdf5")):
+            object.__setattr__(self, name, value)
 
     def checkpoint_paths(self, step: int) -> tuple[Path, Path]:
         """(synthetic set ``.hdf5``, resumable state ``.state.pt``) of the checkpoint at outer ``step``."""

@@ -13,7 +13,8 @@ is one forward plus the explicit backward (dz = dh * (z > 0), dW = x^T dz, db = 
 through the tanh-Gaussian head and the MSE): :func:`bc_grad`. For the meta-gradient
 d H / d (synthetic states, synthetic actions), the whole inner step is one autograd node
 (:class:`_BCGradStep`) whose vector-Jacobian product is written by hand as well (the reverse of the hand
-backward, the head's second derivatives, the reverse of the forward), about 23 batched matmuls (biases folded into the weights) and a few
+backward, the head's second derivatives, the reverse of the forward), about 23 batched matmuls (biases
+folded into the weights) and a few
 dozen elementwise ops per inner step in all; autograd only chains the T nodes. ``hand_vjp=False`` lets
 autograd differentiate :func:`bc_grad` op by op instead (same numbers; the tests check both against a
 naive ``autograd.grad(create_graph=True)`` loop and central finite differences).

@@ -60,13 +60,13 @@ class SyntheticDataset:
 
     @classmethod
     def from_observations(cls, observations: np.ndarray, actions: np.ndarray, normalizer: Normalizer,
-                          task: str | None = None, metadata: dict[str, Any] | None = None) -> "SyntheticDataset":
+                          task: str | None = None, metadata: dict[str, Any] | None = None) -> SyntheticDataset:
         """Build from raw-space observations (e.g. N real pairs for the random-selection baseline)."""
         states = normalizer.normalize(np.asarray(observations, dtype=np.float32))
         return cls(torch.as_tensor(states), torch.as_tensor(np.asarray(actions, dtype=np.float32)),
                    normalizer, task, dict(metadata or {}))
 
-    def to(self, device: str | torch.device) -> "SyntheticDataset":
+    def to(self, device: str | torch.device) -> SyntheticDataset:
         return SyntheticDataset(self.states.to(device), self.actions.to(device), self.normalizer, self.task,
                                 self.metadata)
 
@@ -94,7 +94,7 @@ class SyntheticDataset:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SyntheticDataset":
+    def load(cls, path: str | Path) -> SyntheticDataset:
         """Read a file written by :meth:`save`; errors name the file and the missing key."""
         import h5py
 

@@ -8,7 +8,7 @@ D4RL reference scores, so every stage reports the same normalized score
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def _parse_spec(path: Path) -> TaskSpec:
     return TaskSpec(**raw)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry() -> dict[str, TaskSpec]:
     specs = {}
     for path in sorted(tasks_dir().glob("*/task.yaml")):
@@ -146,4 +146,5 @@ def make_env(task: str | TaskSpec, normalizer: Any = None, seed: int | None = No
     return env
 
 
-__all__ = ["TaskSpec", "get_task", "list_tasks", "infer_task", "check_dims", "normalized_score", "make_env", "tasks_dir"]
+__all__ = ["TaskSpec", "get_task", "list_tasks", "infer_task", "check_dims", "normalized_score", "make_env",
+           "tasks_dir"]

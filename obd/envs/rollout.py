@@ -13,8 +13,9 @@ for the full 1,000 steps earns the alive bonus, about 31 normalized, with a forw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from obd.data.dataset import TransitionDataset
+from obd.device import resolve_device
 from obd.distill.synthetic import SyntheticDataset
 from obd.envs.rollout import rollout
-from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.evaluate.protocol import resolve_task, rollout_students, student_fields, train_students
 from obd.evaluate.student_spec import BC_STUDENT, resolve_student

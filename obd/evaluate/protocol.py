@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from obd.data.dataset import Normalizer
+from obd.device import resolve_device
 from obd.distill.synthetic import SyntheticDataset
 from obd.envs import check_dims, get_task, infer_task
 from obd.envs.rollout import rollout
-from obd.device import resolve_device
 from obd.errors import ObdError
 from obd.evaluate.student_spec import PAPER_STUDENT, StudentSpec, distilled_student, resolve_student
 from obd.evaluate.students import StudentBatch, TrainLog
@@ -64,7 +64,7 @@ def rollout_students(batch: StudentBatch, task: str, normalizer: Normalizer, epi
         raise ObdError(f"episodes must be >= 1, got {episodes}")
     policy = batch.ensemble_policy if ensemble else batch.policy
     t0 = time.perf_counter()
-    res = rollout(task, policy, 1 if ensemble else batch.k, episodes, normalizer=normalizer, seed=seed,
+    res = rollout(task, policy, 1 if ensemble else batch.students, episodes, normalizer=normalizer, seed=seed,
                   device=batch.device, max_steps=max_steps)
     return {**res.summary(), "rollout_seconds": time.perf_counter() - t0, **res.episodes()}
 

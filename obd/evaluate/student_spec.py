@@ -52,7 +52,7 @@ class StudentSpec:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "StudentSpec":
+    def from_dict(cls, d: dict[str, Any]) -> StudentSpec:
         """Inverse of :meth:`to_dict`."""
         arch = StudentArch(**d["arch"])
         return cls(arch, int(d["steps"]), d["optimizer"], float(d["lr"]), float(d["momentum"]), d.get("batch_size"),
@@ -73,7 +73,8 @@ def distilled_student(metadata: dict[str, Any], where: str = "synthetic set") ->
     if not isinstance(cfg, dict) or not isinstance(cfg.get("student"), dict) or not isinstance(cfg.get("inner"), dict):
         return None
     try:
-        return config_student(load_config(StudentConfig, base=cfg["student"]), load_config(InnerConfig, base=cfg["inner"]))
+        return config_student(load_config(StudentConfig, base=cfg["student"]),
+                              load_config(InnerConfig, base=cfg["inner"]))
     except ObdError as exc:
         raise ObdError(f"{where}: metadata 'config' (student/inner): {exc}") from None
 

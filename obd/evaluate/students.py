@@ -10,8 +10,8 @@ every step, which silently turned Adam into plain SGD).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
@@ -74,15 +74,15 @@ class StudentBatch:
     student, and returns ``(mean, log_std)`` each (K, N, act_dim).
     """
 
-    def __init__(self, arch: str | StudentArch, obs_dim: int, act_dim: int, num_students: int, seed: int = 0,
+    def __init__(self, arch: str | StudentArch, obs_dim: int, act_dim: int, students: int, seed: int = 0,
                  device: str | torch.device | None = None):
-        if num_students < 1:
-            raise ObdError(f"students must be >= 1, got {num_students}")
-        self.arch, self.obs_dim, self.act_dim, self.k = arch, obs_dim, act_dim, num_students
+        if students < 1:
+            raise ObdError(f"students must be >= 1, got {students}")
+        self.arch, self.obs_dim, self.act_dim, self.students = arch, obs_dim, act_dim, students
         self.device = resolve_device(device)
         gen = torch.Generator().manual_seed(int(seed))
         models = []
-        for _ in range(num_students):
+        for _ in range(students):
             m = make_eval_student(arch, obs_dim, act_dim)
             m.reset_parameters(gen)
             models.append(m)
@@ -134,13 +134,13 @@ class StudentBatch:
         )
         losses: list[float] = []
         per_student = torch.empty(0)
-        for _ in tqdm(range(steps), desc=f"train {self.k} students", disable=not progress, leave=False):
+        for _ in tqdm(range(steps), desc=f"train {self.students} students", disable=not progress, leave=False):
             if batch_size:
-                idx = torch.randint(0, n, (self.k, batch_size), generator=gen, device=self.device)
+                idx = torch.randint(0, n, (self.students, batch_size), generator=gen, device=self.device)
                 x, y = states[idx], actions[idx]
             else:
                 x, y = states, actions
-            noise = torch.randn((self.k, x.shape[-2], self.act_dim), generator=gen, device=self.device)
+            noise = torch.randn((self.students, x.shape[-2], self.act_dim), generator=gen, device=self.device)
             per_student = loss_fn(params, x, y, noise)
             opt.zero_grad(set_to_none=True)
             per_student.sum().backward()
@@ -163,12 +163,12 @@ class StudentBatch:
         students run in one vmapped forward without computing every student on every row.
         """
         m = len(obs)
-        counts = torch.bincount(idx, minlength=self.k)
+        counts = torch.bincount(idx, minlength=self.students)
         order = torch.argsort(idx, stable=True)
         sorted_idx = idx[order]
         offsets = torch.cumsum(counts, 0) - counts
         pos = torch.arange(m, device=obs.device) - offsets[sorted_idx]
-        padded = obs.new_zeros(self.k, int(counts.max()), obs.shape[-1])
+        padded = obs.new_zeros(self.students, int(counts.max()), obs.shape[-1])
         padded[sorted_idx, pos] = obs[order]
         mean = self._mean(padded)
         out = torch.empty(m, self.act_dim, device=obs.device, dtype=mean.dtype)

@@ -82,9 +82,11 @@ def _distinct(values: list[Any]) -> list[Any]:
 
 def _budget_line(b: dict[str, Any]) -> str:
     student, inner, outer = b.get("student", {}), b.get("inner", {}), b.get("outer", {})
-    text = (f"{b.get('outer_steps')} outer steps (checkpoint every {b.get('checkpoint_every')}), N_syn {b.get('n_syn')}, "
+    text = (f"{b.get('outer_steps')} outer steps (checkpoint every {b.get('checkpoint_every')}), "
+            f"N_syn {b.get('n_syn')}, "
             f"init {b.get('init')}; student {student.get('depth')}x{student.get('hidden')} {student.get('kind')}; "
-            f"inner {inner.get('steps')} steps lr {inner.get('lr')}; outer {outer.get('optimizer')} lr {outer.get('lr')}, "
+            f"inner {inner.get('steps')} steps lr {inner.get('lr')}; "
+            f"outer {outer.get('optimizer')} lr {outer.get('lr')}, "
             f"batch {outer.get('batch')}")
     shown = {"objective", "sdw", "n_syn", "init", "outer_steps", "checkpoint_every", "student.kind", "student.hidden",
              "student.depth", "inner.steps", "inner.lr", "outer.optimizer", "outer.lr", "outer.batch"}
@@ -157,7 +159,8 @@ def _eval_line(e: dict[str, Any]) -> str:
     else:
         batch = f"minibatches of {e['batch_size']}" if e.get("batch_size") else "the full batch"
         text = (f"{e.get('students')} fresh {e.get('arch')} student(s), {e.get('steps')} {e.get('optimizer')} steps at "
-                f"lr {e.get('lr')} on {batch}" + (f", mean over the last {e['last_k']} checkpoints" if "last_k" in e else ""))
+                f"lr {e.get('lr')} on {batch}"
+                + (f", mean over the last {e['last_k']} checkpoints" if "last_k" in e else ""))
     return (text + f"; {e.get('episodes')} episodes each"
             + (f", capped at {e['max_steps']} steps" if e.get("max_steps") else ""))
 
@@ -214,8 +217,7 @@ def plot_table(rows: list[dict[str, Any]]) -> Any:
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], commands: list[list[str]] | None = None) -> None:
     """``OUT/table.md`` and ``OUT/table.png`` from ``rows``, each written atomically."""
-    from obd.io import write_text_atomic
-    from obd.io import save_figure
+    from obd.io import save_figure, write_text_atomic
 
     if not rows:
         return

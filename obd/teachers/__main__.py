@@ -4,7 +4,8 @@ teacher files.
     obd teacher train --dataset hopper-medium-v5 --algo td3bc --steps 50000 --out runs/teachers/x
     obd teacher train --dataset SPEC --algo iql --steps N --out DIR --resume beta=3.0
     obd teacher train --dataset SPEC --algo td3bc --print-config     # the resolved algorithm config
-    obd teacher train --dataset hopper-medium-v5 --algo calql --out DIR --teacher-out obd/tasks/hopper/teacher_calql_medium.pt
+    obd teacher train --dataset hopper-medium-v5 --algo calql --out DIR \
+        --teacher-out obd/tasks/hopper/teacher_calql_medium.pt
     obd teacher import-corl CKPT --task hopper --out FILE --stats-from DATASET
     obd teacher info FILE                                            # or a shipped name: hopper-medium-v5
 """
@@ -71,7 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         written.append(args.teacher_out)
     score = teacher.metadata.get("normalized_score")
     print(f"wrote {' and '.join(map(str, written))}: {teacher}"
-          + (f", normalized score {score:.1f} over {teacher.metadata['eval_episodes']} episodes" if score is not None else ""))
+          + (f", normalized score {score:.1f} over {teacher.metadata['eval_episodes']} episodes"
+             if score is not None else ""))
     return 0
 
 
@@ -88,7 +90,8 @@ def cmd_import_corl(args: argparse.Namespace) -> int:
         normalizer = Normalizer(_floats(args.obs_mean, "--obs-mean"), _floats(args.obs_std, "--obs-std"))
         source = "--obs-mean/--obs-std"
     else:
-        raise ObdError("import-corl: the state normalizer is required: --stats-from DATASET or --obs-mean and --obs-std")
+        raise ObdError("import-corl: the state normalizer is required: --stats-from DATASET or --obs-mean and "
+                       "--obs-std")
     teacher = import_corl(args.ckpt, args.task, normalizer, {"normalizer_source": source}, device="cpu")
     teacher.save(args.out)
     print(f"wrote {args.out}: {teacher}")

@@ -1,7 +1,7 @@
 """The teacher: a near-expert policy (and its first critic) from offline RL, as PBC / Av-PBC consume it.
 
-A :class:`Teacher` takes RAW environment states (numpy or torch, (B, obs_dim)), normalizes them with the
-statistics its networks were trained on, and answers without gradients on ``teacher.device``:
+A :class:`Teacher` takes RAW environment ``observations`` (numpy or torch, (B, obs_dim)), normalizes them
+with the statistics its networks were trained on, and answers without gradients on ``teacher.device``:
 
 * ``act(s)`` -> (B, act): the deterministic action ``tanh(mean)``;
 * ``sample(s, generator)`` -> (B, act): ``a* ~ pi*(.|s)`` (``act`` for a deterministic actor);
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,7 +78,7 @@ class Teacher:
     def stochastic(self) -> bool:
         return self.actor.stochastic
 
-    def to(self, device: str | torch.device) -> "Teacher":
+    def to(self, device: str | torch.device) -> Teacher:
         self.device = resolve_device(device)
         self.actor.to(self.device)
         if self.critic is not None:
@@ -95,42 +94,43 @@ class Teacher:
             raise ObdError(f"teacher: {what} should have shape (B, {dim}), got {tuple(t.shape)}")
         return t
 
-    def _states(self, states: Any) -> torch.Tensor:
-        return (self._tensor(states, self.obs_dim, "states") - self._mean) / self._std
+    def _normalized(self, observations: Any) -> torch.Tensor:
+        """Raw observations (B, obs) -> the normalized states the networks see."""
+        return (self._tensor(observations, self.obs_dim, "observations") - self._mean) / self._std
 
     # ------------------------------------------------------------------ queries
     @torch.no_grad()
-    def act(self, states: Any) -> torch.Tensor:
-        """Deterministic action ``tanh(mean(s))``: raw states (B, obs) -> (B, act)."""
-        return torch.tanh(self.actor(self._states(states))[0])
+    def act(self, observations: Any) -> torch.Tensor:
+        """Deterministic action ``tanh(mean(s))``: raw observations (B, obs) -> (B, act)."""
+        return torch.tanh(self.actor(self._normalized(observations))[0])
 
     @torch.no_grad()
-    def sample(self, states: Any, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, observations: Any, generator: torch.Generator | None = None) -> torch.Tensor:
         """``a ~ pi(.|s) = tanh(mean + std * eps)``, eps ~ N(0, I) drawn from ``generator`` (on ``device``)."""
-        mean, log_std = self.actor(self._states(states))
+        mean, log_std = self.actor(self._normalized(observations))
         if log_std is None:
             return torch.tanh(mean)
         noise = torch.randn(mean.shape, generator=generator, device=self.device)
         return torch.tanh(mean + log_std.exp() * noise)
 
     @torch.no_grad()
-    def mean_std(self, states: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def mean_std(self, observations: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-tanh Gaussian ``(mean, std)``, each (B, act); ObdError for a deterministic actor."""
         if not self.stochastic:
             raise ObdError(f"teacher ({self.metadata.get('algo', 'unknown algo')}): the actor is deterministic, "
                            "it has no mean/std; use act()")
-        mean, log_std = self.actor(self._states(states))
+        mean, log_std = self.actor(self._normalized(observations))
         return mean, log_std.exp()
 
     @torch.no_grad()
-    def q(self, states: Any, actions: Any) -> torch.Tensor:
-        """First critic ``Q1(s, a)``: raw states (B, obs), actions (B, act) -> (B,)."""
+    def q(self, observations: Any, actions: Any) -> torch.Tensor:
+        """First critic ``Q1(s, a)``: raw observations (B, obs), actions (B, act) -> (B,)."""
         if self.critic is None:
             raise ObdError("teacher: this teacher file holds no critic, so q() is unavailable")
-        s = self._states(states)
+        s = self._normalized(observations)
         a = self._tensor(actions, self.act_dim, "actions")
         if a.shape[0] != s.shape[0]:
-            raise ObdError(f"teacher: {s.shape[0]} states but {a.shape[0]} actions")
+            raise ObdError(f"teacher: {s.shape[0]} observations but {a.shape[0]} actions")
         return self.critic.q1(s, a)
 
     # ------------------------------------------------------------------ files
@@ -153,7 +153,7 @@ class Teacher:
         torch_save_atomic(self.state(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "Teacher":
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Teacher:
         """Load a teacher file, or the shipped teacher of a dataset name (``hopper-medium-v5``, see
         :func:`obd.assets.resolve_asset`); a path that exists wins."""
         from obd.assets import resolve_asset
@@ -166,7 +166,7 @@ class Teacher:
         return cls.from_state(blob, str(path), device)
 
     @classmethod
-    def from_state(cls, blob: Any, where: str, device: str | torch.device | None = None) -> "Teacher":
+    def from_state(cls, blob: Any, where: str, device: str | torch.device | None = None) -> Teacher:
         if not isinstance(blob, dict) or blob.get("format") != FILE_FORMAT:
             raise ObdError(f"{where}: not an obd teacher file (expected key 'format' = '{FILE_FORMAT}')")
         for key in ("obs_dim", "act_dim", "arch", "actor", "critic", "normalizer", "metadata"):
@@ -191,14 +191,39 @@ class Teacher:
 
 class TeacherAlgorithm:
     """What the shared training loop (:func:`obd.teachers.training.train_teacher`) needs besides an
-    algorithm's own ``update`` / ``state_dict`` / ``load_state_dict``: its ``name``, whether its batches
-    carry Monte-Carlo returns (``uses_mc_returns``), and the actor and critic a teacher file is cut from."""
+    algorithm's own ``update``: its ``name``, whether its batches carry Monte-Carlo returns
+    (``uses_mc_returns``), the actor and critic a teacher file is cut from, and a resumable state.
+
+    The state (``state_dict`` / ``load_state_dict``) is ``total_it`` and every attribute named in
+    ``STATE``: modules, optimizers and schedulers by their own ``state_dict`` (None when the attribute is
+    None), tensors (e.g. a temperature) as copies."""
 
     name = ""
     uses_mc_returns = False
+    STATE: tuple[str, ...] = ()
     actor: Actor
     critic: EnsembleQ
     device: torch.device
+    total_it: int
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in self.STATE:
+            obj = getattr(self, key)
+            out[key] = None if obj is None else obj.detach().clone() if torch.is_tensor(obj) else obj.state_dict()
+        return {**out, "total_it": self.total_it}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        for key in self.STATE:
+            obj = getattr(self, key)
+            if obj is None or st.get(key, obj) is None:  # e.g. an lr schedule saved by a run without one
+                continue
+            if torch.is_tensor(obj):
+                with torch.no_grad():
+                    obj.copy_(st[key])
+            else:
+                obj.load_state_dict(st[key])
+        self.total_it = int(st["total_it"])
 
     def teacher(self, normalizer: Normalizer, task: str | None, metadata: dict[str, Any]) -> Teacher:
         """A :class:`Teacher` holding copies of the current actor and critics (Q1 first)."""

@@ -27,13 +27,11 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from obd.nn import Actor, EnsembleQ, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob, tanh_gaussian_sample
 from obd.teachers.base import TeacherAlgorithm
-from obd.nn import (EnsembleQ, Actor, adam, orthogonal_init_, soft_update_, tanh_gaussian_log_prob,
-                                   tanh_gaussian_sample)
 
 # actions per critic call on CPU: 4 x batch rows keep each layer's activations small enough for the cache
 CPU_ACTIONS_PER_CALL = 4
@@ -98,6 +96,7 @@ class CalQL(TeacherAlgorithm):
     """Networks, optimizer and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "calql"
+    STATE = ("actor", "critic", "critic_target", "log_alpha", "opt")
     uses_mc_returns = True
 
     def __init__(self, cfg: CalQLConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
@@ -176,16 +175,3 @@ class CalQL(TeacherAlgorithm):
         per_call = CPU_ACTIONS_PER_CALL if obs.device.type == "cpu" else k
         return torch.cat([self.critic(obs.repeat(c.shape[0], 1), c.reshape(-1, self.act_dim)).reshape(2, -1, b)
                           for c in actions.split(per_call)], dim=1)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
-                "opt": self.opt.state_dict(), "total_it": self.total_it}
-
-    def load_state_dict(self, st: dict[str, Any]) -> None:
-        for key in ("actor", "critic", "critic_target"):
-            getattr(self, key).load_state_dict(st[key])
-        with torch.no_grad():
-            self.log_alpha.copy_(st["log_alpha"])
-        self.opt.load_state_dict(st["opt"])
-        self.total_it = int(st["total_it"])

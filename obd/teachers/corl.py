@@ -30,8 +30,8 @@ from obd.data.dataset import Normalizer
 from obd.envs import check_dims, get_task
 from obd.errors import ObdError
 from obd.io import describe_load_error
+from obd.nn import Actor, EnsembleQ
 from obd.teachers.base import Teacher
-from obd.nn import EnsembleQ, Actor
 
 
 class CorlScalar:

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from obd.nn import Actor, EnsembleQ, ValueNet, adam, soft_update_, tanh_gaussian_log_prob
 from obd.teachers.base import TeacherAlgorithm
-from obd.nn import (EnsembleQ, Actor, ValueNet, adam, soft_update_,
-                                   tanh_gaussian_log_prob)
 
 # atanh(1 - 1e-4) ~ 4.95: dataset actions on the bounds stay within reach of the actor's mean
 ACTION_EPS = 1e-4
@@ -49,6 +47,7 @@ class IQL(TeacherAlgorithm):
     """Networks, optimizers and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "iql"
+    STATE = ("actor", "critic", "critic_target", "value", "actor_opt", "critic_opt", "value_opt", "actor_sched")
 
     def __init__(self, cfg: IQLConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
@@ -98,21 +97,3 @@ class IQL(TeacherAlgorithm):
             self.actor_sched.step()
         return {"value_loss": value_loss.detach(), "critic_loss": critic_loss.detach(),
                 "actor_loss": actor_loss.detach(), "bc_nll": nll.mean().detach()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "critic_target": self.critic_target.state_dict(), "value": self.value.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "value_opt": self.value_opt.state_dict(),
-                "actor_sched": self.actor_sched.state_dict() if self.actor_sched is not None else None,
-                "total_it": self.total_it}
-
-    def load_state_dict(self, st: dict[str, Any]) -> None:
-        for key in ("actor", "critic", "critic_target", "value"):
-            getattr(self, key).load_state_dict(st[key])
-        self.actor_opt.load_state_dict(st["actor_opt"])
-        self.critic_opt.load_state_dict(st["critic_opt"])
-        self.value_opt.load_state_dict(st["value_opt"])
-        if self.actor_sched is not None and st.get("actor_sched") is not None:
-            self.actor_sched.load_state_dict(st["actor_sched"])
-        self.total_it = int(st["total_it"])

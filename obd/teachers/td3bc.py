@@ -2,7 +2,8 @@
 
 TD3 with a behavior-cloning term in the actor loss:
 
-    critic:  min_Q  sum_i (Q_i(s, a) - y)^2,   y = r + gamma (1 - d) min_i Q'_i(s', clip(pi'(s') + clip(eps, -c, c), -1, 1))
+    critic:  min_Q  sum_i (Q_i(s, a) - y)^2,
+             y = r + gamma (1 - d) min_i Q'_i(s', clip(pi'(s') + clip(eps, -c, c), -1, 1))
     actor:   max_pi  lambda Q_1(s, pi(s)) - (pi(s) - a)^2,   lambda = alpha / mean|Q_1(s, pi(s))|   (Eq. 3 of the paper)
 
 with the actor updated every ``policy_freq`` critic updates, and states normalized by the dataset's mean and
@@ -14,13 +15,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from obd.nn import Actor, EnsembleQ, adam, soft_update_
 from obd.teachers.base import TeacherAlgorithm
-from obd.nn import EnsembleQ, Actor, adam, soft_update_
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TD3BC(TeacherAlgorithm):
     """Networks, optimizers and the update step; ``update`` consumes one batch of normalized tensors."""
 
     name = "td3bc"
+    STATE = ("actor", "actor_target", "critic", "critic_target", "actor_opt", "critic_opt")
 
     def __init__(self, cfg: TD3BCConfig, obs_dim: int, act_dim: int, device: torch.device, total_steps: int):
         self.cfg, self.device = cfg, device
@@ -89,16 +90,3 @@ class TD3BC(TeacherAlgorithm):
             soft_update_(self.actor_target, self.actor, cfg.tau)
             out.update(actor_loss=actor_loss.detach(), bc_loss=bc.detach())
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "actor_target": self.actor_target.state_dict(),
-                "critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "total_it": self.total_it}
-
-    def load_state_dict(self, st: dict[str, Any]) -> None:
-        for key in ("actor", "actor_target", "critic", "critic_target"):
-            getattr(self, key).load_state_dict(st[key])
-        self.actor_opt.load_state_dict(st["actor_opt"])
-        self.critic_opt.load_state_dict(st["critic_opt"])
-        self.total_it = int(st["total_it"])

@@ -31,11 +31,11 @@ import yaml
 
 from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
+from obd.device import resolve_device
 from obd.envs import get_task, infer_task
 from obd.envs.rollout import rollout
 from obd.errors import ObdError
 from obd.io import torch_save_atomic, truncate_metrics, write_text_atomic
-from obd.device import resolve_device
 from obd.teachers.base import Teacher
 
 
