@@ -29,9 +29,9 @@ def _constant_snapshots(run: Path) -> None:
     for k, c in enumerate([-1.0, 0.0, 0.5, 1.0]):
         actor = BehaviorActor(11, 3, 8)
         with torch.no_grad():
-            actor.head.weight.zero_()
-            actor.head.bias[:3] = c
-            actor.head.bias[3:] = -20.0
+            actor.net[-1].weight.zero_()
+            actor.net[-1].bias[:3] = c
+            actor.net[-1].bias[3:] = -20.0
         step = (k + 1) * 100
         save_behavior_policy(folder / f"step_{step:07d}.pt", actor,
                              {"task": "hopper", "obs_dim": 11, "act_dim": 3, "hidden": 8, "env_steps": step,

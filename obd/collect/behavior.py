@@ -1,8 +1,7 @@
 """The SAC behavior policy that D4RL-style datasets are collected with, and its policy files.
 
-A behavior-policy file is one ``torch.save`` of the actor's ``state_dict`` (``trunk``, ``head``) and plain
-metadata (task, level, dims, scores, the SAC config); the shipped ones are
-``obd/tasks/<task>/behavior_{medium,expert}.pt``.
+A behavior-policy file is one ``torch.save`` of the actor's ``state_dict`` and plain metadata (task, level,
+dims, scores, the SAC config); the shipped ones are ``obd/tasks/<task>/behavior_{medium,expert}.pt``.
 """
 
 from __future__ import annotations
@@ -12,29 +11,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from obd.errors import ObdError
 from obd.io import torch_save_atomic
-from obd.nn import LOG_STD_MAX, LOG_STD_MIN, tanh_jacobian_log_det
+from obd.nn import Actor, tanh_jacobian_log_det
+
+#: state-dict names of policy files written before the behavior actor was an :class:`obd.nn.Actor`
+#: (the shipped ones): ``trunk`` (two hidden layers) and ``head`` are the actor's ``net.{0,2,4}``
+_OLD_NAMES = {"trunk.0.": "net.0.", "trunk.2.": "net.2.", "head.": "net.4."}
 
 
-class BehaviorActor(nn.Module):
-    """Tanh-Gaussian policy on raw observations: obs (B, obs_dim) -> action in [-1, 1]^act_dim."""
+class BehaviorActor(Actor):
+    """The SAC behavior policy: a tanh-Gaussian :class:`obd.nn.Actor` with two hidden layers of ``hidden`` on
+    RAW observations (B, obs_dim), actions in [-1, 1]^act_dim."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
-        super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, 2 * act_dim)
+        super().__init__(obs_dim, act_dim, (hidden, hidden), "tanh_gaussian")
 
-    def dist(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-tanh Gaussian ``(mean, log_std)``, each (B, act_dim), ``log_std`` clamped to the bounds."""
-        mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-
-    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True):
+    def sample(self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True):
         """A tanh-Gaussian draw (or ``tanh(mean)``) and its log-density, (B, act_dim) and (B,) or None."""
-        mean, log_std = self.dist(obs)
+        mean, log_std = self(obs)
         if deterministic:
             return torch.tanh(mean), None
         std = log_std.exp()
@@ -42,7 +38,6 @@ class BehaviorActor(nn.Module):
         act = torch.tanh(pre)
         if not with_logprob:
             return act, None
-        # log N(pre; mean, std) minus the tanh Jacobian, in the numerically stable softplus form
         logp = (-0.5 * ((pre - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
         logp = logp - tanh_jacobian_log_det(pre).sum(-1)
         return act, logp
@@ -51,8 +46,19 @@ class BehaviorActor(nn.Module):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Numpy in, numpy out; ``obs`` is (obs_dim,) or (B, obs_dim)."""
         t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        a, _ = self(t, deterministic=deterministic, with_logprob=False)
+        a, _ = self.sample(t, deterministic=deterministic, with_logprob=False)
         return a.numpy()
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True, assign: bool = False):
+        """Also reads the older ``trunk``/``head`` layout (and its lack of the log-std affine buffers)."""
+        state = {}
+        for key, value in state_dict.items():
+            old = next((o for o in _OLD_NAMES if key.startswith(o)), None)
+            state[key if old is None else _OLD_NAMES[old] + key[len(old):]] = value
+        if any(k.startswith(tuple(_OLD_NAMES)) for k in state_dict):
+            state.setdefault("log_std_multiplier", torch.tensor(1.0))
+            state.setdefault("log_std_offset", torch.tensor(0.0))
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
 
 def save_behavior_policy(path: Path, actor: BehaviorActor, meta: dict) -> None:

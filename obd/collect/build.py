@@ -112,7 +112,8 @@ def behavior_policy(path: Path, spec: TaskSpec, device: str = "auto") -> tuple[P
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
-        a, _ = actor(torch.as_tensor(obs, dtype=torch.float32, device=dev), deterministic=False, with_logprob=False)
+        a, _ = actor.sample(torch.as_tensor(obs, dtype=torch.float32, device=dev), deterministic=False,
+                            with_logprob=False)
         return a.cpu().numpy()
 
     info = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}

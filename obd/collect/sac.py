@@ -116,7 +116,7 @@ class SACTrainer:
         obs, act, rew, nobs, term = self.buffer.sample(cfg.batch_size, self.gen)
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
-            nact, nlogp = self.actor(nobs)
+            nact, nlogp = self.actor.sample(nobs)
             target_q = self.target(nobs, nact).min(0).values - alpha * nlogp
             y = rew + cfg.gamma * (1.0 - term) * target_q
         q = self.critic(obs, act)
@@ -125,7 +125,7 @@ class SACTrainer:
         critic_loss.backward()
         self.opt_critic.step()
 
-        pi, logp = self.actor(obs)
+        pi, logp = self.actor.sample(obs)
         self.critic.requires_grad_(False)
         actor_loss = (alpha * logp - self.critic(obs, pi).min(0).values).mean()
         self.critic.requires_grad_(True)
