@@ -1,4 +1,5 @@
-"""SDW state-density weights: the weight transform, the four estimators, diagnostics, bad input."""
+"""SDW state-density weights: the weight transform, the four estimators, diagnostics, bad input.
+(The ESS solver, the outer sampler and SDW runs: tests/test_sdw.py.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from obd.config import load_config
-from obd.distill.density import (ESTIMATORS, MADE, MAF, DensityConfig, kde_bandwidth, log_density, sdw_weights,
-                                  sdw_weights_with_stats, weights_from_log_density)
+from obd.distill.density import ESTIMATORS, MADE, MAF, DensityConfig, fit_log_density, kde_bandwidth, log_density
+from obd.distill.sdw import sdw_weights, sdw_weights_with_stats, weights_from_log_density
 from obd.errors import ObdError
 
 torch.set_num_threads(1)
@@ -169,7 +170,7 @@ def test_stats_describe_the_weights():
     assert stats.ess_fraction == pytest.approx(1.0 / np.mean(w64 ** 2), rel=1e-4)
     assert stats.clipped_fraction >= 0.1 and stats.clipped_fraction == pytest.approx(np.mean(w == w.max()))
     assert stats.min_weight == pytest.approx(float(w.min())) and stats.log_density_q01 < stats.log_density_q99
-    assert "SDW[gmm]" in stats.summary() and "ESS" in stats.summary()
+    assert "SDW[gmm, weight]" in stats.summary() and "ESS" in stats.summary()
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -177,6 +178,9 @@ def test_stats_describe_the_weights():
     ({"clip_quantile": 0.0}, "clip_quantile"), ({"clip_quantile": 1.01}, "clip_quantile"),
     ({"bandwidth": "wide"}, "bandwidth"), ({"bandwidth": -1.0}, "bandwidth"), ({"k": 0}, "density.k"),
     ({"fit_samples": -5}, "fit_samples"), ({"device": "tpu9"}, "device"), ({"n_jobs": 0}, "n_jobs"),
+    ({"target_ess": 0.0}, "target_ess"), ({"target_ess": 1.0}, "target_ess"), ({"floor": 1.0}, "floor"),
+    ({"floor": -0.1}, "floor"), ({"mode": "resample"}, "mode"), ({"warn_ess": 2}, "warn_ess"),
+    ({"flow_holdout": 0.0}, "flow_holdout"), ({"flow_patience": 0}, "flow_patience"), ({"seed": -1}, "seed"),
 ])
 def test_bad_config_names_the_field(kwargs, field):
     with pytest.raises(ObdError, match=field):
@@ -198,7 +202,7 @@ def test_bad_states_and_sizes_name_the_problem():
     with pytest.raises(ObdError, match="alpha"):
         weights_from_log_density(np.zeros(3), alpha=2.0)
     with pytest.raises(ObdError, match="log_density"):
-        weights_from_log_density(np.array([0.0, np.inf]))
+        weights_from_log_density(np.array([0.0, np.nan]))
     cfg = DensityConfig()
     cfg.alpha = -1.0  # mutated after construction: still caught before any work
     with pytest.raises(ObdError, match="alpha"):
