@@ -217,6 +217,11 @@ def test_density_section_is_typed_and_old_keys_still_load():
                                                                           "clip_quantile": 0.99}})
     assert old.density.alpha == 0.5 and old.density_config().seed == old.seed
     assert load_config(DistillConfig, None, ["sdw=true", "seed=3", "density.seed=9"]).density_config().seed == 9
+    # run folders saved before the section was typed hold `density: {}` without SDW: they still load
+    legacy = load_config(DistillConfig, None, base={"sdw": False, "density": {}})
+    legacy.validate()
+    assert legacy.density is None and load_config(DistillConfig, None, ["sdw=true"]).density_config() == \
+        DensityConfig(seed=0)
     for override, key in (("density.mode=resample", "density.mode"), ("density.estimator=parzen", "density.estimator"),
                           ("density.target_ess=1.5", "density.target_ess"), ("density.bogus=1", "density.bogus")):
         with pytest.raises(ObdError, match=key.replace(".", r"\.")):

@@ -120,13 +120,13 @@ class DensityConfig:
         if self.alpha is not None and not (_is_number(self.alpha) and 0.0 < self.alpha <= 1.0):
             raise ObdError(f"density.alpha: expected a number in (0, 1] or null (solve for target_ess), "
                            f"got {self.alpha!r}")
-        for name, lo, hi in (("target_ess", "(", ")"), ("floor", "[", ")"), ("warn_ess", "[", "]"),
-                             ("flow_holdout", "(", ")")):
+        # (name, whether 0 is allowed, whether 1 is allowed)
+        for name, zero, one in (("target_ess", False, False), ("floor", True, False), ("warn_ess", True, True),
+                                ("flow_holdout", False, False)):
             value = getattr(self, name)
-            ok = _is_number(value) and (0.0 < value if lo == "(" else 0.0 <= value) and \
-                (value < 1.0 if hi == ")" else value <= 1.0)
-            if not ok:
-                raise ObdError(f"density.{name}: expected a number in {lo}0, 1{hi}, got {value!r}")
+            if not (_is_number(value) and (0.0 < value or zero and value == 0.0) and (value < 1.0 or one and value == 1.0)):
+                raise ObdError(f"density.{name}: expected a number in {'[' if zero else '('}0, 1{']' if one else ')'}, "
+                               f"got {value!r}")
         if not (_is_number(self.clip_quantile) and 0.0 < self.clip_quantile <= 1.0):
             raise ObdError(f"density.clip_quantile: expected a number in (0, 1], got {self.clip_quantile!r}")
         if isinstance(self.bandwidth, str):
@@ -136,10 +136,9 @@ class DensityConfig:
         elif not (_is_number(self.bandwidth) and self.bandwidth > 0):
             raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
                            f"got {self.bandwidth!r}")
-        for name, allow_none in (("fit_samples", True), ("seed", True)):
+        for name in ("fit_samples", "seed"):
             value = getattr(self, name)
-            if not (value is None and allow_none) and (isinstance(value, bool) or not isinstance(value, int)
-                                                       or value < 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ObdError(f"density.{name}: expected an integer >= 0 or null, got {value!r}")
         n_jobs = self.n_jobs
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:

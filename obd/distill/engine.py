@@ -102,8 +102,8 @@ class DistillConfig:
 
     ``dataset``: a D4RL/Minari id or file for ``obd.data.load_dataset``; ``teacher``: a teacher file for
     ``obd.teachers.Teacher.load`` (needed by PBC, Av-PBC and the ``topq`` init); ``sdw`` turns on
-    state-density weighting configured by ``density`` (:class:`obd.distill.density.DensityConfig`; its
-    ``seed`` defaults to the run's).
+    state-density weighting configured by ``density`` (:class:`obd.distill.density.DensityConfig`; null =
+    its defaults; its ``seed`` defaults to the run's).
     ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the end). ``eval_every``
     must stay 0: evaluation of checkpoints is ``obd.evaluate``'s job (``python -m obd.evaluate``).
     """
@@ -113,7 +113,7 @@ class DistillConfig:
     objective: str = "avpbc"
     beta: float = 0.02
     sdw: bool = False
-    density: DensityConfig = field(default_factory=DensityConfig)
+    density: DensityConfig | None = None
     n_syn: int = 256
     init: str = "random"
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -165,16 +165,24 @@ class DistillConfig:
         if self.eval_every != 0:
             raise ObdError(f"config key 'eval_every': expected 0; evaluate checkpoints with "
                            f"'python -m obd.evaluate RUN/checkpoints/step_XXXXXXX.hdf5', got {self.eval_every}")
-        if not isinstance(self.density, DensityConfig):
-            raise ObdError(f"config key 'density': expected a mapping of DensityConfig fields, got {self.density!r}")
-        if self.density != DensityConfig() and not self.sdw:
-            raise ObdError("config key 'density': set only with sdw=true")
-        self.density.validate()
+        if self.density is not None:
+            if not isinstance(self.density, DensityConfig):
+                raise ObdError(f"config key 'density': expected a mapping of DensityConfig fields, "
+                               f"got {self.density!r}")
+            if not self.sdw:
+                # configs saved before the section was typed hold an empty mapping for runs without SDW
+                if self.density != DensityConfig():
+                    raise ObdError("config key 'density': set only with sdw=true")
+                self.density = None
+            else:
+                self.density.validate()
         resolve_device(self.device)
 
     def density_config(self) -> DensityConfig:
-        """The SDW :class:`obd.distill.density.DensityConfig` with its seed resolved (default: the run's)."""
-        return dataclasses.replace(self.density, seed=self.seed if self.density.seed is None else self.density.seed)
+        """The SDW :class:`obd.distill.density.DensityConfig` (defaults when ``density`` is null) with its
+        seed resolved (default: the run's)."""
+        density = self.density or DensityConfig()
+        return dataclasses.replace(density, seed=self.seed if density.seed is None else density.seed)
 
     def create(self, dataset: TransitionDataset | str | None = None, teacher: Any = None, *,
                progress: bool = True) -> "Distiller":
@@ -259,9 +267,9 @@ class Distiller:
             raise ObdError(f"density weights: {len(density_weights)} given for {len(dataset)} real states")
         #: SDW's weights split by mode and their diagnostics (None without SDW)
         self.sdw: SDWSetup | None = None
+        density = cfg.density_config()
         if cfg.sdw or density_weights is not None:
-            self.sdw = SDWSetup.create(normalized, cfg.density_config() if cfg.sdw else None, density_weights,
-                                       progress)
+            self.sdw = SDWSetup.create(normalized, density if cfg.sdw else None, density_weights, progress)
         self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
                                          cfg.beta, self.sdw.loss_weights if self.sdw else None, cfg.teacher_chunk,
                                          progress)
@@ -269,7 +277,7 @@ class Distiller:
         if self.sdw is not None:
             self.objective.sdw_sampled = self.sdw.sampler_weights is not None
             self.sdw.record_outer_ess(self.objective.q_values)
-            self.sdw.announce(cfg.density.warn_ess)
+            self.sdw.announce(density.warn_ess)
 
         q_data = None
         if cfg.init == "topq":
