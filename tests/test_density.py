@@ -215,3 +215,50 @@ def test_loads_from_config_overrides():
     assert load_config(DensityConfig, None, ["bandwidth=silverman"]).bandwidth == "silverman"
     with pytest.raises(ObdError, match="estimator"):
         load_config(DensityConfig, None, ["estimator=parzen"])
+
+
+def test_flow_early_stops_and_reports_its_heldout_likelihood():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 2)) * [1.0, 0.5]
+    cfg = DensityConfig(estimator="flow", flow_layers=2, flow_hidden=16, flow_batch=256, flow_lr=1e-2,
+                        flow_steps=20_000, flow_eval_every=25, flow_patience=2, flow_holdout=0.2)
+    lp, info = fit_log_density(x, cfg)
+    assert info["flow_early_stopped"] and info["flow_steps_run"] < 20_000
+    assert info["flow_best_step"] <= info["flow_steps_run"] - 2 * 25
+    # the reported held-out log-likelihood is the returned log p averaged over the held-out split
+    held = np.sort(np.random.default_rng(1).permutation(2000)[:400])
+    assert info["heldout_states"] == 400
+    assert info["heldout_log_likelihood"] == pytest.approx(lp[held].mean(), abs=1e-4)
+    # and close to the true density's: log N(x; 0, diag(1, 0.25)) averages -log(2 pi) - log(0.5) - 1
+    assert info["heldout_log_likelihood"] == pytest.approx(-math.log(2 * math.pi) - math.log(0.5) - 1, abs=0.1)
+    assert [s for s, _ in info["flow_curve"]][:2] == [0, 25]
+
+
+def test_cross_fitted_estimators_report_the_mean_as_heldout():
+    states, _ = cluster_and_outliers()
+    lp, info = fit_log_density(states, DensityConfig(estimator="gmm", components=2))
+    assert info == {"heldout_log_likelihood": pytest.approx(lp.mean()), "heldout_states": len(states)}
+
+
+def test_bench_density_reports_time_memory_and_heldout_likelihood(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(root / "scripts" / "bench_density.py"), "--n", "3000", "--dim", "5",
+                           "--estimators", "flow", "--set", "flow_steps=20", "flow_hidden=16", "flow_layers=1",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    (r,) = rows  # one estimator, measured in its own process
+    assert r["estimator"] == "flow" and r["n"] == 3000 and r["dim"] == 5 and r["seconds"] > 0
+    # the MAF's parameters, Adam state and activations: a positive peak over the loaded process
+    assert r["peak_rss_mb"] > 0 and math.isfinite(r["heldout_log_likelihood"])
+    assert 0 < r["alpha_for_target_ess"] <= 1 and 0.05 < r["rare5_share"] < 1
+    assert r["flow_steps_run"] == 20 and r["heldout_states"] == 300
+    assert "flow  N=3000 d=5" in done.stdout and "held-out log-lik" in done.stdout
