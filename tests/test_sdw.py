@@ -132,6 +132,15 @@ def test_sampler_draws_indices_with_the_weights_frequencies():
         OuterSampler(3, torch.device("cpu"), np.array([1.0, -1.0, 1.0]))
 
 
+def test_sampler_keeps_its_frequencies_over_millions_of_states():
+    # with float32 probabilities the last 10% of 2M states were drawn about 3.5% too rarely (7 sd here)
+    n = 2_000_000
+    sampler = OuterSampler(n, torch.device("cpu"), np.ones(n))
+    idx = sampler.draw(400_000, torch.Generator().manual_seed(0))
+    for share in ((idx < n // 10).double().mean(), (idx >= n - n // 10).double().mean()):
+        assert abs(float(share) - 0.1) < 0.002
+
+
 def test_uniform_sampler_is_the_plain_randint():
     sampler = OuterSampler(50, torch.device("cpu"))
     assert torch.equal(sampler.draw(16, torch.Generator().manual_seed(4)),

@@ -237,7 +237,8 @@ class OuterSampler:
             if num_states > self.MAX_CATEGORIES:
                 raise ObdError(f"density.mode: 'sample' draws from at most {self.MAX_CATEGORIES} states "
                                f"(torch.multinomial), the dataset has {num_states}; use mode 'weight'")
-            self.probabilities = torch.as_tensor(p / p.sum(), dtype=torch.float32, device=device)
+            # float64: with float32 probabilities torch.multinomial under-draws the last of ~10^6 categories
+            self.probabilities = torch.as_tensor(p / p.sum(), dtype=torch.float64, device=device)
         self.device = device
 
     def draw(self, batch: int, generator: torch.Generator) -> torch.Tensor:
