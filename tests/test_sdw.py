@@ -304,3 +304,23 @@ def test_report_shows_the_diversity_panel_for_sdw_and_avpbc_runs(tmp_path, capsy
     out2 = tmp_path / "report2"
     assert report_main([str(runs["avpbc"]), "--out", str(out2)] + fast) == 0
     assert "State diversity" not in (out2 / "report.md").read_text() and not (out2 / "diversity.png").exists()
+
+
+def test_bench_sdw_modes_measures_both_modes(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("obd_bench_sdw_modes", ROOT / "scripts" / "bench_sdw_modes.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "modes.json"
+    threads = torch.get_num_threads()
+    assert bench.main(["--n", "600", "--dim", "4", "--draws", "3", "--targets", "0.4", "--json", str(out), "--set",
+                       "n_syn=4", "student.hidden=8", "inner.steps=2", "outer.batch=32", "density.k=3",
+                       "density.estimator=knn"]) == 0
+    torch.set_num_threads(threads)
+    rows = {r["variant"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["uniform (no SDW)", "alpha 0.5, clip 0.99, weight", "ESS 0.4, weight", "ESS 0.4, sample"]
+    assert rows["uniform (no SDW)"]["ess_fraction"] == 1.0
+    assert rows["ESS 0.4, weight"]["ess_fraction"] == rows["ESS 0.4, sample"]["ess_fraction"] == pytest.approx(0.4)
+    assert all(r["relative_variance"] > 0 and r["mean_gradient_norm"] > 0 for r in rows.values())
+    assert bench.main(["--targets", "half"]) == 2
