@@ -1,6 +1,6 @@
 """Typed dataclass configs: load from YAML, apply ``key=value`` CLI overrides, save the resolved config.
 
-Every run config in obd is a (possibly nested) dataclass. ``load_config(Cls, "configs/x.yaml", ["a.b=3"])``
+Every run config in obd is a (possibly nested) dataclass. ``load_config(Cls, "fast_avpbc", ["a.b=3"])``
 checks each key against the dataclass fields and coerces values to the declared types, so a typo or a
 wrong type fails before any work starts with a message naming the key.
 """
@@ -8,6 +8,7 @@ wrong type fails before any work starts with a message naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -75,9 +76,12 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         return int(f)
     if typ is float:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ObdError(f"config key '{key}': expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ObdError(f"config key '{key}': expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if isinstance(value, (dict, list)):
             raise ObdError(f"config key '{key}': expected a string, got {value!r}")
@@ -97,6 +101,49 @@ def _build(cls: type[T], raw: dict[str, Any], prefix: str = "") -> T:
         return cls(**kwargs)
     except TypeError as exc:
         raise ObdError(f"config {cls.__name__}: {exc}") from None
+
+
+def coerce_nested(obj: Any) -> None:
+    """Replace mapping values of dataclass-typed fields of ``obj`` by those dataclasses, checked like YAML.
+
+    Call from ``__post_init__`` so ``DistillConfig(inner=dict(steps=5))`` equals
+    ``DistillConfig(inner=InnerConfig(steps=5))``; a wrong key fails naming ``inner.<key>``."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        typ = hints.get(f.name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(typ):
+            setattr(obj, f.name, _build(typ, value, prefix=f.name + "."))
+
+
+def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """Flattened ``(dotted key, type name, default)`` of a (nested) config dataclass, in field order."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, str, Any]] = []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name.startswith("_"):
+            continue
+        typ = hints[f.name]
+        if dataclasses.is_dataclass(typ):
+            out += config_fields(typ, prefix + f.name + ".")
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "(required)"
+        name = getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
+        out.append((prefix + f.name, name, default))
+    return out
+
+
+def config_help(cls: type) -> str:
+    """Text block listing every ``key=value`` override of ``cls`` with its type and default (for ``--help``)."""
+    rows = config_fields(cls)
+    width = max(len(k) for k, _, _ in rows)
+    lines = [f"  {k:<{width}}  {t} = {d!r}" for k, t, d in rows]
+    return f"config keys (override with key=value; {cls.__name__} defaults):\n" + "\n".join(lines)
 
 
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -132,12 +179,14 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
                 base: dict[str, Any] | None = None) -> T:
-    """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins)."""
+    """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
+
+    ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`)."""
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ObdError(f"{p}: config file not found")
+        from obd.assets import resolve_asset
+
+        p = resolve_asset("config", path)
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:

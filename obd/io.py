@@ -10,6 +10,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from obd.errors import ObdError, describe_os_error
+
+#: an output folder with less free space than this fails the writability check before any work starts
+MIN_FREE_BYTES = 16 * 2**20
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
@@ -35,6 +40,39 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_writable(path: str | os.PathLike, *, is_dir: bool = False, flag: str = "--out") -> Path:
+    """Fail fast, before the work, when ``path`` cannot be written: make the folder (``path`` itself when
+    ``is_dir``, else its parent), write and remove a probe file there, and require :data:`MIN_FREE_BYTES` of
+    free space; folders made for the probe are removed again. Raises :class:`ObdError` naming ``flag`` and the path; returns ``path`` as a Path."""
+    path = Path(path).expanduser()
+    if not is_dir and path.is_dir():
+        raise ObdError(f"{flag} {path}: is a folder, expected a file name")
+    if is_dir and path.exists() and not path.is_dir():
+        raise ObdError(f"{flag} {path}: is a file, expected a folder")
+    folder = path if is_dir else path.parent
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".obd-write-check.", dir=folder)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise ObdError(f"{flag} {path}: not writable ({describe_os_error(exc)})") from None
+    finally:
+        for p in created:  # leave nothing behind: the work creates the folders it writes into
+            with contextlib.suppress(OSError):
+                p.rmdir()
+    if free < MIN_FREE_BYTES:
+        raise ObdError(f"{flag} {path}: only {free / 2**20:.1f} MiB free on its device, need at least "
+                       f"{MIN_FREE_BYTES // 2**20} MiB")
+    return path
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -49,6 +87,22 @@ def torch_save_atomic(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def describe_load_error(exc: BaseException) -> str:
+    """One line for a failed ``torch.load(weights_only=True)``: the refused global when the file would run
+    pickled code (without torch's advice to turn ``weights_only`` off), else the exception's first line."""
+    import re
+
+    text = str(exc)
+    refused = re.search(r"(?:unsupported|Unsupported global:)\s*GLOBAL\s+([\w.]+)", text)
+    if refused:
+        return (f"refused: it would import and run '{refused.group(1)}' when unpickled; only tensors and plain "
+                f"containers are loaded")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if "weights_only" in first:
+        return "refused: it holds Python objects other than tensors and plain containers"
+    return f"{exc.__class__.__name__}: {first[:200]}" if first else exc.__class__.__name__
 
 
 def _json_default(o: Any) -> Any:

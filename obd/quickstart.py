@@ -1,11 +1,14 @@
-"""``python -m obd quickstart --out DIR``: the whole pipeline on the built-in default, offline, on a CPU.
+"""``obd quickstart --out DIR``: the whole pipeline on the built-in default, offline, on a CPU.
 
 1. data: the default dataset (``hopper-medium-v5``, 100k transitions) is built from the shipped SAC
-   behavior policy ``envs/hopper/behavior_medium.pt`` into a cache folder the first time;
-2. teacher: the shipped TD3+BC teacher ``envs/hopper/teacher_td3bc_medium.pt``;
-3. distill: Av-PBC with the default CPU preset ``configs/quickstart.yaml`` into ``DIR/distill``;
-4. evaluate: the synthetic set, a random selection of the same size (same protocol) and the teacher;
-   prints a three-row table and writes ``DIR/report.json``, ``DIR/synthetic.hdf5`` and ``DIR/*.png``.
+   behavior policy (``obd/tasks/hopper/behavior_medium.pt``) into a cache folder the first time;
+2. teacher: the shipped TD3+BC teacher of that dataset (``--teacher hopper-medium-v5``);
+3. distill: Av-PBC with the shipped CPU preset ``quickstart`` (``obd/configs/quickstart.yaml``) into
+   ``DIR/distill``;
+4. evaluate: the synthetic set and a random selection of the same size, both with the distillation's own
+   student and inner loop, and the teacher; prints a three-row table (normalized score, return, mean
+   episode length, mean forward progress) and writes ``DIR/report.json``, ``DIR/synthetic.hdf5`` and
+   ``DIR/*.png``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obd.errors import ObdError
+from obd.cli import add_common, apply_common, lazy, parse_args
+from obd.errors import ObdError, cli_entry
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "configs" / "quickstart.yaml"
-DEFAULT_TEACHER = REPO / "envs" / "hopper" / "teacher_td3bc_medium.pt"
+DEFAULT_CONFIG = "quickstart"           # a shipped preset (obd.assets)
+DEFAULT_TEACHER = "hopper-medium-v5"    # the shipped teacher of that dataset
 ROWS = ("synthetic", "random_selection", "teacher")
+#: what report.json keeps of each row's evaluation
+ROW_KEYS = ("normalized_score_mean", "normalized_score_std", "return_mean", "episode_length_mean",
+            "forward_progress_mean", "per_policy_normalized_score", "per_policy_episode_length",
+            "per_policy_forward_progress")
 
 
 @dataclass
@@ -35,8 +42,8 @@ class QuickstartSettings:
     level: str = "medium"
     transitions: int = 100_000
     dataset: str | None = None          # any load_dataset spec instead of the built default
-    teacher: Path = DEFAULT_TEACHER
-    config: Path = DEFAULT_CONFIG
+    teacher: str | Path = DEFAULT_TEACHER
+    config: str | Path = DEFAULT_CONFIG
     overrides: tuple[str, ...] = ()
     students: int = 10
     episodes: int = 10
@@ -76,20 +83,20 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     from obd.data import load_dataset
     from obd.distill import DistillConfig
     from obd.distill.run import start
-    from obd.evaluate import evaluate_synthetic, evaluate_teacher, random_selection
-    from obd.io import write_json_atomic
+    from obd.assets import resolve_asset
+    from obd.evaluate import distilled_student, evaluate_synthetic, evaluate_teacher, random_selection
+    from obd.io import check_writable, write_json_atomic
     from obd.teachers import Teacher
 
-    out = Path(settings.out)
+    out = check_writable(settings.out, is_dir=True)
     t_start = time.perf_counter()
-    if not Path(settings.teacher).is_file():
-        raise ObdError(f"{settings.teacher}: teacher file not found (train one with `python -m obd.teacher train`)")
+    teacher_file = resolve_asset("teacher", settings.teacher)
     cfg = load_config(DistillConfig, settings.config, list(settings.overrides),
-                      base={"teacher": str(settings.teacher), "seed": settings.seed})
+                      base={"teacher": str(teacher_file), "seed": settings.seed})
     cfg.validate()
 
     dataset = load_dataset(settings.dataset) if settings.dataset else default_dataset(settings)
-    teacher = Teacher.load(settings.teacher)
+    teacher = Teacher.load(teacher_file)
     cfg.dataset = dataset.source
     print(f"[2/4] teacher {settings.teacher} ({teacher.metadata.get('algo', '?')})", flush=True)
 
@@ -100,8 +107,9 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     syn.save(out / "synthetic.hdf5")
 
     print(f"[4/4] evaluating: {settings.students} students x {settings.episodes} episodes per set", flush=True)
+    # the random selection is trained like the synthetic set, so the two rows compare data, not students
     common = dict(students=settings.students, episodes=settings.episodes, seed=settings.seed,
-                  max_steps=settings.max_steps)
+                  max_steps=settings.max_steps, student=distilled_student(syn.metadata))
     results = {
         "synthetic": evaluate_synthetic(syn, **common),
         "random_selection": evaluate_synthetic(random_selection(dataset, cfg.n_syn, settings.seed),
@@ -109,15 +117,12 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
         "teacher": evaluate_teacher(teacher, episodes=settings.episodes, seed=settings.seed,
                                     max_steps=settings.max_steps),
     }
-    report = {
-        row: {k: results[row][k] for k in ("normalized_score_mean", "normalized_score_std", "return_mean",
-                                            "per_policy_normalized_score")}
-        for row in ROWS
-    }
+    report = {row: {k: results[row][k] for k in ROW_KEYS} for row in ROWS}
     report["settings"] = {"dataset": dataset.source, "transitions": len(dataset), "teacher": str(settings.teacher),
                           "config": str(settings.config), "overrides": list(settings.overrides),
                           "n_syn": cfg.n_syn, "outer_steps": cfg.outer_steps, "students": settings.students,
-                          "episodes": settings.episodes, "max_steps": settings.max_steps, "seed": settings.seed}
+                          "episodes": settings.episodes, "max_steps": settings.max_steps, "seed": settings.seed,
+                          "student": results["synthetic"]["student"]}
     report["seconds"] = {"distill": distill_seconds, "total": time.perf_counter() - t_start}
     plots = write_plots(out, out / "distill" / "metrics.jsonl", report)
     report["plots"] = plots
@@ -127,15 +132,22 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'':<18}{'normalized score':>20}{'return':>10}", "-" * 48]
+    """The three rows: normalized score (mean +- std over students), return, mean episode length and mean
+    forward progress (torso x displacement per episode, metres), which tell a moving policy from one
+    collecting the alive bonus in place."""
+    lines = [f"{'':<18}{'normalized score':>20}{'return':>10}{'ep. length':>12}{'progress':>10}", "-" * 70]
     names = {"synthetic": "synthetic set", "random_selection": "random selection", "teacher": "teacher"}
     for row in ROWS:
         r = report[row]
         lines.append(f"{names[row]:<18}{r['normalized_score_mean']:>12.1f} +- {r['normalized_score_std']:<5.1f}"
-                     f"{r['return_mean']:>10.0f}")
+                     f"{r['return_mean']:>10.0f}{r['episode_length_mean']:>12.0f}{r['forward_progress_mean']:>10.2f}")
     s = report["settings"]
+    st = s["student"]
+    whose = "the distillation's own" if st["source"] == "distillation" else st["protocol"]
     lines.append(f"({s['n_syn']} pairs, {s['outer_steps']} outer steps, {s['students']} students x "
-                 f"{s['episodes']} episodes; {report['seconds']['total']:.0f} s in all)")
+                 f"{s['episodes']} episodes; students {st['name']}, {st['steps']} {st['optimizer']} steps at lr "
+                 f"{st['lr']:g} ({whose}); progress: torso x displacement per episode; "
+                 f"{report['seconds']['total']:.0f} s in all)")
     return "\n".join(lines)
 
 
@@ -163,26 +175,40 @@ def write_plots(out: Path, metrics_path: Path, report: dict[str, Any]) -> list[s
     return ["outer_loss.png", "scores.png"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quickstart", help="build data, distill with Av-PBC, evaluate: the whole pipeline")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="distillation config overrides")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="obd quickstart", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default=None, help="use this dataset (path / D4RL id / Minari id) instead")
     p.add_argument("--transitions", type=int, default=100_000, help="size of the built default dataset")
-    p.add_argument("--teacher", type=Path, default=DEFAULT_TEACHER)
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--teacher", default=DEFAULT_TEACHER, help=f"teacher file or shipped name (default {DEFAULT_TEACHER})")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=None, help="dataset cache (default $OBD_CACHE or ~/.cache/obd)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_run)
+    add_common(p, out="dir", out_help="output folder (required)",
+               config=lazy("obd.distill.engine", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None)
+    return p
 
 
-def _run(a: argparse.Namespace) -> int:
+def _main(argv: list[str] | None = None) -> int:
+    a = parse_args(build_parser(), argv)
+    for name in ("transitions", "students", "episodes", "max_steps"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            raise ObdError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {getattr(a, name)}")
+    if a.device is not None:
+        a.overrides.insert(0, f"device={a.device}")
+    if a.print_config:
+        from obd.cli import resolve_config
+
+        resolve_config(a, base={"seed": a.seed})
+    if a.out is None:
+        raise ObdError("--out: required (the output folder)")
+    apply_common(a)
     run_quickstart(QuickstartSettings(
         out=a.out, transitions=a.transitions, dataset=a.dataset, teacher=a.teacher, config=a.config,
         overrides=tuple(a.overrides), students=a.students, episodes=a.episodes, max_steps=a.max_steps,
         seed=a.seed, cache=a.cache, progress=not a.no_progress))
     return 0
+
+
+main = cli_entry(_main)

@@ -1,8 +1,9 @@
 """``python -m obd.report RUN_DIR... [--out DIR]``: evaluate distillation runs and write a Markdown report.
 
 For every run folder (``RUN/config.yaml``, ``RUN/checkpoints/step_XXXXXXX.hdf5``, ``RUN/synthetic.hdf5``)
-each checkpoint's synthetic set is evaluated with ``obd.evaluate.evaluate_synthetic`` (K fresh students,
-E episodes each). Evaluations are cached in ``RUN/eval_cache.json``, keyed by the file's size and mtime
+each checkpoint's synthetic set is evaluated with ``obd.evaluate.evaluate_synthetic`` (K fresh students of
+the run's own student and inner loop unless ``--arch``/``--hidden``/``--layers``/``--optimizer`` ask for a
+variant, E episodes each; scores with mean episode length and forward progress beside them). Evaluations are cached in ``RUN/eval_cache.json``, keyed by the file's size and mtime
 and the evaluation settings, so re-running only evaluates new checkpoints. Outputs, written only after
 every evaluation has finished and each file atomically: ``report.md`` (tables), ``curves.png`` (normalized
 return vs outer step per run), ``methods.png`` (final checkpoints, methods side by side per task) and,
@@ -48,6 +49,14 @@ class CheckpointEval:
     @property
     def std(self) -> float:
         return float(self.result["normalized_score_std"])
+
+    @property
+    def gait(self) -> str:
+        """Mean episode length and forward progress, as table cells (``n/a`` in results cached before them)."""
+        r = self.result
+        length, progress = r.get("episode_length_mean"), r.get("forward_progress_mean")
+        return (f"{length:.0f}" if length is not None else "n/a") + " | " + \
+            (f"{progress:.2f}" if progress is not None else "n/a")
 
 
 @dataclass
@@ -278,17 +287,21 @@ def plot_size_sweep(runs: list[RunEval], last: int) -> Any:
 def render_markdown(runs: list[RunEval], settings: dict[str, Any], last: int, images: list[str],
                     videos: dict[str, str]) -> str:
     lines = ["# OBD report", ""]
-    opts = ", ".join(f"{k}={v}" for k, v in settings.items())
+    opts = ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
     lines += [f"Each checkpoint: fresh students trained under the evaluation protocol ({opts}); normalized "
               "return = D4RL score `100 * (R - R_random) / (R_expert - R_random)` in Gymnasium `-v5` envs, "
               "mean +- std over students.", ""]
-    lines += [f"| run | task | method | N_syn | checkpoints | final step | final score | last-{last} mean | best |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["Ep. length: mean episode length (env steps); progress: mean forward progress (torso x "
+              "displacement per episode), so a student collecting the alive bonus in place shows as such.", ""]
+    lines += [f"| run | task | method | N_syn | checkpoints | final step | final score | ep. length | progress | "
+              f"last-{last} mean | best | student |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
         best = max(r.checkpoints, key=lambda c: c.score)
         lines.append(f"| {r.name} | {r.task} | {r.method} | {r.n_syn} | {len(r.checkpoints)} | "
-                     f"{r.final.outer_step} | {r.final.score:.1f} +- {r.final.std:.1f} | {r.last_mean(last):.1f} | "
-                     f"{best.score:.1f} (step {best.outer_step}) |")
+                     f"{r.final.outer_step} | {r.final.score:.1f} +- {r.final.std:.1f} | {r.final.gait} | "
+                     f"{r.last_mean(last):.1f} | {best.score:.1f} (step {best.outer_step}) | "
+                     f"{_student_label(r.final.result)} |")
     lines.append("")
     for img in images:
         lines += [f"![{img}]({img})", ""]
@@ -296,12 +309,20 @@ def render_markdown(runs: list[RunEval], settings: dict[str, Any], last: int, im
         lines += [f"## {r.name}", "", f"Folder: `{r.path}`", ""]
         if r.name in videos:
             lines += [f"Rollout video: [{videos[r.name]}]({videos[r.name]})", ""]
-        lines += ["| outer step | file | normalized score | return mean |", "| --- | --- | --- | --- |"]
+        if "student" in r.final.result:
+            lines += [f"Students: {r.final.result['student']['protocol']}.", ""]
+        lines += ["| outer step | file | normalized score | return mean | ep. length | progress |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for c in r.checkpoints:
             lines.append(f"| {c.outer_step} | {c.path.name} | {c.score:.1f} +- {c.std:.1f} | "
-                         f"{c.result['return_mean']:.1f} |")
+                         f"{c.result['return_mean']:.1f} | {c.gait} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _student_label(result: dict[str, Any]) -> str:
+    """``mlp3x128, 50 sgd steps`` from an evaluation result's settings."""
+    return f"{result.get('arch', '?')}, {result.get('steps', '?')} {result.get('optimizer', '?')} steps"
 
 
 def record_video(run: RunEval, path: Path, seed: int, max_steps: int | None) -> str | None:
@@ -317,15 +338,14 @@ def record_video(run: RunEval, path: Path, seed: int, max_steps: int | None) -> 
 
     from obd.distill.synthetic import SyntheticDataset
     from obd.envs import make_env
-    from obd.evaluate import StudentBatch
+    from obd.evaluate import PAPER_STUDENT, StudentSpec, distilled_student, train_students
 
     # EGL renders headless; a user's own MUJOCO_GL choice wins
     os.environ.setdefault("MUJOCO_GL", "egl")
     syn = SyntheticDataset.load(run.final.path)
-    settings = run.final.result
-    batch = StudentBatch(settings.get("arch", "mlp3"), syn.obs_dim, syn.act_dim, 1, seed=seed, device="cpu")
-    batch.train(syn.states, syn.actions, settings.get("steps", 100), optimizer=settings.get("optimizer", "sgd"),
-                lr=settings.get("lr"), seed=seed)
+    recorded = run.final.result.get("student")
+    spec = StudentSpec.from_dict(recorded) if recorded else distilled_student(syn.metadata) or PAPER_STUDENT
+    batch = train_students(spec, syn.states, syn.actions, 1, seed, "cpu")[0]
     try:
         env = make_env(run.task, render_mode="rgb_array")
         obs, _ = env.reset(seed=seed)
@@ -347,45 +367,54 @@ def record_video(run: RunEval, path: Path, seed: int, max_steps: int | None) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m obd.report", description=__doc__.splitlines()[0])
+    from obd.cli import add_common
+
+    p = argparse.ArgumentParser(prog="obd report", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default=None, help="output folder (default: the run folder for one run, else obd_report)")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (default: the task's)")
-    p.add_argument("--steps", type=int, default=100, help="student training steps (default 100, the inner loop's)")
-    p.add_argument("--arch", default="mlp3", help="student architecture (default mlp3, the inner loop's)")
-    p.add_argument("--optimizer", default="sgd", help="student optimizer (default sgd, the inner loop's)")
-    p.add_argument("--lr", type=float, default=None, help="student learning rate (default: the optimizer's)")
+    own = "the run's own student and inner loop (3x256 / 100 SGD steps for sets that record none)"
+    p.add_argument("--steps", type=int, default=None, help=f"student training steps (default: {own})")
+    p.add_argument("--arch", default=None, help=f"student architecture, a cross-architecture score (default: {own})")
+    p.add_argument("--hidden", type=int, default=None, help="student width (default: the run's own)")
+    p.add_argument("--layers", type=int, default=None, help="student hidden layers / blocks (default: the run's own)")
+    p.add_argument("--optimizer", default=None, help=f"student optimizer, a cross-optimizer score (default: {own})")
+    p.add_argument("--lr", type=float, default=None, help="student learning rate (default: the run's own; "
+                                                          "with --optimizer, that optimizer's)")
     p.add_argument("--last", type=int, default=5, help="checkpoints averaged for the final score (default 5)")
-    p.add_argument("--device", default=None)
     p.add_argument("--video", action="store_true", help="record one rollout GIF per run (needs OpenGL + imageio)")
+    add_common(p, out="dir", out_help="output folder (default: the run folder for one run, else obd_report)")
     return p
 
 
 def _main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from obd.cli import apply_common, parse_args
+
+    args = parse_args(build_parser(), argv)
     for name in ("students", "episodes", "last"):
         if getattr(args, name) < 1:
             raise ObdError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    from obd.evaluate.protocol import check_arch
-    from obd.evaluate.students import resolve_lr
+    from obd.evaluate import PAPER_STUDENT, resolve_student
 
-    check_arch(args.arch)
-    resolve_lr(args.optimizer, args.lr)
-    if args.steps < 0:
-        raise ObdError(f"--steps must be >= 0, got {args.steps}")
+    for name in ("steps", "hidden", "layers"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "steps" else 1):
+            raise ObdError(f"--{name} must be >= {0 if name == 'steps' else 1}, got {value}")
+    resolve_student(PAPER_STUDENT, args.arch, args.hidden, args.layers, args.steps, args.optimizer, args.lr)
     runs_in = [Path(r) for r in args.runs]
     loaded = [load_run(r) for r in runs_in]
     names = [r.resolve().name for r in runs_in]
     if len(set(names)) != len(names):
         raise ObdError(f"run folders must have distinct names, got {names}")
     out = Path(args.out) if args.out else (runs_in[0] if len(runs_in) == 1 else Path("obd_report"))
+    args.out = out
+    apply_common(args)
     settings = {"students": args.students, "episodes": args.episodes, "steps": args.steps, "arch": args.arch,
-                "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed, "max_steps": args.max_steps}
-    eval_settings = dict(settings, device=args.device)
-    runs = [evaluate_run(r, eval_settings) for r in loaded]
+                "hidden": args.hidden, "layers": args.layers, "optimizer": args.optimizer, "lr": args.lr,
+                "seed": args.seed, "max_steps": args.max_steps}
+    eval_settings = dict(settings, device=None if args.device == "auto" else args.device)
+    runs = [evaluate_run(r, eval_settings, progress=not args.no_progress) for r in loaded]
 
     import matplotlib
 
@@ -413,7 +442,10 @@ def _main(argv: list[str] | None = None) -> int:
                       + (panel.markdown if panel is not None else ""))
     summary = [{"run": r.name, "task": r.task, "method": r.method, "n_syn": r.n_syn,
                 "final_step": r.final.outer_step, "final_score": r.final.score,
-                f"last_{args.last}_mean": r.last_mean(args.last)} for r in runs]
+                "final_episode_length": r.final.result.get("episode_length_mean"),
+                "final_forward_progress": r.final.result.get("forward_progress_mean"),
+                f"last_{args.last}_mean": r.last_mean(args.last), "student": r.final.result.get("student")}
+               for r in runs]
     write_json_atomic(out / "report.json", summary)
     for s in summary:
         print(f"{s['run']}: {s['task']} {s['method']} N={s['n_syn']} step {s['final_step']}: "

@@ -1,9 +1,11 @@
-"""``python -m obd.teacher``: train offline RL teachers, import CORL checkpoints, inspect teacher files.
+"""``obd teacher`` (``python -m obd.teacher``): train offline RL teachers, import CORL checkpoints, inspect
+teacher files.
 
-    python -m obd.teacher train --dataset hopper-medium-v5 --algo td3bc --steps 50000 --out runs/teachers/x
-    python -m obd.teacher train --dataset SPEC --algo iql --steps N --out DIR --resume beta=3.0
-    python -m obd.teacher import-corl CKPT --task hopper --out FILE --stats-from DATASET
-    python -m obd.teacher info FILE
+    obd teacher train --dataset hopper-medium-v5 --algo td3bc --steps 50000 --out runs/teachers/x
+    obd teacher train --dataset SPEC --algo iql --steps N --out DIR --resume beta=3.0
+    obd teacher train --dataset SPEC --algo td3bc --print-config     # the resolved algorithm config
+    obd teacher import-corl CKPT --task hopper --out FILE --stats-from DATASET
+    obd teacher info FILE                                            # or a shipped name: hopper-medium-v5
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from obd.config import load_config
-from obd.data.dataset import Normalizer
+from obd.cli import add_common, apply_common, parse_args, positive, resolve_config
 from obd.errors import ObdError, cli_entry
-from obd.teachers import ALGOS, RunConfig, Teacher, import_corl, train_teacher
+
+#: flags that set obd.teachers.RunConfig fields; left out, RunConfig's defaults apply (read at run time, so
+#: ``--help`` does not import torch)
+RUN_FLAGS = ("steps", "eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every", "log_every")
 
 
 def _load_dataset(spec: str):
@@ -30,27 +31,35 @@ def _load_dataset(spec: str):
     return obd.data.load_dataset(spec)
 
 
-def _floats(text: str, flag: str) -> np.ndarray:
+def _floats(text: str, flag: str):
+    import numpy as np
+
     try:
         return np.asarray([float(x) for x in text.split(",") if x.strip() != ""], dtype=np.float32)
     except ValueError:
         raise ObdError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
 
 
+def _algo(name: str):
+    from obd.teachers import ALGOS
+
+    if name not in ALGOS:
+        raise ObdError(f"--algo: unknown algorithm '{name}'; expected one of {sorted(ALGOS)}")
+    return ALGOS[name]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
-    algo_cls, cfg_cls = ALGOS[args.algo]
-    config = args.config
-    if config is None:
-        default = Path(__file__).resolve().parents[1] / "configs" / f"teacher_{args.algo}.yaml"
-        config = default if default.is_file() else None
-    algo_cfg = load_config(cfg_cls, config, args.overrides)
-    run = RunConfig(dataset=args.dataset, algo=args.algo, steps=args.steps, seed=args.seed,
-                    eval_every=args.eval_every, eval_episodes=args.eval_episodes, eval_max_steps=args.eval_max_steps,
-                    checkpoint_every=args.checkpoint_every, log_every=args.log_every, device=args.device)
-    for name in ("steps", "eval_episodes"):
-        if getattr(run, name) < 1:
-            raise ObdError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(run, name)}")
+    algo_cls, cfg_cls = _algo(args.algo)
+    if args.config is None:
+        from obd.assets import configs_dir
+
+        default = configs_dir() / f"teacher_{args.algo}.yaml"
+        args.config = str(default) if default.is_file() else None
+    algo_cfg = resolve_config(args, cls=cfg_cls)
+    from obd.teachers import RunConfig, train_teacher
+
+    given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
+    run = RunConfig(dataset=args.dataset, algo=args.algo, seed=args.seed, device=args.device, **given)
     if args.resume and not (args.out / "checkpoint.pt").is_file():
         print(f"no checkpoint in {args.out}; starting a new run", file=sys.stderr)
     data = _load_dataset(args.dataset)
@@ -63,6 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_import_corl(args: argparse.Namespace) -> int:
     if args.stats_from is not None and (args.obs_mean or args.obs_std):
         raise ObdError("import-corl: give either --stats-from or --obs-mean/--obs-std, not both")
+    from obd.data.dataset import Normalizer
+    from obd.teachers import import_corl
+
     if args.stats_from is not None:
         data = _load_dataset(args.stats_from)
         normalizer, source = data.normalizer, args.stats_from
@@ -78,6 +90,8 @@ def cmd_import_corl(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from obd.teachers import Teacher
+
     teacher = Teacher.load(args.file, device="cpu")
     print(json.dumps({"task": teacher.task, "obs_dim": teacher.obs_dim, "act_dim": teacher.act_dim,
                       "stochastic": teacher.stochastic, "critic": teacher.critic is not None,
@@ -86,46 +100,51 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m obd.teacher",
-                                description="Train offline RL teachers, import CORL checkpoints, inspect teacher files.")
+    p = argparse.ArgumentParser(prog="obd teacher", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC or IQL)")
+    t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC, IQL, ...)",
+                       epilog="The algorithm's config keys and defaults: obd teacher train --algo ALGO --dataset X "
+                              "--out Y --print-config (shipped presets teacher_td3bc, teacher_iql).")
     t.add_argument("--dataset", required=True, help="dataset path, D4RL id or Minari id")
-    t.add_argument("--algo", choices=sorted(ALGOS), default="td3bc")
-    t.add_argument("--steps", type=int, default=RunConfig.steps, help="gradient updates")
-    t.add_argument("--out", type=Path, required=True, help="run folder")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--eval-every", type=int, default=RunConfig.eval_every, help="0 = no evaluation")
-    t.add_argument("--eval-episodes", type=int, default=RunConfig.eval_episodes)
-    t.add_argument("--eval-max-steps", type=int, default=0, help="episode length cap in evaluation (0 = task's)")
-    t.add_argument("--checkpoint-every", type=int, default=RunConfig.checkpoint_every)
-    t.add_argument("--log-every", type=int, default=RunConfig.log_every)
-    t.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present)")
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    t.add_argument("--config", type=Path, default=None, help="algorithm config YAML (default configs/teacher_ALGO.yaml)")
+    t.add_argument("--algo", default="td3bc", help="an algorithm of obd.teachers.ALGOS (td3bc, iql, ...)")
+    t.add_argument("--steps", type=int, default=None, help="gradient updates (default: RunConfig's, CORL's 1M)")
+    t.add_argument("--eval-every", type=int, default=None, help="updates between evaluations; 0 = none")
+    t.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation")
+    t.add_argument("--eval-max-steps", type=int, default=None, help="episode length cap in evaluation (0 = task's)")
+    t.add_argument("--checkpoint-every", type=int, default=None, help="updates between checkpoints")
+    t.add_argument("--log-every", type=int, default=None, help="updates averaged per metrics.jsonl line")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    t.add_argument("--no-progress", action="store_true")
-    t.add_argument("overrides", nargs="*", help="algorithm config overrides key=value")
+    # the algorithm's config class depends on --algo, so its keys are listed by --print-config, not --help
+    add_common(t, out="dir", out_required=True, out_help="run folder")
+    t.add_argument("--config", default=None, metavar="PRESET_OR_FILE",
+                   help="algorithm config: YAML file or shipped preset (default teacher_ALGO)")
+    t.add_argument("--print-config", action="store_true", help="print the resolved algorithm config and exit")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="algorithm config overrides")
     t.set_defaults(func=cmd_train)
 
     c = sub.add_parser("import-corl", help="convert a CORL Cal-QL/CQL checkpoint into a teacher file")
     c.add_argument("ckpt", type=Path)
     c.add_argument("--task", required=True)
-    c.add_argument("--out", type=Path, required=True)
     c.add_argument("--stats-from", default=None, help="dataset whose state mean/std CORL normalized with")
     c.add_argument("--obs-mean", default=None, help="comma-separated state mean")
     c.add_argument("--obs-std", default=None, help="comma-separated state std")
+    add_common(c, out="file", out_required=True, out_help="teacher file to write", threads=False, device=False,
+               seed=False, progress=False)
     c.set_defaults(func=cmd_import_corl)
 
     i = sub.add_parser("info", help="print a teacher file's architecture and metadata")
-    i.add_argument("file", type=Path)
+    i.add_argument("file", help="teacher file or shipped name (hopper-medium-v5)")
     i.set_defaults(func=cmd_info)
     return p
 
 
 def _main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    positive(args, "steps", "eval_episodes")
+    positive(args, "eval_every", "eval_max_steps", "checkpoint_every", "log_every", minimum=0)
+    apply_common(args)
     return args.func(args)
 
 

@@ -28,7 +28,7 @@ from obd.data.dataset import TransitionDataset  # noqa: E402
 from obd.distill.engine import DistillConfig, Distiller  # noqa: E402
 from obd.distill.students import MLPStudent, bc_loss  # noqa: E402
 
-PRESETS = {"paper": "configs/paper_avpbc.yaml", "fast": "configs/fast_avpbc.yaml", "small": "configs/small_avpbc.yaml"}
+PRESETS = {"paper": "paper_avpbc", "fast": "fast_avpbc", "small": "small_avpbc"}
 REAL_STATES = 20_000
 
 
@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="DistillConfig overrides")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    root = Path(__file__).resolve().parents[1]
-    cfg = load_config(DistillConfig, root / PRESETS[args.preset], [f"device={args.device}", *args.overrides])
+    cfg = load_config(DistillConfig, PRESETS[args.preset], [f"device={args.device}", *args.overrides])
     data = random_dataset(args.obs_dim, args.act_dim)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))

@@ -1,13 +1,13 @@
 """Race distillation presets against the wall clock on one common yardstick: the paper's outer objective H.
 
     python scripts/compare_presets.py --dataset ~/.cache/obd/datasets/hopper-medium-100000/hopper_medium-v5.hdf5 \\
-        --teacher envs/hopper/teacher_td3bc_medium.pt \\
-        --presets configs/paper_avpbc.yaml,configs/fast_avpbc.yaml --budget-seconds 600 --out runs/compare
+        --teacher hopper-medium-v5 \\
+        --presets paper_avpbc,fast_avpbc --budget-seconds 600 --out runs/compare
 
     python scripts/compare_presets.py --runs runs/long/paper_avpbc,runs/long/fast_avpbc --clock cpu --out DIR
 
 Every preset (a config YAML, optionally followed by ``@key=value`` overrides, e.g.
-``configs/fast_avpbc.yaml@inner.steps=30@outer.batch=512``) distills the same dataset with the same teacher,
+``fast_avpbc@inner.steps=30@outer.batch=512``) distills the same dataset with the same teacher,
 seed and initial synthetic set for ``--budget-seconds`` of wall time spent in outer steps. The first preset
 is the reference (the paper's).
 
@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from obd.assets import resolve_asset  # noqa: E402
 from obd.config import config_to_dict, load_config  # noqa: E402
 from obd.device import resolve_device  # noqa: E402
 from obd.distill.engine import DistillConfig, Distiller, load_dataset_spec, load_teacher  # noqa: E402
@@ -67,7 +68,7 @@ from obd.errors import ObdError, cli_entry  # noqa: E402
 from obd.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PRESETS = "configs/paper_avpbc.yaml,configs/fast_avpbc.yaml"
+DEFAULT_PRESETS = "paper_avpbc,fast_avpbc"
 
 
 class Yardstick:
@@ -121,11 +122,10 @@ def parse_presets(text: str) -> list[tuple[str, Path, list[str]]]:
         if not item:
             continue
         path_text, *overrides = item.split("@")
-        path = Path(path_text).expanduser()
-        if not path.is_file() and (ROOT / path).is_file():
-            path = ROOT / path
-        if not path.is_file():
-            raise ObdError(f"--presets: config file '{path_text}' not found")
+        try:
+            path = resolve_asset("config", path_text)
+        except ObdError:
+            raise ObdError(f"--presets: config file '{path_text}' not found") from None
         for o in overrides:
             if "=" not in o:
                 raise ObdError(f"--presets: override '{o}' in '{item}': expected key=value")
@@ -229,11 +229,14 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
 def evaluate(syn: SyntheticDataset, args: argparse.Namespace) -> dict[str, Any] | None:
     if args.eval_students <= 0:
         return None
+    from obd.evaluate import PAPER_STUDENT
     from obd.evaluate.protocol import evaluate_synthetic
 
-    r = evaluate_synthetic(syn, students=args.eval_students, episodes=args.eval_episodes, seed=args.seed,
+    # one yardstick for every preset (the module docstring's "paper protocol"), not each preset's own student
+    r = evaluate_synthetic(syn, student=PAPER_STUDENT, students=args.eval_students, episodes=args.eval_episodes, seed=args.seed,
                            max_steps=args.eval_max_steps, where=f"synthetic set at step {syn.metadata['outer_step']}")
     keep = ("normalized_score_mean", "normalized_score_std", "per_policy_normalized_score", "return_mean",
+            "episode_length_mean", "forward_progress_mean",
             "students", "episodes", "train_seconds", "rollout_seconds")
     return {k: r[k] for k in keep if k in r}
 
@@ -324,7 +327,7 @@ def main_(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/compare"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value",
                    help="config override applied to every preset")
-    p.add_argument("--yardstick", default="configs/paper_avpbc.yaml", help="config whose objective/student/inner "
+    p.add_argument("--yardstick", default="paper_avpbc", help="config whose objective/student/inner "
                    "loop define H")
     p.add_argument("--yardstick-set", action="append", default=[], metavar="key=value")
     p.add_argument("--yardstick-students", type=int, default=4)

@@ -9,7 +9,7 @@ Resumable: each distillation is a run folder under ``--out`` (``python -m obd.di
 resumed if it was killed, and every evaluation is cached as JSON next to it, so re-running the same
 command only does what is missing.
 
-    python scripts/reproduce.py --dataset hopper-medium-v5=envs/hopper/teacher_td3bc_medium.pt \
+    python scripts/reproduce.py --dataset hopper-medium-v5=hopper-medium-v5 \
         --seeds 0,1 --outer-steps 500 --out runs/reproduce
 """
 
@@ -32,7 +32,7 @@ from obd.distill import DistillConfig
 from obd.distill.run import resume, start
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError, cli_entry
-from obd.evaluate import evaluate_bc, evaluate_synthetic, evaluate_teacher, random_selection
+from obd.evaluate import config_student, evaluate_bc, evaluate_synthetic, evaluate_teacher, random_selection
 from obd.io import write_json_atomic, write_text_atomic
 from obd.teachers import Teacher
 
@@ -94,9 +94,11 @@ def run_method(method: str, seed: int, dataset: Any, teacher: Any, teacher_path:
                args: argparse.Namespace, eval_kw: dict[str, int]) -> dict[str, Any]:
     """Evaluation result of one (method, seed): random selection, or a distillation run then its evaluation."""
     if method == "random":
-        n_syn = load_config(DistillConfig, args.preset).n_syn
+        preset = load_config(DistillConfig, args.preset)
+        # trained like the distilled sets (the preset's student and inner loop), so the rows compare data
         return cached(root / f"random_seed{seed}.json",
-                      lambda: evaluate_synthetic(random_selection(dataset, n_syn, seed), seed=seed, **eval_kw))
+                      lambda: evaluate_synthetic(random_selection(dataset, preset.n_syn, seed), seed=seed,
+                                                 student=config_student(preset.student, preset.inner), **eval_kw))
     overrides = OVERRIDES[method] + [f"seed={seed}", f"teacher={teacher_path}"] + args.extra
     if method == "sdw":
         overrides.append(f"density.estimator={args.sdw_estimator}")
@@ -120,7 +122,7 @@ def main_(argv: list[str] | None = None) -> int:
                    help="a dataset spec and its teacher file; repeat for several datasets")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", default="0,1")
-    p.add_argument("--preset", type=Path, default=Path("configs/small_avpbc.yaml"))
+    p.add_argument("--preset", default="small_avpbc", help="YAML config file or shipped preset name")
     p.add_argument("--outer-steps", type=int, default=None, help="override the preset's outer_steps")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)

@@ -31,3 +31,25 @@ def write_h5():
         return path
 
     return write
+
+
+@pytest.fixture
+def hopper_file(data_dirs):
+    """A tiny hopper-dims (11, 3) D4RL file ``hopper_medium-v5.hdf5`` in ``$D4RL_DATASET_DIR``, so the id
+    ``hopper-medium-v5`` resolves to it; 400 transitions, episodes of 100 steps."""
+    from obd.data import write_d4rl
+
+    rng = np.random.default_rng(0)
+    n = 400
+    obs = rng.normal(size=(n + 1, 11)).astype(np.float32)
+    timeouts = np.arange(n) % 100 == 99
+    return write_d4rl(data_dirs[0] / "hopper_medium-v5.hdf5", observations=obs[:-1],
+                      actions=np.tanh(rng.normal(size=(n, 3))).astype(np.float32), rewards=rng.normal(size=n),
+                      terminals=np.zeros(n, bool), timeouts=timeouts, next_observations=obs[1:])
+
+
+@pytest.fixture
+def tiny_distill(hopper_file):
+    """``key=value`` overrides for a distillation of ``hopper_file`` that takes well under a second per step."""
+    return [f"dataset={hopper_file}", "objective=dbc", "n_syn=4", "student.hidden=8", "student.depth=2",
+            "inner.steps=2", "outer.batch=8", "device=cpu", "checkpoint_every=2"]

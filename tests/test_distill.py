@@ -416,7 +416,7 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path, capsys):
     write_d4rl(path, observations=data.observations, actions=data.actions, rewards=data.rewards,
                terminals=data.terminals, timeouts=np.zeros(len(data), bool),
                next_observations=data.next_observations)
-    args = ["--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "objective=dbc",
+    args = ["--config", "fast_avpbc", f"dataset={path}", "objective=dbc",
             "n_syn=4", "student.hidden=8", "student.depth=2", "inner.steps=2", "outer.batch=8", "outer_steps=4",
             "checkpoint_every=2", "device=cpu", "--no-progress"]
     threads = torch.get_num_threads()
@@ -437,7 +437,7 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert _cli("--resume", str(killed), "n_syn=8") == 2
     assert "may only change" in capsys.readouterr().err
-    assert _cli("--config", str(ROOT / "configs" / "fast_avpbc.yaml"), f"dataset={path}", "device=cpu",
+    assert _cli("--config", "fast_avpbc", f"dataset={path}", "device=cpu",
                 "--out", str(tmp_path / "x")) == 2
     assert "teacher" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert _cli(*args, "--out", str(tmp_path / "y"), "--threads", "0") == 2
@@ -445,7 +445,7 @@ def test_cli_runs_and_resumes_and_reports_errors(tmp_path, capsys):
 
 
 def test_cli_error_is_one_line_without_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "obd.distill", "--config", str(ROOT / "configs" / "fast_avpbc.yaml"),
+    done = subprocess.run([sys.executable, "-m", "obd.distill", "--config", "fast_avpbc",
                            "objective=nope"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert done.returncode == 2 and done.stderr.startswith("error:") and "objective" in done.stderr
@@ -455,7 +455,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 @pytest.mark.parametrize("name", ["paper_avpbc", "paper_pbc", "paper_dbc", "paper_sdw", "fast_avpbc", "fast_pbc",
                                   "fast_dbc", "fast_sdw", "small_avpbc", "small_pbc", "small_dbc", "small_sdw"])
 def test_shipped_configs_load(name):
-    cfg = load_config(DistillConfig, ROOT / "configs" / f"{name}.yaml")
+    cfg = load_config(DistillConfig, name)
     cfg.validate()
 
 

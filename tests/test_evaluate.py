@@ -25,21 +25,31 @@ torch.set_num_threads(1)
 MAX_STEPS = 20
 
 
-def zero_action_return(episodes: int, seed: int, max_steps: int) -> np.ndarray:
-    """Hopper-v5 returns of the all-zero action, computed directly with the env."""
-    out = []
+def constant_action_episodes(episodes: int, seed: int, max_steps: int, action=(0.0, 0.0, 0.0)):
+    """Hopper-v5 returns, lengths (env steps) and torso x displacement of a constant action, computed
+    directly with the env: three arrays (episodes,)."""
+    returns, lengths, progress = [], [], []
     for e in range(episodes):
         env = gym.make("Hopper-v5")
         env.reset(seed=seed + e)
-        total = 0.0
+        x0 = float(env.unwrapped.data.qpos[0])
+        total, steps = 0.0, 0
         for _ in range(max_steps):
-            _, r, term, trunc, _ = env.step(np.zeros(3))
+            _, r, term, trunc, _ = env.step(np.asarray(action, dtype=np.float64))
             total += r
+            steps += 1
             if term or trunc:
                 break
-        out.append(total)
+        returns.append(total)
+        lengths.append(steps)
+        progress.append(float(env.unwrapped.data.qpos[0]) - x0)
         env.close()
-    return np.array(out)
+    return np.array(returns), np.array(lengths), np.array(progress)
+
+
+def zero_action_return(episodes: int, seed: int, max_steps: int) -> np.ndarray:
+    """Hopper-v5 returns of the all-zero action, computed directly with the env."""
+    return constant_action_episodes(episodes, seed, max_steps)[0]
 
 
 def make_syn(n: int = 32, seed: int = 0, obs_dim: int = 11, act_dim: int = 3, task: str | None = "hopper"):
@@ -195,9 +205,14 @@ def test_ensemble_of_opposite_students_averages_actions():
 
 def test_evaluate_synthetic_reports_per_student_scores():
     res = evaluate_synthetic(make_syn(16), students=3, episodes=2, steps=10, max_steps=MAX_STEPS, device="cpu")
-    assert res["task"] == "hopper" and res["lr"] == 0.1 and res["optimizer"] == "sgd" and res["arch"] == "mlp3"
+    assert res["task"] == "hopper" and res["lr"] == 0.1 and res["optimizer"] == "sgd" and res["arch"] == "mlp3x256"
     assert len(res["per_policy_normalized_score"]) == 3
-    assert np.array(res["returns"]).shape == (3, 2)
+    for key in ("returns", "lengths", "forward_progress"):
+        assert np.array(res[key]).shape == (3, 2), key
+    for key in ("per_policy_episode_length", "per_policy_forward_progress"):
+        assert len(res[key]) == 3, key
+    assert res["episode_length_mean"] == pytest.approx(np.mean(res["lengths"]))
+    assert res["forward_progress_mean"] == pytest.approx(np.mean(res["forward_progress"]))
     assert res["normalized_score_mean"] == pytest.approx(np.mean(res["per_policy_normalized_score"]))
     assert len(res["final_bc_loss"]) == 3
     ens = evaluate_synthetic(make_syn(16), students=3, episodes=2, steps=10, ensemble=True,
@@ -243,6 +258,8 @@ def test_evaluate_teacher_uses_raw_states():
 
 def test_bad_inputs_name_what_is_wrong():
     syn = make_syn(8)
+    with pytest.raises(ObdError, match="student hidden must be an integer >= 1"):
+        evaluate_synthetic(syn, hidden=0)
     with pytest.raises(ObdError, match="arch 'mlp4'"):
         evaluate_synthetic(syn, arch="mlp4")
     with pytest.raises(ObdError, match="optimizer 'rmsprop'"):
@@ -270,10 +287,16 @@ def test_cli_json_and_out(tmp_path, capsys):
     for key in ("normalized_score_mean", "normalized_score_std", "return_mean"):
         assert isinstance(printed[key], float)
     assert printed["students"] == 2 and printed["file"] == str(path)
+    for key in ("episode_length_mean", "forward_progress_mean"):
+        assert isinstance(printed[key], float)
+    assert len(printed["per_policy_forward_progress"]) == 2 and len(printed["per_policy_episode_length"]) == 2
+    assert printed["student"]["source"] == "paper"  # make_syn records no distillation config
     rc = cli_main(["synthetic", str(path), "--students", "2", "--episodes", "1", "--steps", "2",
                    "--max-steps", "5", "--ensemble", "--optimizer", "adamw", "--arch", "residual"])
     table = capsys.readouterr().out
     assert rc == 0 and "normalized score" in table and "residual" in table and "adamw" in table
+    assert "forward progress mean" in table and "episode length mean" in table
+    assert "cross-architecture/optimizer/steps" in table
 
 
 def test_cli_teacher_and_dataset_commands(tmp_path, capsys, monkeypatch):
@@ -314,6 +337,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
         (["synthetic", str(good), "--optimizer", "lbfgs", "--out", str(out)], "optimizer 'lbfgs'"),
         (["synthetic", str(tmp_path / "missing.hdf5")], "not found"),
         (["synthetic", str(good), "--episodes", "0"], "--episodes"),
+        (["synthetic", str(good), "--hidden", "0"], "--hidden"),
     ]
     for argv, needle in cases:
         assert cli_main(argv) == 2
@@ -357,3 +381,212 @@ def test_cli_with_real_teacher_file_and_d4rl_file(tmp_path, capsys):
     assert res["n_syn"] == 16 and res["task"] == "hopper"
     assert cli_main(["bc", str(path), "--steps", "3", "--episodes", "1", "--max-steps", "5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "bc"
+
+
+# ---------------------------------------------------------------- gait statistics
+
+
+class ConstantPolicy:
+    """Rollout policy acting ``action`` everywhere; counts the rows it was asked for, per policy index."""
+
+    def __init__(self, action, k):
+        self.action = torch.tensor(action, dtype=torch.float32)
+        self.rows = np.zeros(k, dtype=np.int64)
+
+    def __call__(self, obs, idx):
+        self.rows += np.bincount(idx.numpy(), minlength=len(self.rows))
+        return self.action.expand(len(obs), -1)
+
+
+def test_zero_action_on_hopper_stands_still():
+    from obd.envs.rollout import rollout
+
+    res = rollout("hopper", ConstantPolicy([0.0, 0.0, 0.0], 1), 1, 2, seed=3, max_steps=200)
+    _, lengths, progress = constant_action_episodes(2, seed=3, max_steps=200)
+    np.testing.assert_array_equal(res.lengths[0], lengths)
+    np.testing.assert_allclose(res.progress[0], progress, atol=1e-9)
+    # the unactuated hopper slumps in place (a walking one covers metres): its torso moves a few centimetres
+    assert np.all(np.abs(res.progress) < 0.2), res.progress
+    assert abs(res.summary()["forward_progress_mean"]) < 0.2
+
+
+def test_episode_lengths_are_the_env_steps_taken():
+    from obd.envs.rollout import rollout
+
+    # a hard push topples the hopper after some tens of steps: episodes end early, at their own lengths
+    action = [1.0, -1.0, 1.0]
+    policy = ConstantPolicy(action, 2)
+    res = rollout("hopper", policy, 2, 2, seed=0, max_steps=300)
+    returns, lengths, progress = constant_action_episodes(2, seed=0, max_steps=300, action=action)
+    assert lengths.max() < 300  # the episodes terminated, so the lengths are the env's, not the cap
+    np.testing.assert_array_equal(res.lengths, np.stack([lengths, lengths]))
+    np.testing.assert_array_equal(res.lengths.sum(axis=1), policy.rows)
+    np.testing.assert_allclose(res.returns, np.stack([returns, returns]), rtol=1e-9)
+    np.testing.assert_allclose(res.progress, np.stack([progress, progress]), atol=1e-9)
+    s = res.summary()
+    assert s["episode_length_mean"] == pytest.approx(lengths.mean())
+    assert s["per_policy_episode_length"] == pytest.approx([lengths.mean()] * 2)
+
+
+def test_forward_progress_reads_the_specs_qpos_index(monkeypatch):
+    import dataclasses
+
+    import obd.envs.rollout as ro
+
+    spec = ro.get_task("hopper")
+    monkeypatch.setattr(ro, "get_task", lambda task: dataclasses.replace(spec, forward_qpos_index=1))
+    env = gym.make("Hopper-v5")
+    env.reset(seed=0)
+    z0 = float(env.unwrapped.data.qpos[1])
+    env.step(np.zeros(3))
+    res = ro.rollout("hopper", ConstantPolicy([0.0, 0.0, 0.0], 1), 1, 1, seed=0, max_steps=1)
+    assert res.progress[0, 0] == pytest.approx(float(env.unwrapped.data.qpos[1]) - z0, abs=1e-9)
+    assert ro.forward_position(object(), 0) != ro.forward_position(object(), 0)  # NaN without MuJoCo state
+
+
+def test_teacher_and_bc_results_carry_gait_statistics():
+    res = evaluate_teacher(ZeroTeacher(), episodes=1, seed=0, max_steps=MAX_STEPS)
+    _, lengths, progress = constant_action_episodes(1, seed=0, max_steps=MAX_STEPS)
+    assert res["episode_length_mean"] == lengths[0] and res["lengths"] == [lengths.tolist()]
+    assert res["forward_progress_mean"] == pytest.approx(progress[0], abs=1e-9)
+    bc = evaluate_bc(make_dataset(), steps=2, students=1, episodes=1, max_steps=5, device="cpu")
+    assert {"episode_length_mean", "forward_progress_mean", "per_policy_forward_progress"} <= set(bc)
+    assert bc["student"]["source"] == "bc" and bc["batch_size"] == 256 and bc["student"]["cross"] == ["steps"]
+
+
+# ---------------------------------------------------------------- which student is trained
+
+
+def distilled_path(tmp_path, hidden=128, depth=3, steps=7, lr=0.05, momentum=0.5, kind="tanh_gaussian"):
+    """A synthetic set file carrying a distillation config, as the distiller writes it."""
+    from obd.config import config_to_dict
+    from obd.distill.engine import DistillConfig, InnerConfig, StudentConfig
+
+    cfg = DistillConfig(student=StudentConfig(kind=kind, hidden=hidden, depth=depth),
+                        inner=InnerConfig(steps=steps, lr=lr, momentum=momentum))
+    syn = make_syn(16)
+    syn.metadata = {"method": "Av-PBC", "config": config_to_dict(cfg)}
+    return syn.save(tmp_path / f"syn_{hidden}x{depth}.hdf5")
+
+
+def distilled_set(tmp_path, **kw):
+    return SyntheticDataset.load(distilled_path(tmp_path, **kw))
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """Record every StudentBatch the protocol builds and trains."""
+    import obd.evaluate.protocol as protocol
+
+    seen = []
+
+    class Recording(protocol.StudentBatch):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen.append(self)
+
+    monkeypatch.setattr(protocol, "StudentBatch", Recording)
+    return seen
+
+
+def test_own_student_is_the_default(tmp_path, built):
+    syn = distilled_set(tmp_path)
+    res = evaluate_synthetic(syn, students=2, episodes=1, max_steps=5, device="cpu")
+    (batch,) = built
+    layers = batch.built.layers
+    assert [layer.out_features for layer in layers] == [128, 128, 128, 6]  # 3x128, mean and log-std head
+    assert batch.k == 2 and batch.params["layers.0.weight"].shape == (2, 128, 11)
+    group = batch.last_optimizer.param_groups[0]
+    assert isinstance(batch.last_optimizer, torch.optim.SGD) and group["lr"] == 0.05 and group["momentum"] == 0.5
+    assert int(batch.last_optimizer.state[next(iter(batch.last_optimizer.state))]["momentum_buffer"].ne(0).any())
+    assert res["arch"] == "mlp3x128" and res["steps"] == 7 and res["lr"] == 0.05 and res["momentum"] == 0.5
+    assert res["student"]["source"] == "distillation" and res["student"]["cross"] == []
+    assert res["student"]["batch_size"] is None
+
+
+def test_cross_architecture_and_optimizer_only_when_asked(tmp_path, built):
+    syn = distilled_set(tmp_path)
+    deeper = evaluate_synthetic(syn, arch="mlp5", students=1, episodes=1, max_steps=3, device="cpu")
+    assert [layer.out_features for layer in built[-1].built.layers] == [128] * 5 + [6]
+    assert deeper["student"]["cross"] == ["architecture"] and deeper["steps"] == 7
+    wide = evaluate_synthetic(syn, hidden=64, layers=2, students=1, episodes=1, max_steps=3, device="cpu")
+    assert [layer.out_features for layer in built[-1].built.layers] == [64, 64, 6]
+    assert wide["arch"] == "mlp2x64"
+    adam = evaluate_synthetic(syn, optimizer="adam", students=1, episodes=1, max_steps=3, device="cpu")
+    assert isinstance(built[-1].last_optimizer, torch.optim.Adam)
+    assert adam["lr"] == 1e-3 and adam["student"]["cross"] == ["optimizer"]
+    res = evaluate_synthetic(syn, arch="residual", students=1, episodes=1, max_steps=3, device="cpu")
+    assert type(built[-1].built).__name__ == "ResidualStudent" and built[-1].built.hidden == 128
+    assert "cross-architecture" in res["student"]["protocol"]
+
+
+def test_sets_without_a_config_get_the_paper_protocol(tmp_path, built):
+    syn = SyntheticDataset.load(make_syn(16).save(tmp_path / "old.hdf5"))
+    res = evaluate_synthetic(syn, students=1, episodes=1, max_steps=3, device="cpu")
+    assert [layer.out_features for layer in built[-1].built.layers] == [256, 256, 256, 6]
+    assert res["steps"] == 100 and res["lr"] == 0.1 and res["student"]["source"] == "paper"
+    assert "no distillation config" in res["student"]["protocol"]
+
+
+def test_a_real_distillation_run_is_evaluated_with_its_student(tmp_path, built):
+    from obd.distill.engine import DistillConfig, InnerConfig, OuterConfig, StudentConfig
+
+    cfg = DistillConfig(objective="dbc", n_syn=8, student=StudentConfig(hidden=16, depth=2),
+                        inner=InnerConfig(steps=3, lr=0.2), outer=OuterConfig(batch=16), outer_steps=1,
+                        checkpoint_every=0, device="cpu")
+    path = cfg.create(make_dataset(), progress=False).fit().save(tmp_path / "run.hdf5")
+    res = evaluate_synthetic(SyntheticDataset.load(path), students=1, episodes=1, max_steps=3, device="cpu")
+    assert [layer.out_features for layer in built[-1].built.layers] == [16, 16, 6]
+    assert res["steps"] == 3 and res["lr"] == 0.2 and res["momentum"] == 0.0
+
+
+def test_deterministic_student_is_trained_and_rolled_out(tmp_path, built):
+    syn = distilled_set(tmp_path, hidden=8, depth=1, steps=20, momentum=0.0, kind="deterministic")
+    res = evaluate_synthetic(syn, students=2, episodes=1, max_steps=3, device="cpu")
+    assert [layer.out_features for layer in built[-1].built.layers] == [8, 3]
+    assert res["arch"] == "mlp1x8-det" and np.array(res["lengths"]).shape == (2, 1)
+
+
+def test_random_selection_can_be_scored_like_the_distilled_set(tmp_path, built):
+    from obd.evaluate import distilled_student
+
+    own = distilled_student(distilled_set(tmp_path).metadata)
+    res = evaluate_synthetic(random_selection(make_dataset(), 16), student=own, students=1, episodes=1,
+                             max_steps=3, device="cpu")
+    assert [layer.out_features for layer in built[-1].built.layers] == [128, 128, 128, 6]
+    assert res["student"]["source"] == "distillation" and res["steps"] == 7
+
+
+def test_malformed_config_metadata_is_a_one_line_error(tmp_path):
+    syn = make_syn(8)
+    syn.metadata = {"config": {"student": {"hidden": "wide"}, "inner": {}}}
+    with pytest.raises(ObdError, match=r"bad.hdf5: metadata 'config' \(student/inner\).*hidden"):
+        evaluate_synthetic(syn, where="bad.hdf5")
+    syn.metadata = {"config": {"student": {}, "inner": {"steps": 5, "lr": -1.0}}}
+    with pytest.raises(ObdError, match="inner steps 5, lr -1.0"):
+        evaluate_synthetic(syn, where="bad.hdf5")
+
+
+def test_cli_hidden_and_layers(tmp_path, capsys):
+    path = distilled_path(tmp_path)
+    assert cli_main(["synthetic", str(path), "--students", "1", "--episodes", "1", "--max-steps", "3",
+                     "--hidden", "32", "--layers", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["arch"] == "mlp2x32" and res["steps"] == 7 and res["student"]["cross"] == ["architecture"]
+    assert cli_main(["synthetic", str(path), "--students", "1", "--episodes", "1", "--max-steps", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "mlp3x128" in table and "the distillation's own student" in table
+
+
+def test_cli_random_like_a_distilled_set(tmp_path, capsys, monkeypatch):
+    import obd.data
+
+    monkeypatch.setattr(obd.data, "load_dataset", lambda spec: make_dataset(), raising=False)
+    like = distilled_path(tmp_path, hidden=24, depth=2, steps=3)
+    assert cli_main(["random", "fake", "--size", "16", "--students", "1", "--episodes", "1", "--max-steps", "3",
+                     "--like", str(like), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["arch"] == "mlp2x24" and res["steps"] == 3 and res["student"]["source"] == "distillation"
+    plain = make_syn(8).save(tmp_path / "plain.hdf5")
+    assert cli_main(["random", "fake", "--like", str(plain)]) == 2
+    assert "records no distillation config" in capsys.readouterr().err

@@ -188,7 +188,9 @@ def test_sdw_run_logs_weights_and_resumes_bit_identically(tmp_path, mode, capsys
     assert stats["alpha_solved"] and set(stats["weight_quantiles"]) == {"q01", "q05", "q50", "q95", "q99"}
 
     # a run killed after its step-4 checkpoint, with step 5's metrics line already written
-    start(sdw_config(mode, outer_steps=4), tmp_path / "killed", data, teacher, progress=False)
+    # (the cosine horizon is the full run's, as a killed run's would be)
+    start(sdw_config(mode, outer_steps=4, **{"outer.decay_steps": 6}), tmp_path / "killed", data, teacher,
+          progress=False)
     with (tmp_path / "killed" / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 5, "loss": 0.0}) + "\n")
     (tmp_path / "killed" / "synthetic.hdf5").unlink()
@@ -239,7 +241,7 @@ def test_density_section_is_typed_and_old_keys_still_load():
 
 @pytest.mark.parametrize("name", ["fast_sdw", "paper_sdw", "small_sdw"])
 def test_sdw_presets_solve_alpha(name):
-    cfg = load_config(DistillConfig, ROOT / "configs" / f"{name}.yaml")
+    cfg = load_config(DistillConfig, name)
     cfg.validate()
     assert cfg.sdw and cfg.density.alpha is None and 0 < cfg.density.target_ess < 1
 

@@ -1,21 +1,29 @@
-"""``python -m obd.data {build,inspect,train-behavior} ...``: the data layer's command line."""
+"""``obd data {build,inspect,train-behavior,select-behavior} ...`` (``python -m obd.data``): the data layer's
+command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from obd.data import behavior_cli, build, inspect
+from obd.cli import apply_common, parse_args
+from obd.data import behavior_cli, build, inspect, select_behavior
 from obd.errors import cli_entry
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m obd.data", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obd data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     build.add_parser(sub)
     inspect.add_parser(sub)
     behavior_cli.add_parser(sub)
-    args = parser.parse_args(argv)
+    select_behavior.add_parser(sub)
+    return parser
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    apply_common(args)
     return args.func(args)
 
 

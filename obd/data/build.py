@@ -1,7 +1,7 @@
 """Build D4RL-style datasets in Gymnasium v5 envs, written both as a D4RL HDF5 file and a Minari dataset.
 
 Levels follow D4RL's recipe (see docs/data.md): ``random`` = uniform actions; ``medium`` / ``expert`` =
-the task's SAC behavior policy (``envs/<task>/behavior_{medium,expert}.pt``) with *stochastic* actions;
+the task's SAC behavior policy (shipped: ``obd/tasks/<task>/behavior_{medium,expert}.pt``) with *stochastic* actions;
 ``medium-replay`` = the first ``replay_size`` transitions of the SAC run's replay buffer (the buffer up to
 the moment the medium policy was saved); ``medium-expert`` = medium followed by expert.
 
@@ -14,22 +14,21 @@ marked as a time-limit truncation. Outputs are renamed into place only when both
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
+from obd.assets import LEVELS, resolve_asset, split_dataset_name
 from obd.data.d4rl import d4rl_dataset_dir, load_d4rl, write_d4rl
 from obd.data.minari_io import Episode, minari_root, write_minari
 from obd.envs import TaskSpec, get_task, make_env, normalized_score
-from obd.device import resolve_device
 from obd.errors import ObdError
-from obd.io import atomic_path
+from obd.io import atomic_path, check_writable
 
-LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 DEFAULT_BEHAVIOR_RUNS = Path(".obd_cache") / "behavior"
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -47,7 +46,7 @@ class BuildConfig:
     out_dir: str | None = None            # D4RL folder, default $D4RL_DATASET_DIR
     minari_id: str | None = None          # default obd/<task>/<level>-v0
     minari_dir: str | None = None         # Minari root, default $MINARI_DATASETS_PATH
-    policy_dir: str | None = None         # default envs/<task>
+    policy_dir: str | None = None         # default: the shipped obd/tasks/<task>
     behavior_run: str | None = None       # default .obd_cache/behavior/<task>
     overwrite: bool = False
     progress: bool = True
@@ -72,9 +71,14 @@ class BuildConfig:
     def dataset_id(self) -> str:
         return self.minari_id or f"obd/{self.task}/{self.level}-v0"
 
-    @property
-    def policy_folder(self) -> Path:
-        return Path(self.policy_dir) if self.policy_dir else get_task(self.task).directory
+    def policy_file(self, level: str) -> Path:
+        """``behavior_<level>.pt`` in ``policy_dir``, else the shipped one (:func:`obd.assets.resolve_asset`)."""
+        if self.policy_dir:
+            return Path(self.policy_dir) / f"behavior_{level.replace('-', '_')}.pt"
+        try:
+            return resolve_asset("behavior", f"{self.task}-{level}")
+        except ObdError:
+            return get_task(self.task).directory / f"behavior_{level.replace('-', '_')}.pt"
 
     @property
     def run_folder(self) -> Path:
@@ -90,7 +94,10 @@ def random_policy(spec: TaskSpec, rng: np.random.Generator) -> Policy:
 def behavior_policy(path: Path, spec: TaskSpec, device: str = "auto") -> tuple[Policy, dict[str, Any]]:
     """Stochastic actions of a saved SAC behavior actor, (M, obs) -> (M, act); noise from torch's global
     generator (of ``device``), which :func:`collect` seeds inside a forked RNG scope."""
+    import torch
+
     from obd.data.sac import load_behavior_policy
+    from obd.device import resolve_device
 
     if not path.is_file():
         raise ObdError(f"{path}: behavior policy not found; it is produced by "
@@ -120,6 +127,7 @@ def collect(spec: TaskSpec, policy: Policy, transitions: int, seed: int, num_env
     ``qpos``/``qvel`` *before* the step. Returns whole episodes in completion order; the last one is cut
     so the lengths sum to exactly ``transitions`` (its final step then counts as truncated).
     """
+    import torch
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
@@ -220,7 +228,6 @@ def replay_episodes(buffer_path: Path, rows: int) -> list[Episode]:
 
 # ---------------------------------------------------------------------------------------------- build
 def _gather(cfg: BuildConfig, spec: TaskSpec) -> tuple[list[Episode], dict[str, Any]]:
-    policies = cfg.policy_folder
     kw = dict(num_envs=cfg.num_envs, progress=cfg.progress)
     if cfg.level == "random":
         n = cfg.transitions or 1_000_000
@@ -228,21 +235,21 @@ def _gather(cfg: BuildConfig, spec: TaskSpec) -> tuple[list[Episode], dict[str, 
         return collect(spec, random_policy(spec, rng), n, cfg.seed, desc=f"{spec.name}-random", **kw), \
             {"algorithm": "uniform random"}
     if cfg.level in ("medium", "expert"):
-        policy, info = behavior_policy(policies / f"behavior_{cfg.level}.pt", spec, cfg.device)
+        policy, info = behavior_policy(cfg.policy_file(cfg.level), spec, cfg.device)
         n = cfg.transitions or 1_000_000
         return collect(spec, policy, n, cfg.seed, desc=f"{spec.name}-{cfg.level}", **kw), \
             {"algorithm": "SAC", "policy": info}
     if cfg.level == "medium-expert":
         n = cfg.transitions or 2_000_000
-        med, med_info = behavior_policy(policies / "behavior_medium.pt", spec, cfg.device)
-        exp, exp_info = behavior_policy(policies / "behavior_expert.pt", spec, cfg.device)
+        med, med_info = behavior_policy(cfg.policy_file("medium"), spec, cfg.device)
+        exp, exp_info = behavior_policy(cfg.policy_file("expert"), spec, cfg.device)
         first = collect(spec, med, n // 2, cfg.seed, desc=f"{spec.name}-medium", **kw)
         second = collect(spec, exp, n - n // 2, cfg.seed + 1, desc=f"{spec.name}-expert", **kw)
         return first + second, {"algorithm": "SAC", "policy": {"medium": med_info, "expert": exp_info}}
     # medium-replay
     from obd.data.sac import load_behavior_policy
 
-    medium_file = policies / "behavior_medium.pt"
+    medium_file = cfg.policy_file("medium")
     if not medium_file.is_file():
         raise ObdError(f"{medium_file}: medium behavior policy not found (its metadata holds 'replay_size'); "
                        f"it is produced by `python -m obd.data train-behavior {spec.name}`")
@@ -278,6 +285,8 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
         for existing in (h5_path, minari_dir):
             if existing.exists():
                 raise ObdError(f"{existing}: already exists (pass --overwrite to replace it)")
+    check_writable(h5_path, flag="D4RL output")
+    check_writable(minari_base, is_dir=True, flag="Minari output")
     t0 = time.time()
     episodes, info = _gather(cfg, spec)
     seconds = time.time() - t0
@@ -306,38 +315,43 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def parse_name(name: str) -> tuple[str, str]:
-    """``hopper-medium-replay`` -> (``hopper``, ``medium-replay``)."""
-    task, _, level = name.partition("-")
-    spec = get_task(task)
-    if level not in LEVELS:
-        raise ObdError(f"build: '{name}' should be '<task>-<level>' with level one of {list(LEVELS)}")
-    return spec.name, level
+    """``hopper-medium-replay`` or the dataset id ``hopper-medium-replay-v5`` -> (``hopper``, ``medium-replay``).
+
+    Builds are ``-v5`` (Gymnasium v5 envs); another version suffix is refused rather than silently relabeled."""
+    if re.search(r"-v\d+$", name) and not name.endswith("-v5"):
+        raise ObdError(f"build: '{name}': obd builds '-v5' datasets (Gymnasium v5 envs); use '{re.sub(r'-v[0-9]+$', '-v5', name)}'")
+    try:
+        task, level = split_dataset_name(name)
+    except ObdError:
+        raise ObdError(f"build: '{name}' should be '<task>-<level>[-v5]' with level one of {list(LEVELS)}") from None
+    return get_task(task).name, level
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from obd.cli import add_common
+
     p = sub.add_parser("build", help="collect a D4RL-style dataset (D4RL HDF5 + Minari)")
-    p.add_argument("name", help="<task>-<level>, level one of " + ", ".join(LEVELS))
+    p.add_argument("name", help="<task>-<level>[-v5], level one of " + ", ".join(LEVELS))
     p.add_argument("--transitions", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=16, help="envs stepped in lockstep (one batched policy forward)")
-    p.add_argument("--out-dir", default=None, help="D4RL folder (default $D4RL_DATASET_DIR or ~/.d4rl/datasets)")
     p.add_argument("--minari-id", default=None, help="Minari dataset id (default obd/<task>/<level>-v0)")
-    p.add_argument("--policy-dir", default=None, help="folder with behavior_{medium,expert}.pt (default envs/<task>)")
+    p.add_argument("--minari-dir", default=None, help="Minari root (default $MINARI_DATASETS_PATH)")
+    p.add_argument("--policy-dir", default=None,
+                   help="folder with behavior_{medium,expert}.pt (default: the shipped ones)")
     p.add_argument("--behavior-run", default=None,
                    help="SAC run folder with buffer.npz (default .obd_cache/behavior/<task>)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="auto", help="behavior policy device: auto (cuda when available), cpu, cuda")
-    p.add_argument("--no-progress", action="store_true")
+    add_common(p, out="dir", out_help="D4RL folder (default $D4RL_DATASET_DIR or ~/.d4rl/datasets)")
+    p.add_argument("--out-dir", dest="out", type=Path, help=argparse.SUPPRESS)  # the flag's name before --out
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
     task, level = parse_name(args.name)
-    cfg = BuildConfig(task, level, args.transitions, args.seed, args.num_envs, args.out_dir,
-                      minari_id=args.minari_id, policy_dir=args.policy_dir, behavior_run=args.behavior_run,
-                      overwrite=args.overwrite, progress=not args.no_progress, device=args.device)
+    cfg = BuildConfig(task, level, args.transitions, args.seed, args.num_envs,
+                      str(args.out) if args.out else None, minari_id=args.minari_id, minari_dir=args.minari_dir,
+                      policy_dir=args.policy_dir, behavior_run=args.behavior_run, overwrite=args.overwrite,
+                      progress=not args.no_progress, device=args.device)
     out = build(cfg)
     ds = load_d4rl(out["d4rl_file"])
     print(f"wrote {out['d4rl_file']} and Minari '{out['minari_id']}': {out['transitions']} transitions, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,56 @@ class TransitionDataset:
         if self.episode_returns is None:
             self.episode_returns = np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts)
         self.episode_returns = np.asarray(self.episode_returns, dtype=np.float64)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(cls, observations: Any, actions: Any, rewards: Any, next_observations: Any, terminals: Any,
+                    timeouts: Any = None, *, task: str | None = None, source: str = "arrays",
+                    metadata: dict[str, Any] | None = None) -> "TransitionDataset":
+        """Transitions given row by row: ``observations``/``next_observations`` (N, obs), ``actions`` (N, act),
+        ``rewards``, ``terminals`` and optional ``timeouts`` (N,). An episode ends after a row that is terminal
+        or a timeout (and at the last row); ``episode_returns`` sum the rewards of its rows. ``task`` is
+        checked against the dims, or inferred from them when they are unique to one task.
+        NaN/inf values, mismatched lengths or dims are an :class:`ObdError` naming the array."""
+        arrays = {"observations": observations, "actions": actions, "rewards": rewards,
+                  "next_observations": next_observations, "terminals": terminals}
+        if timeouts is not None:
+            arrays["timeouts"] = timeouts
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        n = len(arrays["observations"])
+        for key, arr in arrays.items():
+            if len(arr) != n:
+                raise ObdError(f"{source}: '{key}' has {len(arr)} rows, 'observations' has {n}")
+            if key not in ("terminals", "timeouts") and not np.isfinite(arr.astype(np.float64)).all():
+                raise ObdError(f"{source}: '{key}' contains NaN or inf")
+        if n == 0:
+            raise ObdError(f"{source}: holds no transitions")
+        ends = arrays["terminals"].reshape(n).astype(bool)
+        if timeouts is not None:
+            ends = ends | arrays["timeouts"].reshape(n).astype(bool)
+        starts = np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1])
+        obs_dim = arrays["observations"].shape[-1] if arrays["observations"].ndim == 2 else None
+        act_dim = arrays["actions"].shape[-1] if arrays["actions"].ndim == 2 else None
+        from obd.envs import check_dims, get_task, infer_task
+
+        if task is not None:
+            task = get_task(task).name
+            check_dims(task, obs_dim, act_dim, source)
+        else:
+            task = infer_task(None, obs_dim, act_dim)
+        return cls(arrays["observations"], arrays["actions"], arrays["rewards"], arrays["next_observations"],
+                   arrays["terminals"], starts, task=task, source=source, metadata=dict(metadata or {}))
+
+    @classmethod
+    def from_qlearning_dict(cls, data: Mapping[str, Any], task: str | None = None,
+                            source: str = "qlearning_dataset") -> "TransitionDataset":
+        """From a D4RL ``qlearning_dataset``-style dict (``observations``, ``actions``, ``rewards``,
+        ``next_observations``, ``terminals``, optional ``timeouts``); see :meth:`from_arrays`."""
+        required = ("observations", "actions", "rewards", "next_observations", "terminals")
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ObdError(f"{source}: missing key(s) {missing}; expected {list(required)} (+ optional 'timeouts')")
+        return cls.from_arrays(*(data[k] for k in required), data.get("timeouts"), task=task, source=source)
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from obd.data.d4rl import d4rl_path, is_d4rl_id, load_d4rl
 from obd.data.dataset import TransitionDataset
@@ -13,11 +15,22 @@ from obd.errors import ObdError
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
 
-def load_dataset(spec: str | os.PathLike, task: str | None = None) -> TransitionDataset:
-    """Load ``spec``, tried in this order: an existing ``.hdf5``/``.h5`` file (D4RL layout), an existing
+def load_dataset(spec: Any, task: str | None = None) -> TransitionDataset:
+    """Load ``spec``: a ``minari.MinariDataset`` object, a D4RL ``qlearning_dataset``-style dict of arrays
+    (:meth:`TransitionDataset.from_qlearning_dict`), a :class:`TransitionDataset` (returned as is), or a
+    name or path tried in this order: an existing ``.hdf5``/``.h5`` file (D4RL layout), an existing
     Minari dataset folder (holding ``data/metadata.json``), a D4RL id (``<task>-<level>-vN``, resolved
     under ``$D4RL_DATASET_DIR``), a Minari id (``namespace/env/name-vN``, under ``$MINARI_DATASETS_PATH``).
     Anything else raises an :class:`ObdError` listing what was tried."""
+    if isinstance(spec, TransitionDataset):
+        return spec
+    if isinstance(spec, Mapping):
+        return TransitionDataset.from_qlearning_dict(spec, task=task)
+    if not isinstance(spec, (str, os.PathLike)):
+        if hasattr(spec, "iterate_episodes") and hasattr(spec, "spec"):  # minari.MinariDataset, not imported here
+            return load_minari(spec, task)
+        raise ObdError(f"dataset: expected a path, an id, a dict of arrays or a minari.MinariDataset, got "
+                       f"{type(spec).__name__}")
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file():

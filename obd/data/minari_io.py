@@ -81,15 +81,22 @@ def flatten_episodes(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
     }
 
 
-def load_minari(dataset_id: str | os.PathLike, task: str | None = None) -> TransitionDataset:
-    """Load a local Minari dataset (an id under ``$MINARI_DATASETS_PATH`` or a dataset folder) and flatten
-    its episodes into transitions. The task comes from ``task``, the id, the env spec or the dims."""
+def load_minari(dataset_id: Any, task: str | None = None) -> TransitionDataset:
+    """Load a local Minari dataset (an id under ``$MINARI_DATASETS_PATH``, a dataset folder or an open
+    ``minari.MinariDataset``) and flatten its episodes into transitions. The task comes from ``task``, the id, the env spec or the dims."""
     import minari
 
+    if isinstance(dataset_id, minari.MinariDataset):
+        ds = dataset_id
+        dataset_id = str(ds.spec.dataset_id)
+    else:
+        ds = None
     folder = Path(dataset_id)
     source = str(dataset_id)
     try:
-        if (folder / "data" / "metadata.json").is_file():
+        if ds is not None:
+            pass
+        elif (folder / "data" / "metadata.json").is_file():
             ds = minari.MinariDataset(folder / "data")
         else:
             ds = minari.load_dataset(str(dataset_id), download=False)

@@ -4,10 +4,10 @@ D4RL's locomotion data came from SAC agents: ``medium`` is an early-stopped poli
 the expert return, ``medium-replay`` is the replay buffer up to that point, ``expert`` the fully trained
 policy. This module trains one SAC agent per task, and on the way
 
-* writes ``envs/<task>/behavior_medium.pt`` the first time a deterministic evaluation lands in the
+* writes ``<policy dir>/behavior_medium.pt`` the first time a deterministic evaluation lands in the
   medium band (normalized score 25-45, confirmed on extra episodes), remembering how many transitions
   the replay buffer held then (that prefix *is* medium-replay);
-* writes ``envs/<task>/behavior_expert.pt`` whenever a confirmed evaluation beats the task's expert
+* writes ``<policy dir>/behavior_expert.pt`` whenever a confirmed evaluation beats the task's expert
   threshold (and the previous expert);
 * checkpoints everything (networks, optimizers, temperature, replay buffer, RNG state) atomically so a
   killed run resumes with ``--resume``.
@@ -23,37 +23,17 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from obd.data.sac_config import SACConfig
 from obd.envs import get_task, make_env, normalized_score
 from obd.errors import ObdError
 from obd.io import atomic_path, torch_save_atomic
-
-
-@dataclass
-class SACConfig:
-    """SAC hyperparameters (Haarnoja et al. 2018 defaults, as used for D4RL's behavior policies)."""
-
-    task: str = "hopper"
-    total_steps: int = 1_000_000
-    start_steps: int = 10_000      # uniform random actions before the first update
-    batch_size: int = 128
-    hidden: int = 256
-    update_every: int = 2          # env steps per gradient update; D4RL's buffers (0.2-0.4M to medium) suggest < 1
-    lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    eval_every: int = 10_000
-    eval_episodes: int = 5
-    confirm_episodes: int = 10     # extra episodes that confirm a medium/expert candidate
-    checkpoint_every: int = 25_000
-    medium_band: tuple[float, float] = (25.0, 45.0)
-    seed: int = 0
 
 
 class EnsembleLinear(nn.Module):

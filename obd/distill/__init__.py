@@ -2,16 +2,18 @@
 
     syn = DistillConfig(objective="avpbc", n_syn=256).create(dataset, teacher).fit(outer_steps=1000)
     syn = start_run(DistillConfig(...), "runs/x", dataset, teacher)   # run folder, checkpoints, resumable
+
+Names are imported on first use, so ``obd distill --help`` does not import torch.
 """
 
-from obd.distill.engine import DistillConfig, Distiller, InnerConfig, OuterConfig, StudentConfig
-from obd.distill.init import INITS
-from obd.distill.objectives import OBJECTIVES
-from obd.distill.run import resume as resume_run
-from obd.distill.run import start as start_run
-from obd.distill.synthetic import SyntheticDataset
+from obd.lazy import lazy_exports
 
-load_synthetic = SyntheticDataset.load
-
-__all__ = ["DistillConfig", "Distiller", "StudentConfig", "InnerConfig", "OuterConfig", "SyntheticDataset",
-           "load_synthetic", "start_run", "resume_run", "OBJECTIVES", "INITS"]
+_EXPORTS = {
+    "DistillConfig": "obd.distill.engine", "Distiller": "obd.distill.engine", "StudentConfig": "obd.distill.engine",
+    "InnerConfig": "obd.distill.engine", "OuterConfig": "obd.distill.engine", "INITS": "obd.distill.init",
+    "OBJECTIVES": "obd.distill.objectives", "resume_run": "obd.distill.run:resume",
+    "start_run": "obd.distill.run:start", "SyntheticDataset": "obd.distill.synthetic",
+    "load_synthetic": "obd.distill.synthetic:SyntheticDataset.load",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,7 +1,12 @@
-"""``python -m obd.distill``: run or resume a distillation.
+"""``obd distill`` (``python -m obd.distill``): run or resume a distillation.
 
-    python -m obd.distill --config configs/paper_avpbc.yaml dataset=hopper-medium-v2 teacher=T.pt --out RUN
-    python -m obd.distill --resume RUN [outer_steps=30000]
+    obd distill --config fast_avpbc dataset=hopper-medium-v5 teacher=hopper-medium-v5 --out RUN
+    obd distill --config paper_avpbc.yaml dataset=FILE teacher=FILE --out RUN logger=tensorboard
+    obd distill --resume RUN [outer_steps=30000]
+
+``--config`` is a YAML file or a shipped preset (``fast_*``, ``paper_*``, ``small_*`` x ``dbc``, ``pbc``,
+``avpbc``, ``sdw``); ``teacher=hopper-medium-v5`` is the teacher shipped for that dataset. Ctrl-C stops after
+the current outer step, saves a checkpoint and prints the ``--resume`` command.
 """
 
 from __future__ import annotations
@@ -10,42 +15,43 @@ import argparse
 import sys
 from pathlib import Path
 
+from obd.cli import add_common, apply_common, lazy, parse_args, resolve_config
 from obd.errors import ObdError, cli_entry
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m obd.distill", description=__doc__,
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obd distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. inner.steps=50")
-    parser.add_argument("--config", help="YAML config (configs/*.yaml); defaults are the paper's Av-PBC settings")
-    parser.add_argument("--out", help="run folder (default runs/distill/<config name>_seed<seed>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's); on a machine shared with other jobs 1 is "
-                             "often fastest. Keep it fixed across --resume for a bit-identical run")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ObdError(f"--threads: expected an integer >= 1, got {args.threads}")
-        import torch
+    add_common(parser, out="dir", out_help="run folder (default runs/distill/<config name>_seed<seed>)",
+               config=lazy("obd.distill.engine", "DistillConfig"), device_default=None, seed_default=None)
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest readable "
+                                                            "checkpoint")
+    return parser
 
-        torch.set_num_threads(args.threads)
 
-    from obd.config import load_config
-    from obd.distill.engine import DistillConfig
+def _main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    if args.resume:
+        if args.config or args.out or args.seed is not None or args.print_config:
+            raise ObdError("--resume takes the run's own config.yaml; do not pass --config, --out, --seed or "
+                           "--print-config with it")
+        if args.device is not None:
+            args.overrides.insert(0, f"device={args.device}")
+        args.out = Path(args.resume)
+    apply_common(args)
     from obd.distill.run import resume, start
 
     if args.resume:
-        if args.config or args.out:
-            raise ObdError("--resume takes the run's own config.yaml; do not pass --config or --out with it")
         syn = resume(args.resume, args.overrides, progress=not args.no_progress)
         out = Path(args.resume)
     else:
-        cfg = load_config(DistillConfig, args.config, args.overrides)
-        cfg.validate()
+        cfg = resolve_config(args)
         name = Path(args.config).stem if args.config else cfg.objective
         out = Path(args.out) if args.out else Path("runs") / "distill" / f"{name}_seed{cfg.seed}"
+        if args.out is None:
+            from obd.io import check_writable
+
+            check_writable(out, is_dir=True)
         syn = start(cfg, out, progress=not args.no_progress)
     print(f"synthetic set ({len(syn)} pairs, outer step {syn.metadata['outer_step']}): {out / 'synthetic.hdf5'}",
           file=sys.stderr)

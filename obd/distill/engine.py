@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from obd.config import config_to_dict
+from obd.config import coerce_nested, config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.distill.init import INITS, initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
@@ -73,18 +73,19 @@ class InnerConfig:
 
 @dataclass
 class OuterConfig:
-    """Optimizer on the synthetic (states, actions): ``sgd`` (with ``momentum``) or ``adam``; joint
+    """Optimizer on the synthetic (states, actions): ``adam`` (default, the fast preset's) or ``sgd`` (with
+    ``momentum``; the paper's: ``sgd``, lr 0.1, momentum 0.9, ``constant``); joint
     gradient-norm clip (0 = off); ``batch`` real states per outer step. ``schedule``: ``constant`` lr (the
     paper's) or ``cosine``, lr_k = lr_min + (lr - lr_min) (1 + cos(pi min(k, K) / K)) / 2 at outer step k
     with K = ``decay_steps`` (0 resolves to the run's ``outer_steps`` when the config is validated, so a
     resumed run that extends ``outer_steps`` keeps its original horizon)."""
 
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
+    optimizer: str = "adam"
+    lr: float = 0.01
+    momentum: float = 0.0
     clip: float = 2.0
     batch: int = 2560
-    schedule: str = "constant"
+    schedule: str = "cosine"
     lr_min: float = 0.0
     decay_steps: int = 0
 
@@ -98,7 +99,11 @@ class OuterConfig:
 
 @dataclass
 class DistillConfig:
-    """Everything a distillation run needs. Defaults are the paper's Av-PBC settings.
+    """Everything a distillation run needs. Defaults are the fast Av-PBC preset (``obd/configs/fast_avpbc.yaml``:
+    the paper's student and inner loop, an Adam outer optimizer with cosine decay, 3,000 outer steps), the
+    CPU default; the paper's settings are the ``paper_avpbc`` preset. Nested sections may be given as dicts
+    (``DistillConfig(inner=dict(steps=5))``). ``logger``: extra metric sinks besides ``metrics.jsonl``,
+    comma-separated, ``tensorboard`` and/or ``wandb`` (see :mod:`obd.loggers`).
 
     ``dataset``: a D4RL/Minari id or file for ``obd.data.load_dataset``; ``teacher``: a teacher file for
     ``obd.teachers.Teacher.load`` (needed by PBC, Av-PBC and the ``topq`` init); ``sdw`` turns on
@@ -119,12 +124,16 @@ class DistillConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     inner: InnerConfig = field(default_factory=InnerConfig)
     outer: OuterConfig = field(default_factory=OuterConfig)
-    outer_steps: int = 20_000
-    checkpoint_every: int = 1000
+    outer_steps: int = 3000
+    checkpoint_every: int = 100
     eval_every: int = 0
     seed: int = 0
     device: str = "auto"
     teacher_chunk: int = 65536
+    logger: str = ""
+
+    def __post_init__(self) -> None:
+        coerce_nested(self)
 
     def needs_teacher(self) -> bool:
         return NEEDS_TEACHER.get(self.objective, False) or self.init == "topq"
@@ -177,6 +186,9 @@ class DistillConfig:
             else:
                 self.density.validate()
         resolve_device(self.device)
+        from obd.loggers import parse_loggers
+
+        parse_loggers(self.logger)
 
     def density_config(self) -> DensityConfig:
         """The SDW :class:`obd.distill.density.DensityConfig` (defaults when ``density`` is null) with its

@@ -9,29 +9,33 @@ Layout (the contract with ``obd.evaluate``)::
     RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
     RUN/synthetic.hdf5                       final synthetic set
 
-A resumed run reloads the newest ``.state.pt`` (exact synthetic tensors, optimizer and generator state),
-drops metric lines past it, and recomputes the deterministic precomputations, so on the same device it
-ends bit-identical to an uninterrupted run.
+A resumed run reloads the newest readable ``.state.pt`` (exact synthetic tensors, optimizer and generator
+state; damaged newer ones are skipped with a note on stderr), drops metric lines past it, and recomputes
+the deterministic precomputations, so on the same device it ends bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from obd.config import load_config, save_config
+from obd.config import config_to_dict, load_config, save_config
 from obd.distill.engine import DistillConfig, Distiller
 from obd.distill.synthetic import SyntheticDataset
-from obd.errors import ObdError
+from obd.errors import Interrupted, ObdError
+from obd.interrupt import deferred_sigint
 from obd.io import torch_save_atomic, write_json_atomic, write_text_atomic
+from obd.loggers import make_loggers
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{7})\.state\.pt$")
 #: config keys a resumed run may change; anything else would make it a different run.
-RESUME_OVERRIDABLE = ("outer_steps", "checkpoint_every", "device")
+RESUME_OVERRIDABLE = ("outer_steps", "checkpoint_every", "device", "logger")
 
 
 def checkpoint_paths(run_dir: Path, step: int) -> tuple[Path, Path]:
@@ -39,11 +43,17 @@ def checkpoint_paths(run_dir: Path, step: int) -> tuple[Path, Path]:
     return stem.with_suffix(".hdf5"), stem.with_suffix(".state.pt")
 
 
-def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
-    """(outer step, path) of the newest ``step_XXXXXXX.state.pt`` in ``RUN/checkpoints``, or None."""
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(outer step, path) of every ``step_XXXXXXX.state.pt`` in ``RUN/checkpoints``, newest first."""
     found = [(int(m.group(1)), p) for p in (run_dir / "checkpoints").glob("step_*.state.pt")
              if (m := CHECKPOINT_RE.match(p.name))]
-    return max(found) if found else None
+    return sorted(found, reverse=True)
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
+    """(outer step, path) of the newest ``step_XXXXXXX.state.pt`` in ``RUN/checkpoints``, or None."""
+    found = list_checkpoints(run_dir)
+    return found[0] if found else None
 
 
 def save_checkpoint(distiller: Distiller, run_dir: Path) -> None:
@@ -69,9 +79,17 @@ def _read_metrics(path: Path, upto: int) -> list[str]:
     return lines
 
 
+def resume_hint(run_dir: Path) -> str:
+    return f"obd distill --resume {run_dir}"
+
+
 def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = None) -> SyntheticDataset:
     """Drive ``distiller`` to ``outer_steps`` inside ``run_dir``: metrics every step, checkpoints every
-    ``checkpoint_every`` steps and at the end, ``synthetic.hdf5`` when done."""
+    ``checkpoint_every`` steps and at the end, ``synthetic.hdf5`` when done.
+
+    A NaN or infinite outer loss or gradient norm stops the run before anything of that step is written
+    (:class:`ObdError` naming the last good checkpoint). Ctrl-C stops after the current outer step, saves a
+    checkpoint and raises :class:`Interrupted` with the ``--resume`` command."""
     run_dir = Path(run_dir)
     cfg = distiller.config
     total = cfg.outer_steps if outer_steps is None else outer_steps
@@ -81,13 +99,28 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
         write_json_atomic(run_dir / "sdw_weights.json", distiller.sdw.stats.to_dict())
     metrics_path = run_dir / "metrics.jsonl"
     write_text_atomic(metrics_path, "".join(line + "\n" for line in _read_metrics(metrics_path, distiller.outer_step)))
-    with metrics_path.open("a") as log:
+    with metrics_path.open("a") as log, make_loggers(cfg.logger, run_dir, config_to_dict(cfg)) as sinks, \
+            deferred_sigint() as stop:
         def record(d: Distiller, metrics: dict[str, Any]) -> None:
+            bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
+            if bad:
+                last = latest_checkpoint(run_dir)
+                kept = f"last good checkpoint {last[1]} (outer step {last[0]})" if last else "no checkpoint yet"
+                raise ObdError(f"{run_dir}: outer step {d.outer_step}: {' and '.join(bad)} is "
+                               f"{metrics[bad[0]]}; stopped, {kept}; lower outer.lr or inner.lr, or check the "
+                               f"data and teacher for extreme values")
             log.write(json.dumps({**metrics, "wall_time": round(d.wall_time, 4), "cpu_time": round(d.cpu_time, 4)})
                       + "\n")
             log.flush()
-            if cfg.checkpoint_every and d.outer_step % cfg.checkpoint_every == 0:
+            sinks.log(d.outer_step, metrics)
+            saved = bool(cfg.checkpoint_every and d.outer_step % cfg.checkpoint_every == 0)
+            if saved:
                 save_checkpoint(d, run_dir)
+            if stop.requested:
+                if not saved:
+                    save_checkpoint(d, run_dir)
+                raise Interrupted(f"saved checkpoint {checkpoint_paths(run_dir, d.outer_step)[1]} at outer step "
+                                  f"{d.outer_step}; continue with: {resume_hint(run_dir)}")
 
         syn = distiller.fit(total, callback=record)
     if latest_checkpoint(run_dir) is None or latest_checkpoint(run_dir)[0] != distiller.outer_step:
@@ -119,12 +152,28 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, dataset: Any
             raise ObdError(f"config override '{item}': a resumed run may only change {list(RESUME_OVERRIDABLE)}")
     cfg = load_config(DistillConfig, config_path, overrides)
     distiller = cfg.create(dataset, teacher, progress=progress)
-    found = latest_checkpoint(run_dir)
-    if found is not None:
-        state_path = found[1]
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file: torch raises several unrelated types
-            raise ObdError(f"{state_path}: unreadable checkpoint ({exc.__class__.__name__})") from None
+    state, state_path = _newest_readable(run_dir)
+    if state is not None:
         distiller.load_state_dict(state, str(state_path))
     return run(distiller, run_dir)
+
+
+def _newest_readable(run_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
+    """The newest checkpoint state that loads, saying on stderr which newer ones were skipped and why."""
+    skipped: list[str] = []
+    for step, path in list_checkpoints(run_dir):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or int(state.get("outer_step", -1)) != step:
+                raise ValueError("not a checkpoint of this step")
+        except Exception as exc:  # a damaged file: torch raises several unrelated types
+            skipped.append(f"{path.name} ({exc.__class__.__name__})")
+            continue
+        if skipped:
+            print(f"resume: skipped unreadable checkpoint(s) {', '.join(skipped)}; resuming from {path} "
+                  f"(outer step {step})", file=sys.stderr)
+        return state, path
+    if skipped:
+        print(f"resume: no readable checkpoint in {run_dir / 'checkpoints'} (skipped {', '.join(skipped)}); "
+              f"starting from outer step 0", file=sys.stderr)
+    return None, None

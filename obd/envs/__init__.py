@@ -1,4 +1,4 @@
-"""Task registry: declarative specs under the repository's ``envs/<task>/task.yaml``.
+"""Task registry: declarative specs shipped as package data, ``obd/tasks/<task>/task.yaml``.
 
 A task ties a D4RL dataset family (hopper, halfcheetah, walker2d) to its Gymnasium ``-v5`` env and its
 D4RL reference scores, so every stage reports the same normalized score
@@ -7,7 +7,6 @@ D4RL reference scores, so every stage reports the same normalized score
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,14 +15,15 @@ from typing import Any
 import numpy as np
 import yaml
 
+from obd.assets import tasks_dir
 from obd.errors import ObdError
-
-ENVS_DIR = Path(os.environ.get("OBD_ENVS_DIR", Path(__file__).resolve().parents[2] / "envs"))
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One locomotion task: env id, dimensions, D4RL reference returns, episode length."""
+    """One locomotion task: env id, dimensions, D4RL reference returns, episode length, and
+    ``forward_qpos_index``: the MuJoCo ``qpos`` entry that is the body's forward coordinate (the torso's x
+    for hopper, halfcheetah and walker2d), from which rollouts report forward progress."""
 
     name: str
     env_id: str
@@ -33,11 +33,13 @@ class TaskSpec:
     ref_max_score: float
     max_episode_steps: int = 1000
     expert_threshold: float = 80.0
+    medium_target: float | None = None    # normalized score the medium policy's stochastic rollouts aim for
+    forward_qpos_index: int = 0
 
     @property
     def directory(self) -> Path:
         """Folder holding the task spec and its shipped weights (behavior policies, teachers)."""
-        return ENVS_DIR / self.name
+        return tasks_dir() / self.name
 
 
 _REQUIRED = {"name": str, "env_id": str, "obs_dim": int, "act_dim": int,
@@ -66,7 +68,7 @@ def _parse_spec(path: Path) -> TaskSpec:
 @lru_cache(maxsize=None)
 def _registry() -> dict[str, TaskSpec]:
     specs = {}
-    for path in sorted(ENVS_DIR.glob("*/task.yaml")):
+    for path in sorted(tasks_dir().glob("*/task.yaml")):
         spec = _parse_spec(path)
         specs[spec.name] = spec
     return specs
@@ -90,7 +92,7 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
     for spec in reg.values():
         if spec.env_id.lower() == key:
             return spec
-    raise ObdError(f"unknown task '{task}'; expected one of {list_tasks()} (specs in {ENVS_DIR})")
+    raise ObdError(f"unknown task '{task}'; expected one of {list_tasks()} (specs in {tasks_dir()})")
 
 
 def infer_task(text: str | None = None, obs_dim: int | None = None, act_dim: int | None = None) -> str | None:
@@ -144,4 +146,4 @@ def make_env(task: str | TaskSpec, normalizer: Any = None, seed: int | None = No
     return env
 
 
-__all__ = ["TaskSpec", "get_task", "list_tasks", "infer_task", "check_dims", "normalized_score", "make_env", "ENVS_DIR"]
+__all__ = ["TaskSpec", "get_task", "list_tasks", "infer_task", "check_dims", "normalized_score", "make_env", "tasks_dir"]

@@ -1,9 +1,14 @@
-"""Batched policy rollouts with D4RL-normalized scores, shared by teachers and evaluators.
+"""Batched policy rollouts with D4RL-normalized scores and gait statistics, shared by teachers and evaluators.
 
 K policies x E episodes run as K*E environments stepped in lockstep, so one batched forward pass serves
 every live episode; this keeps evaluation close to the simulator's raw step rate. Episode ``e`` of every
 policy starts from ``reset(seed=seed + e)``: students are compared on the same initial states, and every
 policy gets its full episode quota.
+
+Beside the return, each episode records its length (env steps taken) and its forward progress: the
+displacement of the body's forward coordinate (MuJoCo ``qpos[TaskSpec.forward_qpos_index]``, the torso's
+x) from reset to the episode's last step. A normalized score alone hides gait: on hopper, standing still
+for the full 1,000 steps earns the alive bonus, about 31 normalized, with a forward progress near 0.
 """
 
 from __future__ import annotations
@@ -19,20 +24,28 @@ from obd.envs import get_task, make_env, normalized_score
 PolicyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def forward_position(env: Any, index: int) -> float:
+    """The body's forward coordinate ``qpos[index]`` of a MuJoCo env; NaN for an env without MuJoCo state."""
+    data = getattr(getattr(env, "unwrapped", env), "data", None)
+    qpos = getattr(data, "qpos", None)
+    return float(qpos[index]) if qpos is not None and len(qpos) > index else float("nan")
+
+
 @dataclass
 class RolloutResult:
-    """Returns and normalized scores, both (K, E): K policies, E episodes each."""
+    """Per-episode returns, lengths (env steps) and forward progress, each (K, E): K policies, E episodes."""
 
     task: str
     returns: np.ndarray
     lengths: np.ndarray
+    progress: np.ndarray
 
     @property
     def scores(self) -> np.ndarray:
         return normalized_score(self.task, self.returns)
 
     def summary(self) -> dict[str, Any]:
-        """Per-policy mean scores, and the mean and std of those over policies."""
+        """Per-policy means (score, episode length, forward progress) and their mean and std over policies."""
         per_policy = self.scores.mean(axis=1)
         return {
             "normalized_score_mean": float(per_policy.mean()),
@@ -40,10 +53,18 @@ class RolloutResult:
             "return_mean": float(self.returns.mean()),
             "return_std": float(self.returns.mean(axis=1).std()),
             "episode_length_mean": float(self.lengths.mean()),
+            "forward_progress_mean": float(self.progress.mean()),
             "per_policy_normalized_score": per_policy.tolist(),
+            "per_policy_episode_length": self.lengths.mean(axis=1).tolist(),
+            "per_policy_forward_progress": self.progress.mean(axis=1).tolist(),
             "num_policies": int(self.returns.shape[0]),
             "episodes_per_policy": int(self.returns.shape[1]),
         }
+
+    def episodes(self) -> dict[str, Any]:
+        """The per-episode arrays as nested lists (K, E): ``returns``, ``lengths``, ``forward_progress``."""
+        return {"returns": self.returns.tolist(), "lengths": self.lengths.tolist(),
+                "forward_progress": self.progress.tolist()}
 
 
 @torch.no_grad()
@@ -63,6 +84,8 @@ def rollout(task: str, policy: PolicyFn, num_policies: int = 1, episodes: int = 
     pol_idx = np.repeat(np.arange(num_policies), episodes)
     ep_idx = np.tile(np.arange(episodes), num_policies)
     obs = np.stack([env.reset(seed=seed + int(e))[0] for env, e in zip(envs, ep_idx)]).astype(np.float32)
+    start_x = np.array([forward_position(env, spec.forward_qpos_index) for env in envs])
+    progress = np.zeros(n)
     returns = np.zeros(n)
     lengths = np.zeros(n, dtype=np.int64)
     alive = np.ones(n, dtype=bool)
@@ -80,6 +103,8 @@ def rollout(task: str, policy: PolicyFn, num_policies: int = 1, episodes: int = 
             lengths[i] += 1
             if term or trunc or lengths[i] >= limit:
                 alive[i] = False
+                progress[i] = forward_position(envs[i], spec.forward_qpos_index) - start_x[i]
     for env in envs:
         env.close()
-    return RolloutResult(spec.name, returns.reshape(num_policies, episodes), lengths.reshape(num_policies, episodes))
+    shape = (num_policies, episodes)
+    return RolloutResult(spec.name, returns.reshape(shape), lengths.reshape(shape), progress.reshape(shape))

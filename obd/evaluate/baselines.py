@@ -1,8 +1,14 @@
-"""Baselines under the same protocol: random real pairs, BC on the whole dataset, the teacher itself."""
+"""Baselines under the same rollout: random real pairs, BC on the whole dataset, the teacher itself.
+
+A random selection carries no distillation config, so ``evaluate_synthetic`` trains the paper's student on
+it unless told otherwise (pass ``student=`` the distilled set's own to compare the two like for like);
+whole-data BC has its own protocol, ``BC_STUDENT``.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,8 +19,8 @@ from obd.distill.synthetic import SyntheticDataset
 from obd.envs.rollout import rollout
 from obd.device import resolve_device
 from obd.errors import ObdError
-from obd.evaluate.protocol import check_arch, resolve_task, rollout_students
-from obd.evaluate.students import StudentBatch, check_optimizer, resolve_lr
+from obd.evaluate.protocol import resolve_task, rollout_students, student_fields, train_students
+from obd.evaluate.student_spec import BC_STUDENT, resolve_student
 
 
 def random_selection(dataset: TransitionDataset, size: int = 256, seed: int = 0) -> SyntheticDataset:
@@ -28,32 +34,30 @@ def random_selection(dataset: TransitionDataset, size: int = 256, seed: int = 0)
                                               dataset.normalizer, dataset.task, meta)
 
 
-def evaluate_bc(dataset: TransitionDataset, steps: int = 10_000, batch_size: int = 256, lr: float | None = None,
-                optimizer: str = "adam", arch: str = "mlp3", students: int = 1, episodes: int = 10, seed: int = 0,
-                task: str | None = None, device: str | torch.device | None = None,
+def evaluate_bc(dataset: TransitionDataset, steps: int | None = None, batch_size: int | None = None,
+                lr: float | None = None, optimizer: str | None = None, arch: str | None = None,
+                hidden: int | None = None, layers: int | None = None, students: int = 1, episodes: int = 10,
+                seed: int = 0, task: str | None = None, device: str | torch.device | None = None,
                 max_steps: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """BC on the whole dataset: minibatch (``batch_size``, with replacement) ``bc_loss`` training of the
-    evaluation student on normalized states, then the same rollout as ``evaluate_synthetic``."""
-    check_arch(arch)
-    check_optimizer(optimizer)
-    lr = resolve_lr(optimizer, lr)
-    if batch_size < 1:
-        raise ObdError(f"batch_size must be >= 1, got {batch_size}")
+    """BC on the whole dataset under :data:`BC_STUDENT` (3x256 tanh-Gaussian, 10,000 Adam steps at 1e-3 on
+    minibatches of 256 drawn with replacement, ``bc_loss`` on normalized states); any argument given
+    changes that (see ``resolve_student``). Then the same rollout as ``evaluate_synthetic``."""
+    spec = resolve_student(BC_STUDENT, arch, hidden, layers, steps, optimizer, lr)
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ObdError(f"batch_size must be >= 1, got {batch_size}")
+        spec = replace(spec, batch_size=batch_size)
     where = dataset.source or "dataset"
     task = resolve_task(task, dataset.task, dataset.obs_dim, dataset.act_dim, where)
-    device = resolve_device(device)
     norm = dataset.normalizer
     states = torch.as_tensor(np.asarray(norm.normalize(dataset.observations), dtype=np.float32))
-    t0 = time.perf_counter()
-    batch = StudentBatch(arch, dataset.obs_dim, dataset.act_dim, students, seed=seed, device=device)
-    log = batch.train(states, dataset.actions, steps, optimizer=optimizer, lr=lr, seed=seed,
-                      batch_size=batch_size, progress=progress)
-    train_seconds = time.perf_counter() - t0
+    batch, log, train_seconds = train_students(spec, states, torch.as_tensor(dataset.actions), students, seed,
+                                               resolve_device(device), progress)
     out = rollout_students(batch, task, norm, episodes, seed, False, max_steps)
     return {
         "kind": "bc", "task": task, "dataset_size": len(dataset), "students": students, "episodes": episodes,
-        "steps": steps, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "arch": arch, "seed": seed,
-        "max_steps": max_steps, "final_bc_loss": log.final_per_student, "train_seconds": train_seconds, **out,
+        **student_fields(spec), "seed": seed, "max_steps": max_steps, "final_bc_loss": log.final_per_student,
+        "train_seconds": train_seconds, **out,
     }
 
 
@@ -67,7 +71,6 @@ def evaluate_teacher(teacher: Any, episodes: int = 10, seed: int = 0, max_steps:
     t0 = time.perf_counter()
     res = rollout(teacher.task, lambda obs, idx: teacher.act(obs), 1, episodes, normalizer=None, seed=seed,
                   device=teacher.device, max_steps=max_steps)
-    out = res.summary()
     return {"kind": "teacher", "task": res.task, "episodes": episodes, "seed": seed, "max_steps": max_steps,
             "metadata": dict(getattr(teacher, "metadata", {}) or {}),
-            "rollout_seconds": time.perf_counter() - t0, "returns": res.returns.tolist(), **out}
+            "rollout_seconds": time.perf_counter() - t0, **res.summary(), **res.episodes()}

@@ -1,11 +1,14 @@
 """The OBD evaluation protocol: train fresh students on a synthetic set, roll out ``tanh(mean)``.
 
-Defaults reproduce the distillation inner loop (``MLPStudent`` 3x256 tanh-Gaussian, orthogonal init,
-100 full-batch SGD steps at lr 0.1, ``bc_loss`` with fresh noise each step). Each of the K students
-plays E episodes (episode ``e`` of every student starts from ``reset(seed=seed + e)``) with states
-normalized by the synthetic set's normalizer; the K students share one batched forward per env step.
-Reported: the D4RL normalized score ``100 * (R - R_random) / (R_expert - R_random)`` averaged over
-episodes per student, its mean and std over students, and the return mean.
+By default the students are the distillation's own: the student and inner loop recorded in the set's
+metadata (width, depth, head, init; ``inner.steps`` full-batch SGD steps at ``inner.lr``, ``inner.momentum``;
+``bc_loss`` with fresh noise each step); a set that records none gets the paper's 3x256 / 100-step protocol
+(see :mod:`obd.evaluate.student_spec`). Each of the K students plays E episodes (episode ``e`` of every
+student starts from ``reset(seed=seed + e)``) with states normalized by the synthetic set's normalizer; the
+K students share one batched forward per env step. Reported: the D4RL normalized score
+``100 * (R - R_random) / (R_expert - R_random)`` averaged over episodes per student, its mean and std over
+students, the return mean, and beside them the mean episode length and forward progress (so a policy that
+stands still for the whole episode is told apart from one that walks), plus which student was trained.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from obd.envs import check_dims, get_task, infer_task
 from obd.envs.rollout import rollout
 from obd.device import resolve_device
 from obd.errors import ObdError
-from obd.evaluate.architectures import ARCHITECTURES
-from obd.evaluate.students import StudentBatch, check_optimizer, resolve_lr
+from obd.evaluate.student_spec import PAPER_STUDENT, StudentSpec, distilled_student, resolve_student
+from obd.evaluate.students import StudentBatch, TrainLog
 
 
 def resolve_task(task: str | None, named: str | None, obs_dim: int, act_dim: int, where: str) -> str:
@@ -36,9 +39,22 @@ def resolve_task(task: str | None, named: str | None, obs_dim: int, act_dim: int
     return spec.name
 
 
-def check_arch(arch: str) -> None:
-    if arch not in ARCHITECTURES:
-        raise ObdError(f"arch '{arch}' unknown; expected one of {list(ARCHITECTURES)}")
+def train_students(spec: StudentSpec, states: torch.Tensor, actions: torch.Tensor, students: int, seed: int,
+                   device: str | torch.device | None = None, progress: bool = False,
+                   ) -> tuple[StudentBatch, TrainLog, float]:
+    """``students`` fresh students of ``spec.arch`` behavior-cloned on (states (N, obs) normalized,
+    actions (N, act)) as ``spec`` says, in one batched pass; returns them, the loss log and the seconds."""
+    t0 = time.perf_counter()
+    batch = StudentBatch(spec.arch, states.shape[-1], actions.shape[-1], students, seed=seed, device=device)
+    log = batch.train(states, actions, spec.steps, optimizer=spec.optimizer, lr=spec.lr, seed=seed,
+                      batch_size=spec.batch_size, progress=progress, momentum=spec.momentum)
+    return batch, log, time.perf_counter() - t0
+
+
+def student_fields(spec: StudentSpec) -> dict[str, Any]:
+    """The training settings every result reports (flat, for tables) and the full ``student`` record."""
+    return {"arch": spec.arch.name, "steps": spec.steps, "lr": spec.lr, "optimizer": spec.optimizer,
+            "momentum": spec.momentum, "batch_size": spec.batch_size, "student": spec.to_dict()}
 
 
 def rollout_students(batch: StudentBatch, task: str, normalizer: Normalizer, episodes: int, seed: int,
@@ -50,40 +66,36 @@ def rollout_students(batch: StudentBatch, task: str, normalizer: Normalizer, epi
     t0 = time.perf_counter()
     res = rollout(task, policy, 1 if ensemble else batch.k, episodes, normalizer=normalizer, seed=seed,
                   device=batch.device, max_steps=max_steps)
-    out = res.summary()
-    out["rollout_seconds"] = time.perf_counter() - t0
-    out["returns"] = res.returns.tolist()
-    return out
+    return {**res.summary(), "rollout_seconds": time.perf_counter() - t0, **res.episodes()}
 
 
 def evaluate_synthetic(syn: SyntheticDataset, task: str | None = None, students: int = 10, episodes: int = 10,
-                       steps: int = 100, lr: float | None = None, optimizer: str = "sgd", arch: str = "mlp3",
-                       seed: int = 0, ensemble: bool = False, device: str | torch.device | None = None,
-                       max_steps: int | None = None, where: str = "synthetic set") -> dict[str, Any]:
-    """Train ``students`` fresh students for ``steps`` full-batch steps on ``syn`` and roll them out.
+                       steps: int | None = None, lr: float | None = None, optimizer: str | None = None,
+                       arch: str | None = None, hidden: int | None = None, layers: int | None = None,
+                       student: StudentSpec | None = None, seed: int = 0, ensemble: bool = False,
+                       device: str | torch.device | None = None, max_steps: int | None = None,
+                       where: str = "synthetic set") -> dict[str, Any]:
+    """Train ``students`` fresh students on ``syn`` and roll them out.
 
-    ``lr=None`` takes the optimizer's default (``obd.evaluate.students.DEFAULT_LR``: 0.1 for SGD, the
-    inner loop's). Returns the rollout summary (``normalized_score_mean``/``_std`` over students,
-    ``per_policy_normalized_score``, ``return_mean``, ...) plus the settings, the final BC loss per student
-    and timings. With ``ensemble`` there is one policy (the students' average action), so the std is 0.
+    The student is ``student`` when given, else the distillation's own (``distilled_student(syn.metadata)``),
+    else :data:`PAPER_STUDENT`; ``arch``/``hidden``/``layers``/``steps``/``optimizer``/``lr`` change it
+    (a cross-architecture / cross-optimizer score; see ``resolve_student``). Returns the rollout summary
+    (``normalized_score_mean``/``_std`` over students, ``per_policy_*``, ``return_mean``,
+    ``episode_length_mean``, ``forward_progress_mean``, per-episode ``returns``/``lengths``/
+    ``forward_progress`` (K, E)) plus the student record, the final BC loss per student and timings. With
+    ``ensemble`` there is one policy (the students' average action), so the std is 0.
     """
     if not isinstance(getattr(syn, "normalizer", None), Normalizer):
         raise ObdError(f"{where}: missing the state normalizer (field 'normalizer')")
-    check_arch(arch)
-    check_optimizer(optimizer)
-    lr = resolve_lr(optimizer, lr)
+    base = student or distilled_student(syn.metadata, where) or PAPER_STUDENT
+    spec = resolve_student(base, arch, hidden, layers, steps, optimizer, lr)
     task = resolve_task(task, syn.task, syn.obs_dim, syn.act_dim, where)
     if len(syn) == 0:
         raise ObdError(f"{where}: the synthetic set is empty")
-    device = resolve_device(device)
-    t0 = time.perf_counter()
-    batch = StudentBatch(arch, syn.obs_dim, syn.act_dim, students, seed=seed, device=device)
-    log = batch.train(syn.states, syn.actions, steps, optimizer=optimizer, lr=lr, seed=seed)
-    train_seconds = time.perf_counter() - t0
+    batch, log, train_seconds = train_students(spec, syn.states, syn.actions, students, seed, resolve_device(device))
     out = rollout_students(batch, task, syn.normalizer, episodes, seed, ensemble, max_steps)
     return {
         "kind": "synthetic", "task": task, "n_syn": len(syn), "students": students, "episodes": episodes,
-        "steps": steps, "lr": lr, "optimizer": optimizer, "arch": arch, "seed": seed, "ensemble": ensemble,
-        "max_steps": max_steps, "final_bc_loss": log.final_per_student, "train_seconds": train_seconds,
-        **out,
+        **student_fields(spec), "seed": seed, "ensemble": ensemble, "max_steps": max_steps,
+        "final_bc_loss": log.final_per_student, "train_seconds": train_seconds, **out,
     }

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from obd.device import resolve_device
 from obd.distill.students import bc_loss
 from obd.errors import ObdError
-from obd.evaluate.architectures import make_eval_student
+from obd.evaluate.architectures import StudentArch, make_eval_student
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw")
 #: learning rates used when none is given: plain SGD at the inner loop's 0.1; momentum 0.9 multiplies the
@@ -43,13 +43,15 @@ def check_optimizer(optimizer: str) -> None:
         raise ObdError(f"optimizer '{optimizer}' unknown; expected one of {list(OPTIMIZERS)}")
 
 
-def build_optimizer(optimizer: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """``sgd`` (momentum 0), ``sgd_momentum`` (0.9), ``adam``, ``adamw`` (weight decay 1e-2)."""
+def build_optimizer(optimizer: str, params: list[torch.Tensor], lr: float,
+                    momentum: float | None = None) -> torch.optim.Optimizer:
+    """``sgd`` (momentum 0, or ``momentum``: the inner loop's heavy ball), ``sgd_momentum`` (0.9),
+    ``adam``, ``adamw`` (weight decay 1e-2)."""
     check_optimizer(optimizer)
     if optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.0)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum or 0.0)
     if optimizer == "sgd_momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9 if momentum is None else momentum)
     if optimizer == "adam":
         return torch.optim.Adam(params, lr=lr)
     return torch.optim.AdamW(params, lr=lr, weight_decay=ADAMW_WEIGHT_DECAY)
@@ -65,13 +67,14 @@ class TrainLog:
 
 
 class StudentBatch:
-    """K students of one architecture; ``params`` maps names to stacked tensors (K, ...).
+    """K students of one architecture (a :class:`StudentArch` or a name such as ``mlp3`` / ``mlp3x128``);
+    ``params`` maps names to stacked tensors (K, ...); ``built`` is one unstacked student, for inspection.
 
     ``forward(states)`` takes states (N, obs_dim) shared by all students, or (K, N, obs_dim) one slice per
     student, and returns ``(mean, log_std)`` each (K, N, act_dim).
     """
 
-    def __init__(self, arch: str, obs_dim: int, act_dim: int, num_students: int, seed: int = 0,
+    def __init__(self, arch: str | StudentArch, obs_dim: int, act_dim: int, num_students: int, seed: int = 0,
                  device: str | torch.device | None = None):
         if num_students < 1:
             raise ObdError(f"students must be >= 1, got {num_students}")
@@ -87,10 +90,16 @@ class StudentBatch:
         if buffers:
             raise ObdError(f"arch '{arch}': students with buffers are not supported")
         self.params = {k: v.detach().to(self.device) for k, v in params.items()}
+        self.built = models[0]
         self._base = copy.deepcopy(models[0]).to("meta")
 
     def _single(self, params: dict[str, torch.Tensor], states: torch.Tensor):
         return functional_call(self._base, params, (states,))
+
+    def _mean(self, states: torch.Tensor) -> torch.Tensor:
+        """Every student's pre-tanh mean (K, N, act_dim); works for deterministic heads (no log-std)."""
+        in_dim = 0 if states.ndim == 3 else None
+        return vmap(lambda p, x: self._single(p, x)[0], in_dims=(0, in_dim))(self.params, states)
 
     def forward(self, states: torch.Tensor, params: dict[str, torch.Tensor] | None = None):
         params = self.params if params is None else params
@@ -99,12 +108,13 @@ class StudentBatch:
 
     def train(self, states: torch.Tensor, actions: torch.Tensor, steps: int, optimizer: str = "sgd",
               lr: float | None = None, seed: int = 0, batch_size: int | None = None,
-              progress: bool = False) -> TrainLog:
+              progress: bool = False, momentum: float | None = None) -> TrainLog:
         """Behavior-clone every student on ``(states, actions)`` ((N, obs), (N, act), states normalized).
 
         Each step: fresh Gaussian noise per student and sample, ``bc_loss`` (the inner loop's MSE of the
         sampled action), one optimizer step. ``batch_size=None`` is full-batch (the inner loop); otherwise
-        each student draws its own minibatch of ``batch_size`` indices with replacement.
+        each student draws its own minibatch of ``batch_size`` indices with replacement. ``momentum``
+        overrides the SGD optimizers' momentum (see :func:`build_optimizer`).
         """
         if steps < 0:
             raise ObdError(f"steps must be >= 0, got {steps}")
@@ -115,7 +125,7 @@ class StudentBatch:
             raise ObdError(f"training data dims ({states.shape[-1]}, {actions.shape[-1]}) do not match the "
                            f"students' ({self.obs_dim}, {self.act_dim})")
         params = {k: v.clone().requires_grad_(True) for k, v in self.params.items()}
-        opt = build_optimizer(optimizer, list(params.values()), lr)
+        opt = build_optimizer(optimizer, list(params.values()), lr, momentum)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         n = len(states)
         loss_fn: Callable = vmap(
@@ -143,7 +153,7 @@ class StudentBatch:
     @torch.no_grad()
     def act_all(self, states: torch.Tensor) -> torch.Tensor:
         """Every student's deterministic action ``tanh(mean)`` on shared states (M, obs): (K, M, act)."""
-        return torch.tanh(self.forward(states)[0])
+        return torch.tanh(self._mean(states))
 
     @torch.no_grad()
     def policy(self, obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -160,7 +170,7 @@ class StudentBatch:
         pos = torch.arange(m, device=obs.device) - offsets[sorted_idx]
         padded = obs.new_zeros(self.k, int(counts.max()), obs.shape[-1])
         padded[sorted_idx, pos] = obs[order]
-        mean = self.forward(padded)[0]
+        mean = self._mean(padded)
         out = torch.empty(m, self.act_dim, device=obs.device, dtype=mean.dtype)
         out[order] = torch.tanh(mean[sorted_idx, pos])
         return out

@@ -7,10 +7,11 @@
 from obd.teachers.base import Teacher
 from obd.teachers.corl import import_corl
 from obd.teachers.iql import IQL, IQLConfig
+from obd.teachers.protocol import TeacherLike
 from obd.teachers.td3bc import TD3BC, TD3BCConfig
 from obd.teachers.training import RunConfig, evaluate_teacher, train_teacher
 
 ALGOS = {"td3bc": (TD3BC, TD3BCConfig), "iql": (IQL, IQLConfig)}
 
-__all__ = ["Teacher", "TD3BC", "TD3BCConfig", "IQL", "IQLConfig", "RunConfig", "train_teacher",
+__all__ = ["Teacher", "TeacherLike", "TD3BC", "TD3BCConfig", "IQL", "IQLConfig", "RunConfig", "train_teacher",
            "evaluate_teacher", "import_corl", "ALGOS"]

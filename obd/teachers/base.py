@@ -138,9 +138,11 @@ class Teacher:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "Teacher":
-        path = Path(path)
-        if not path.is_file():
-            raise ObdError(f"{path}: teacher file not found")
+        """Load a teacher file, or the shipped teacher of a dataset name (``hopper-medium-v5``, see
+        :func:`obd.assets.resolve_asset`); a path that exists wins."""
+        from obd.assets import resolve_asset
+
+        path = resolve_asset("teacher", path)
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several unrelated types for a foreign or corrupt file

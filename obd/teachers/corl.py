@@ -29,6 +29,7 @@ import torch
 from obd.data.dataset import Normalizer
 from obd.envs import check_dims, get_task
 from obd.errors import ObdError
+from obd.io import describe_load_error
 from obd.teachers.base import Teacher
 from obd.teachers.networks import EnsembleQ, TeacherActor
 
@@ -52,8 +53,7 @@ def load_corl_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(CORL_SAFE_GLOBALS):
             blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for foreign globals, RuntimeError/EOFError for corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ObdError(f"{path}: not a loadable CORL checkpoint ({exc.__class__.__name__}: {first[:200]})") from None
+        raise ObdError(f"{path}: not a loadable CORL checkpoint ({describe_load_error(exc)})") from None
     if not isinstance(blob, dict):
         raise ObdError(f"{path}: expected a dict with keys 'actor', 'critic1', 'critic2'")
     return blob

@@ -1,0 +1,149 @@
+"""Packaging: the wheel carries the shipped assets and works from any folder; one `obd` command whose
+`--help` is fast; every third-party import is declared; shipped assets resolve by name."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from obd.assets import configs_dir, list_presets, resolve_asset, tasks_dir
+from obd.errors import ObdError
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_wheel_installs_and_runs_from_another_folder(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "obd", src / "obd", ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(src)], check=True, capture_output=True, env=ENV, timeout=120)
+    wheel = next(wheels.glob("obd-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
+                   timeout=60)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
+                   check=True, capture_output=True, env=ENV, timeout=120)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(cmd, cwd=elsewhere, capture_output=True, text=True, env=ENV, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    where = run(str(python), "-c", "import obd, obd.assets as a; print(obd.__file__); print(a.tasks_dir())")
+    site = str(venv / "lib")
+    assert all(line.startswith(site) for line in where.stdout.split()), where.stdout  # not the repository's obd
+    assert "stages:" in run(str(venv / "bin" / "obd"), "--help").stdout
+    printed = run(str(venv / "bin" / "obd"), "distill", "--config", "fast_avpbc", "--print-config").stdout
+    assert "outer_steps: 3000" in printed
+    scored = run(str(venv / "bin" / "obd"), "evaluate", "teacher", "hopper-medium-v5", "--episodes", "1",
+                 "--max-steps", "5", "--threads", "1", "--json").stdout
+    assert '"task": "hopper"' in scored and '"episode_length_mean": 5.0' in scored
+
+
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "build"], ["data", "train-behavior"], ["teacher"],
+                                  ["teacher", "train"], ["evaluate"], ["evaluate", "synthetic"], ["report"]])
+def test_help_does_not_import_torch(argv):
+    code = ("import sys\nfrom obd.__main__ import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n") % ([*argv, "--help"],)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
+def test_one_command_dispatches_every_stage(capsys):
+    from obd.__main__ import STAGES, main
+
+    assert set(STAGES) >= {"data", "teacher", "distill", "evaluate", "report", "quickstart", "sweep"}
+    assert main(["nope"]) == 2
+    assert "unknown stage 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    help_text = capsys.readouterr().out
+    assert "usage: obd distill" in help_text and "outer.lr" in help_text and "float = 0.01" in help_text
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["obd"] == "obd.__main__:main"
+
+
+def test_python_m_stage_still_works():
+    done = subprocess.run([sys.executable, "-m", "obd.evaluate", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, env=ENV, timeout=60)
+    assert done.returncode == 0 and "usage: obd evaluate" in done.stdout
+
+
+def _third_party_imports() -> set[str]:
+    found = set()
+    for path in (ROOT / "obd").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "obd"}
+
+
+def test_every_third_party_import_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {r.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
+                for r in project["dependencies"] + sum(project["optional-dependencies"].values(), [])}
+    dists = importlib.metadata.packages_distributions()
+    missing = {}
+    for module in _third_party_imports():
+        names = {d.lower() for d in dists.get(module, [module])}
+        if not names & declared:
+            missing[module] = sorted(names)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_package_data_globs_cover_the_shipped_files():
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["obd"]
+    shipped = [p for p in (ROOT / "obd").rglob("*") if p.is_file() and p.suffix in (".pt", ".yaml")]
+    assert shipped and all(any(p.relative_to(ROOT / "obd").match(g) for g in globs) for p in shipped)
+    assert {"hopper", "halfcheetah", "walker2d"} <= {p.parent.name for p in tasks_dir().glob("*/task.yaml")}
+
+
+def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
+    hopper = tasks_dir() / "hopper"
+    assert resolve_asset("teacher", "hopper-medium-v5") == hopper / "teacher_td3bc_medium.pt"
+    assert resolve_asset("teacher", "hopper-medium-replay-v5") == hopper / "teacher_td3bc_medium_replay.pt"
+    assert resolve_asset("teacher", "hopper-medium:td3bc") == hopper / "teacher_td3bc_medium.pt"
+    assert resolve_asset("behavior", "walker2d-expert-v5") == tasks_dir() / "walker2d" / "behavior_expert.pt"
+    assert resolve_asset("task", "hopper") == hopper / "task.yaml"
+    assert resolve_asset("config", "fast_avpbc") == configs_dir() / "fast_avpbc.yaml"
+    assert resolve_asset("config", "fast_avpbc.yaml") == configs_dir() / "fast_avpbc.yaml"
+    # paths written before the move still find the shipped files
+    assert resolve_asset("teacher", "envs/hopper/teacher_td3bc_medium.pt") == hopper / "teacher_td3bc_medium.pt"
+    assert resolve_asset("config", "configs/paper_pbc.yaml") == configs_dir() / "paper_pbc.yaml"
+    assert "fast_avpbc" in list_presets() and "teacher_td3bc" in list_presets()
+    # a file on disk wins over a shipped name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hopper-medium-v5").write_bytes(b"x")
+    assert resolve_asset("teacher", "hopper-medium-v5") == Path("hopper-medium-v5")
+    for kind, name, expect in [("teacher", "hopper-expert-v5", "no shipped teacher_<algo>_expert.pt"),
+                               ("teacher", "hopper-medium:iql", "teacher_iql_medium.pt"),
+                               ("teacher", "ant-medium-v5", "unknown task 'ant'"),
+                               ("teacher", "hopper-median-v5", "level one of"),
+                               ("teacher", "nope.pt", "nope.pt: teacher file not found"),
+                               ("config", "fastest", "no shipped preset of that name; presets: ["),
+                               ("behavior", "hopper-medium-replay", "ships no medium-replay policy")]:
+        with pytest.raises(ObdError, match=expect.replace("[", r"\[").replace("(", r"\(")):
+            resolve_asset(kind, name)
