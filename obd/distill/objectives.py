@@ -17,7 +17,8 @@ action dims follows ``F.mse_loss``.
   not re-queried for each drawn a*: that keeps the teacher out of the outer loop; for a tanh-Gaussian
   teacher Q(s, a*) and Q(s, a_det) differ by the spread of its action distribution.
 - SDW: any of the above with w multiplied by precomputed state-density weights p(s)^(-alpha)
-  (``obd.distill.density.sdw_weights``, mean 1).
+  (``obd.distill.sdw.sdw_weights``, mean 1), or, in SDW's ``sample`` mode, with the states drawn in
+  proportion to those weights by the engine and w left as it is (``sdw_sampled``).
 
 Everything an objective needs from the teacher is computed once, for every real state, in chunks.
 """
@@ -75,6 +76,7 @@ class Objective:
     q_values: torch.Tensor | None = None
     beta: float = 0.02
     density_weights: torch.Tensor | None = None
+    sdw_sampled: bool = False
 
     def targets(self, idx: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.name == "dbc":
@@ -93,7 +95,9 @@ class Objective:
 
     @property
     def label(self) -> str:
-        """``avpbc``, ``avpbc+sdw``, ..."""
+        """``avpbc``, ``avpbc+sdw`` (weighted loss), ``avpbc+sdw-sample`` (weighted sampling), ..."""
+        if self.sdw_sampled:
+            return self.name + "+sdw-sample"
         return self.name + ("+sdw" if self.density_weights is not None else "")
 
 

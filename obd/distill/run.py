@@ -4,6 +4,7 @@ Layout (the contract with ``obd.evaluate``)::
 
     RUN/config.yaml                          resolved DistillConfig
     RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec, wall_time, cpu_time
+    RUN/sdw_weights.json                     SDW runs: the weights' ESS, quantiles, alpha (obd.distill.sdw.SDWStats)
     RUN/checkpoints/step_XXXXXXX.hdf5        SyntheticDataset every checkpoint_every outer steps
     RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
     RUN/synthetic.hdf5                       final synthetic set
@@ -29,7 +30,7 @@ from obd.distill.engine import DistillConfig, Distiller
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import Interrupted, ObdError
 from obd.interrupt import deferred_sigint
-from obd.io import torch_save_atomic, write_text_atomic
+from obd.io import torch_save_atomic, write_json_atomic, write_text_atomic
 from obd.loggers import make_loggers
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{7})\.state\.pt$")
@@ -94,6 +95,8 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     total = cfg.outer_steps if outer_steps is None else outer_steps
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
+    if distiller.sdw is not None:
+        write_json_atomic(run_dir / "sdw_weights.json", distiller.sdw.stats.to_dict())
     metrics_path = run_dir / "metrics.jsonl"
     write_text_atomic(metrics_path, "".join(line + "\n" for line in _read_metrics(metrics_path, distiller.outer_step)))
     with metrics_path.open("a") as log, make_loggers(cfg.logger, run_dir, config_to_dict(cfg)) as sinks, \
