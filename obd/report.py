@@ -10,7 +10,8 @@ every evaluation has finished and each file atomically: ``report.md`` (tables), 
 return vs outer step per run), ``methods.png`` (final checkpoints, methods side by side per task) and,
 when the runs differ in synthetic-set size, ``size_sweep.png``. ``--video`` also records one episode
 of a student trained on each run's final synthetic set as ``<run>.gif`` (skipped, with a message, when
-MuJoCo has no OpenGL backend; :mod:`obd.evaluate.video`).
+MuJoCo has no OpenGL backend; :mod:`obd.evaluate.video`). With SDW runs among them, ``diversity.png`` and a
+table show how the synthetic states cover the dataset next to Av-PBC's (:mod:`obd.report_diversity`).
 """
 
 from __future__ import annotations
@@ -205,9 +206,15 @@ def _main(argv: list[str] | None = None) -> int:
                 videos[run.name] = name
             else:
                 print(f"video skipped for {run.name}: {reason}", file=sys.stderr)
+    from obd.report_diversity import diversity_panel
+
+    panel = diversity_panel(loaded, seed=args.seed)
     for name, fig in figures.items():
         save_figure(fig, out / name)
-    write_text_atomic(out / "report.md", render_markdown(runs, settings, args.last, list(figures), videos))
+    if panel is not None:
+        save_figure(panel.figure, out / panel.image)
+    write_text_atomic(out / "report.md", render_markdown(runs, settings, args.last, list(figures), videos)
+                      + (panel.markdown if panel is not None else ""))
     summary = [{"run": r.name, "task": r.task, "method": r.method, "n_syn": r.n_syn,
                 "final_step": r.final.outer_step, "final_score": r.final.score,
                 "final_episode_length": r.final.result.get("episode_length_mean"),

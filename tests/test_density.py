@@ -1,4 +1,5 @@
-"""SDW state-density weights: the weight transform, the four estimators, diagnostics, bad input."""
+"""SDW state-density weights: the weight transform, the four estimators, diagnostics, bad input.
+(The ESS solver, the outer sampler and SDW runs: tests/test_sdw.py.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from obd.config import load_config
-from obd.distill.density import (ESTIMATORS, MADE, MAF, DensityConfig, kde_bandwidth, log_density, sdw_weights,
-                                  sdw_weights_with_stats, weights_from_log_density)
+from obd.distill.density import ESTIMATORS, MADE, MAF, DensityConfig, fit_log_density, kde_bandwidth, log_density
+from obd.distill.sdw import sdw_weights, sdw_weights_with_stats, weights_from_log_density
 from obd.errors import ObdError
 
 torch.set_num_threads(1)
@@ -169,7 +170,7 @@ def test_stats_describe_the_weights():
     assert stats.ess_fraction == pytest.approx(1.0 / np.mean(w64 ** 2), rel=1e-4)
     assert stats.clipped_fraction >= 0.1 and stats.clipped_fraction == pytest.approx(np.mean(w == w.max()))
     assert stats.min_weight == pytest.approx(float(w.min())) and stats.log_density_q01 < stats.log_density_q99
-    assert "SDW[gmm]" in stats.summary() and "ESS" in stats.summary()
+    assert "SDW[gmm, weight]" in stats.summary() and "ESS" in stats.summary()
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -177,6 +178,9 @@ def test_stats_describe_the_weights():
     ({"clip_quantile": 0.0}, "clip_quantile"), ({"clip_quantile": 1.01}, "clip_quantile"),
     ({"bandwidth": "wide"}, "bandwidth"), ({"bandwidth": -1.0}, "bandwidth"), ({"k": 0}, "density.k"),
     ({"fit_samples": -5}, "fit_samples"), ({"device": "tpu9"}, "device"), ({"n_jobs": 0}, "n_jobs"),
+    ({"target_ess": 0.0}, "target_ess"), ({"target_ess": 1.0}, "target_ess"), ({"floor": 1.0}, "floor"),
+    ({"floor": -0.1}, "floor"), ({"mode": "resample"}, "mode"), ({"warn_ess": 2}, "warn_ess"),
+    ({"flow_holdout": 0.0}, "flow_holdout"), ({"flow_patience": 0}, "flow_patience"), ({"seed": -1}, "seed"),
 ])
 def test_bad_config_names_the_field(kwargs, field):
     with pytest.raises(ObdError, match=field):
@@ -198,7 +202,7 @@ def test_bad_states_and_sizes_name_the_problem():
     with pytest.raises(ObdError, match="alpha"):
         weights_from_log_density(np.zeros(3), alpha=2.0)
     with pytest.raises(ObdError, match="log_density"):
-        weights_from_log_density(np.array([0.0, np.inf]))
+        weights_from_log_density(np.array([0.0, np.nan]))
     cfg = DensityConfig()
     cfg.alpha = -1.0  # mutated after construction: still caught before any work
     with pytest.raises(ObdError, match="alpha"):
@@ -211,3 +215,50 @@ def test_loads_from_config_overrides():
     assert load_config(DensityConfig, None, ["bandwidth=silverman"]).bandwidth == "silverman"
     with pytest.raises(ObdError, match="estimator"):
         load_config(DensityConfig, None, ["estimator=parzen"])
+
+
+def test_flow_early_stops_and_reports_its_heldout_likelihood():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 2)) * [1.0, 0.5]
+    cfg = DensityConfig(estimator="flow", flow_layers=2, flow_hidden=16, flow_batch=256, flow_lr=1e-2,
+                        flow_steps=20_000, flow_eval_every=25, flow_patience=2, flow_holdout=0.2)
+    lp, info = fit_log_density(x, cfg)
+    assert info["flow_early_stopped"] and info["flow_steps_run"] < 20_000
+    assert info["flow_best_step"] <= info["flow_steps_run"] - 2 * 25
+    # the reported held-out log-likelihood is the returned log p averaged over the held-out split
+    held = np.sort(np.random.default_rng(1).permutation(2000)[:400])
+    assert info["heldout_states"] == 400
+    assert info["heldout_log_likelihood"] == pytest.approx(lp[held].mean(), abs=1e-4)
+    # and close to the true density's: log N(x; 0, diag(1, 0.25)) averages -log(2 pi) - log(0.5) - 1
+    assert info["heldout_log_likelihood"] == pytest.approx(-math.log(2 * math.pi) - math.log(0.5) - 1, abs=0.1)
+    assert [s for s, _ in info["flow_curve"]][:2] == [0, 25]
+
+
+def test_cross_fitted_estimators_report_the_mean_as_heldout():
+    states, _ = cluster_and_outliers()
+    lp, info = fit_log_density(states, DensityConfig(estimator="gmm", components=2))
+    assert info == {"heldout_log_likelihood": pytest.approx(lp.mean()), "heldout_states": len(states)}
+
+
+def test_bench_density_reports_time_memory_and_heldout_likelihood(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(root / "scripts" / "bench_density.py"), "--n", "3000", "--dim", "5",
+                           "--estimators", "flow", "--set", "flow_steps=20", "flow_hidden=16", "flow_layers=1",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    (r,) = rows  # one estimator, measured in its own process
+    assert r["estimator"] == "flow" and r["n"] == 3000 and r["dim"] == 5 and r["seconds"] > 0
+    # the MAF's parameters, Adam state and activations: a positive peak over the loaded process
+    assert r["peak_rss_mb"] > 0 and math.isfinite(r["heldout_log_likelihood"])
+    assert 0 < r["alpha_for_target_ess"] <= 1 and 0.05 < r["rare5_share"] < 1
+    assert r["flow_steps_run"] == 20 and r["heldout_states"] == 300
+    assert "flow  N=3000 d=5" in done.stdout and "held-out log-lik" in done.stdout

@@ -222,8 +222,10 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
     trials = build_grid([data], ["random", "bc", "teacher", "sdw", "avpbc"], [0], settings,
                         {data: str(tmp / "teacher.pt")}, tmp_path)
     by_method = {t.method: t for t in trials}
-    assert by_method["sdw"].distill.sdw and by_method["sdw"].distill.density == {"estimator": "gmm"}
-    assert by_method["sdw"].distill.objective == "avpbc" and by_method["avpbc"].distill.density == {}
+    from obd.distill.density import DensityConfig
+
+    assert by_method["sdw"].distill.sdw and by_method["sdw"].distill.density == DensityConfig(estimator="gmm")
+    assert by_method["sdw"].distill.objective == "avpbc" and by_method["avpbc"].distill.density is None
     assert by_method["avpbc"].distill.checkpoint_every == 1 and by_method["random"].distill is None
     for method in ("random", "bc", "teacher"):
         row = run_trial(by_method[method])

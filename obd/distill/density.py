@@ -1,22 +1,9 @@
-"""State-density weights for SDW (state-density weighted distillation; Lei, Cheng, Tao 2025).
+"""Density estimators for SDW: ``log p(s)`` of every real state under the offline dataset.
 
-SDW multiplies each real state's outer objective by a weight that falls with the state's density
-under the offline dataset, so rare states count more and the synthetic set covers more of the state
-space. A raw ``1 / p(s)`` is unusable (the 1%-99% log-density spread of a flow model on D4RL is
-27-60 nats), so the weight is tempered, clipped and normalized, all in log space:
-
-    z_i = -alpha * log p(s_i)                      (alpha in (0, 1])
-    c   = the clip_quantile order statistic of z    (np.quantile, method "inverted_cdf")
-    w_i = exp(min(z_i, c) - c)                      (in (0, 1]: the clip level becomes 1)
-    w_i = w_i / mean(w)                             (mean 1 over the dataset)
-
-So what is clipped is the *tempered, unnormalized* weight ``p(s)^-alpha``: every state whose weight
-exceeds its ``clip_quantile`` quantile gets that quantile's value; the final maximum weight is
-exactly ``1 / mean(clipped weights)`` and at least a ``1 - clip_quantile`` fraction of states hold
-it. ``clip_quantile = 1`` disables clipping.
-
-``log p(s)`` comes from one of four estimators on *normalized* states, fitted on a seeded subsample
-of ``fit_samples`` states and scored on every state in chunks:
+SDW (state-density weighted distillation; Lei, Cheng, Tao 2025) weights each real state's outer
+objective by a tempered inverse density; :mod:`obd.distill.sdw` turns the log-densities computed here
+into weights. ``log p(s)`` comes from one of four estimators on *normalized* states, fitted on a
+seeded subsample of ``fit_samples`` states and scored on every state in chunks:
 
 - ``kde``: Gaussian kernel density (scikit-learn ``KernelDensity``). Cross-fitted: the subsample is
   split in halves A and B; states in A are scored by the KDE of B and vice versa, all others by the
@@ -27,19 +14,21 @@ of ``fit_samples`` states and scored on every state in chunks:
 - ``gmm``: Gaussian mixture with full covariances (scikit-learn ``GaussianMixture``), cross-fitted like
   the KDE: a component collapsed onto one isolated fitted state would otherwise give it a huge density.
 - ``flow``: a masked autoregressive flow (MAF: a stack of MADE layers with reversed orderings,
-  Papamakarios et al. 2017) trained by maximum likelihood in torch on cuda when available.
+  Papamakarios et al. 2017) trained by maximum likelihood in torch (cuda when available) with a
+  held-out split and early stopping.
 
-Weights are computed once per dataset (:func:`sdw_weights`); :func:`sdw_weights_with_stats` also
-returns diagnostics (effective sample size, maximum weight, log-density spread).
+:func:`fit_log_density` also reports each estimator's held-out log-likelihood.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 import logging
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -56,6 +45,9 @@ from obd.errors import ObdError
 log = logging.getLogger(__name__)
 
 ESTIMATORS = ("kde", "knn", "gmm", "flow")
+MODES = ("weight", "sample")
+# held-out states the MAF is evaluated on at most: keeps an evaluation as cheap as a few training steps
+FLOW_MAX_VALIDATION = 20_000
 # Fit subsample per estimator when ``fit_samples`` is None (0 = all states). KDE scoring costs
 # O(N * fit_samples) kernel sums, so it gets the smallest; the MAF only draws minibatches from it.
 DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
@@ -63,25 +55,35 @@ DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
 
 @dataclass
 class DensityConfig:
-    """How SDW weights are estimated.
+    """How SDW estimates log p(s) and turns it into weights (:mod:`obd.distill.sdw`).
 
-    Defaults, timed by ``scripts/bench_density.py`` on 200k x 17 states and extrapolated to 1M, on a
-    2-core machine shared with about 8 busy processes (n_jobs=1): gmm ~20 s, kde ~100 s, knn ~120 s,
-    flow ~35 s with 1 torch thread (about 13 s of it the 500 training steps; 2 torch threads on the
-    busy machine made each step 10x slower). The KDE's 1,000-state fit keeps its Scott bandwidth
-    wide (0.72 in 17-d), so its log-density spread and the weights' spread are the smallest of the four.
+    Weights: ``target_ess`` is the effective-sample-size fraction over the whole dataset that alpha is
+    solved for; ``alpha`` set (in (0, 1]) overrides the solve with a fixed tempering; ``floor`` is the
+    uniform share of the floor mix ``w' = floor + (1 - floor) w``; ``clip_quantile`` clips the tempered
+    weight at that quantile (1 = off); ``mode`` ``weight`` multiplies the outer error by w, ``sample``
+    draws the outer batch with probability proportional to w; a run warns when the outer loss's ESS
+    fraction is below ``warn_ess``.
 
-    ``fit_samples`` caps the states an estimator is fitted on (0 = all, None = the estimator's entry in
-    ``DEFAULT_FIT_SAMPLES``); ``chunk_size`` is how many states are scored at once. ``bandwidth`` is
-    "scott", "silverman" (rules of thumb for unit-variance data, computed for the fitted states) or a
-    positive number in normalized state units.
+    Estimation (timings: ``scripts/bench_density.py``, README): ``fit_samples`` caps the states an
+    estimator is fitted on (0 = all, None = the estimator's entry in ``DEFAULT_FIT_SAMPLES``);
+    ``chunk_size`` is how many states are scored at once; ``seed`` None takes the run's seed.
+    ``bandwidth`` is "scott", "silverman" (rules of thumb for unit-variance data, computed for the
+    fitted states) or a positive number in normalized state units. The MAF trains at most
+    ``flow_steps`` minibatch steps on ``1 - flow_holdout`` of its fitted states, evaluates the held-out
+    log-likelihood every ``flow_eval_every`` steps, lowers the learning rate 3x after
+    ``flow_patience // 2`` evaluations without improvement and stops after ``flow_patience``, keeping
+    the best evaluated weights.
     """
 
-    estimator: str = "knn"
-    alpha: float = 0.5
+    estimator: Literal["kde", "knn", "gmm", "flow"] = "gmm"
+    target_ess: float = 0.5
+    alpha: float | None = None
+    floor: float = 0.0
     clip_quantile: float = 0.99
+    mode: Literal["weight", "sample"] = "weight"
+    warn_ess: float = 0.1
     fit_samples: int | None = None
-    seed: int = 0
+    seed: int | None = None
     chunk_size: int = 50_000
     # kde
     bandwidth: float | str = "scott"
@@ -99,9 +101,12 @@ class DensityConfig:
     # flow (MAF)
     flow_layers: int = 5
     flow_hidden: int = 128
-    flow_steps: int = 500
+    flow_steps: int = 20_000
     flow_batch: int = 1024
     flow_lr: float = 1e-3
+    flow_holdout: float = 0.1
+    flow_eval_every: int = 250
+    flow_patience: int = 8
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -111,32 +116,44 @@ class DensityConfig:
         """Raise :class:`ObdError` naming the first field with an invalid value."""
         if self.estimator not in ESTIMATORS:
             raise ObdError(f"density.estimator: expected one of {list(ESTIMATORS)}, got {self.estimator!r}")
-        if not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha <= 1.0):
-            raise ObdError(f"density.alpha: expected a number in (0, 1], got {self.alpha!r}")
-        if not (isinstance(self.clip_quantile, (int, float)) and 0.0 < self.clip_quantile <= 1.0):
+        if self.mode not in MODES:
+            raise ObdError(f"density.mode: expected one of {list(MODES)}, got {self.mode!r}")
+        if self.alpha is not None and not (_is_number(self.alpha) and 0.0 < self.alpha <= 1.0):
+            raise ObdError(f"density.alpha: expected a number in (0, 1] or null (solve for target_ess), "
+                           f"got {self.alpha!r}")
+        # (name, whether 0 is allowed, whether 1 is allowed)
+        for name, zero, one in (("target_ess", False, False), ("floor", True, False), ("warn_ess", True, True),
+                                ("flow_holdout", False, False)):
+            value = getattr(self, name)
+            in_range = (0.0 < value or zero and value == 0.0) and (value < 1.0 or one and value == 1.0)
+            if not (_is_number(value) and in_range):
+                raise ObdError(f"density.{name}: expected a number in {'[' if zero else '('}0, 1{']' if one else ')'}, "
+                               f"got {value!r}")
+        if not (_is_number(self.clip_quantile) and 0.0 < self.clip_quantile <= 1.0):
             raise ObdError(f"density.clip_quantile: expected a number in (0, 1], got {self.clip_quantile!r}")
         if isinstance(self.bandwidth, str):
             if self.bandwidth not in ("scott", "silverman"):
                 raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
                                f"got {self.bandwidth!r}")
-        elif not (math.isfinite(self.bandwidth) and self.bandwidth > 0):
+        elif not (_is_number(self.bandwidth) and self.bandwidth > 0):
             raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
                            f"got {self.bandwidth!r}")
-        if self.fit_samples is not None and (isinstance(self.fit_samples, bool)
-                                             or not isinstance(self.fit_samples, int) or self.fit_samples < 0):
-            raise ObdError(f"density.fit_samples: expected an integer >= 0 or None, got {self.fit_samples!r}")
+        for name in ("fit_samples", "seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ObdError(f"density.{name}: expected an integer >= 0 or null, got {value!r}")
         n_jobs = self.n_jobs
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
             raise ObdError(f"density.n_jobs: expected -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
         for name, lo in (("chunk_size", 1), ("k", 1), ("components", 1),
                          ("gmm_max_iter", 1), ("flow_layers", 1), ("flow_hidden", 1), ("flow_steps", 0),
-                         ("flow_batch", 1)):
+                         ("flow_batch", 1), ("flow_eval_every", 1), ("flow_patience", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise ObdError(f"density.{name}: expected an integer >= {lo}, got {value!r}")
         for name in ("kde_rtol", "gmm_reg_covar", "flow_lr"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if not (_is_number(value) and value >= 0):
                 raise ObdError(f"density.{name}: expected a finite number >= 0, got {value!r}")
         if self.device != "auto":
             try:
@@ -145,33 +162,14 @@ class DensityConfig:
                 raise ObdError(f"density.device: expected 'auto', 'cpu' or 'cuda[:i]', "
                                f"got {self.device!r}") from None
 
+    @property
+    def rng_seed(self) -> int:
+        """The seed the estimators draw from (0 when ``seed`` is null outside a run)."""
+        return 0 if self.seed is None else self.seed
 
-@dataclass
-class SDWStats:
-    """Diagnostics of one set of SDW weights (all weights have mean 1).
 
-    ``ess_fraction`` = (sum w)^2 / (N sum w^2): the effective sample size of a weighted batch as a
-    fraction of its size. ``clipped_fraction``: states holding the clip level (= ``max_weight``).
-    ``log_density_q01`` / ``q99``: 1% and 99% quantiles of log p(s) (nats; kNN up to its bias).
-    """
-
-    estimator: str
-    num_states: int
-    alpha: float
-    clip_quantile: float
-    max_weight: float
-    min_weight: float
-    ess_fraction: float
-    clipped_fraction: float
-    log_density_q01: float
-    log_density_q99: float
-    seconds: float
-
-    def summary(self) -> str:
-        return (f"SDW[{self.estimator}] N={self.num_states} alpha={self.alpha} clip_q={self.clip_quantile}: "
-                f"w in [{self.min_weight:.3g}, {self.max_weight:.3g}], ESS {100 * self.ess_fraction:.1f}%, "
-                f"clipped {100 * self.clipped_fraction:.2f}%, log p 1%-99% "
-                f"[{self.log_density_q01:.1f}, {self.log_density_q99:.1f}] ({self.seconds:.1f} s)")
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_states(states: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -196,7 +194,7 @@ def _fit_indices(n: int, cfg: DensityConfig) -> np.ndarray:
     m = n if want == 0 else min(n, want)
     if m == n:
         return np.arange(n)
-    return np.sort(np.random.default_rng(cfg.seed).choice(n, size=m, replace=False))
+    return np.sort(np.random.default_rng(cfg.rng_seed).choice(n, size=m, replace=False))
 
 
 # whether estimators may show progress bars: set by log_density for the duration of one estimate, so the
@@ -233,7 +231,7 @@ def _cross_fit_log_density(x: np.ndarray, cfg: DensityConfig, fit, desc: str) ->
     """
     n = x.shape[0]
     idx = _fit_indices(n, cfg)
-    perm = np.random.default_rng(cfg.seed + 1).permutation(idx)
+    perm = np.random.default_rng(cfg.rng_seed + 1).permutation(idx)
     halves = (np.sort(perm[: idx.size // 2]), np.sort(perm[idx.size // 2:]))
     models = [fit(x[h]) for h in halves]
     side = np.full(n, -1, dtype=np.int8)
@@ -296,7 +294,7 @@ def _gmm_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
     return _cross_fit_log_density(
         x, cfg, lambda rows: GaussianMixture(n_components=cfg.components, covariance_type="full",
                                              reg_covar=cfg.gmm_reg_covar, max_iter=cfg.gmm_max_iter,
-                                             random_state=cfg.seed).fit(rows),
+                                             random_state=cfg.rng_seed).fit(rows),
         "GMM log p(s)")
 
 
@@ -360,23 +358,51 @@ def _device(cfg: DensityConfig) -> torch.device:
     return resolve_device(cfg.device, "density.device")
 
 
-def _flow_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
+def _flow_log_density(x: np.ndarray, cfg: DensityConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train a MAF on ``1 - flow_holdout`` of the fitted states with early stopping on the rest
+    (:class:`DensityConfig`), then score every state with the best evaluated weights."""
     n, d = x.shape
     device = _device(cfg)
-    idx = _fit_indices(n, cfg)
-    fit = torch.as_tensor(x[idx], dtype=torch.float32, device=device)
+    idx = np.random.default_rng(cfg.rng_seed + 1).permutation(_fit_indices(n, cfg))
+    num_val = min(max(1, round(cfg.flow_holdout * idx.size)), FLOW_MAX_VALIDATION)
+    if idx.size - num_val < 2:
+        raise ObdError(f"density.flow_holdout: leaves {idx.size - num_val} training states of {idx.size}")
+    train = torch.as_tensor(x[np.sort(idx[num_val:])], dtype=torch.float32, device=device)
+    val = torch.as_tensor(x[np.sort(idx[:num_val])], dtype=torch.float32, device=device)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.rng_seed)
         flow = MAF(d, cfg.flow_layers, cfg.flow_hidden).to(device)
     opt = torch.optim.Adam(flow.parameters(), lr=cfg.flow_lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.flow_steps, 1))
-    batches = np.random.default_rng(cfg.seed + 2).integers(0, idx.size, size=(cfg.flow_steps, cfg.flow_batch))
-    for b in _bar(batches, "MAF fit", len(batches), cfg.flow_steps > 50):
-        loss = -flow.log_prob(fit[torch.as_tensor(b, device=device)]).mean()
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=1 / 3, threshold=1e-3,
+                                                       threshold_mode="abs", patience=max(cfg.flow_patience // 2, 1))
+    rng = np.random.default_rng(cfg.rng_seed + 2)
+
+    def heldout() -> float:
+        with torch.no_grad():
+            return float(torch.cat([flow.log_prob(val[s:s + cfg.chunk_size])
+                                    for s in range(0, num_val, cfg.chunk_size)]).double().mean())
+
+    best_ll, best_step, best_state = heldout(), 0, copy.deepcopy(flow.state_dict())
+    curve = [(0, best_ll)]
+    step = 0
+    bar = _bar(range(cfg.flow_steps), "MAF fit", cfg.flow_steps, cfg.flow_steps > 50)
+    for step in bar:
+        batch = train[torch.as_tensor(rng.integers(0, len(train), cfg.flow_batch), device=device)]
+        loss = -flow.log_prob(batch).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
+        done = step + 1
+        if done % cfg.flow_eval_every and done != cfg.flow_steps:
+            continue
+        ll = heldout()
+        curve.append((done, ll))
+        if ll > best_ll + 1e-3:
+            best_ll, best_step, best_state = ll, done, copy.deepcopy(flow.state_dict())
+        sched.step(ll)
+        if done - best_step >= cfg.flow_patience * cfg.flow_eval_every:
+            break
+    flow.load_state_dict(best_state)
     out = np.empty(n)
     with torch.no_grad():
         for s in _chunks(n, cfg, "MAF log p(s)"):
@@ -385,18 +411,37 @@ def _flow_log_density(x: np.ndarray, cfg: DensityConfig) -> np.ndarray:
             out[s:e] = flow.log_prob(block).double().cpu().numpy()
     if not np.isfinite(out).all():
         raise ObdError(f"density.flow_lr: the MAF diverged (non-finite log p); lower flow_lr (got {cfg.flow_lr})")
-    return out
+    converged = curve[-1][0] < cfg.flow_steps
+    if not converged:
+        log.warning("MAF: held-out log-likelihood still rising after density.flow_steps = %d steps",
+                    cfg.flow_steps)
+    return out, {"heldout_log_likelihood": best_ll, "heldout_states": int(num_val), "flow_best_step": best_step,
+                 "flow_steps_run": int(curve[-1][0]), "flow_early_stopped": converged,
+                 "flow_curve": [[int(k), round(v, 4)] for k, v in curve]}
 
 
-_ESTIMATE = {"kde": _kde_log_density, "knn": _knn_log_density, "gmm": _gmm_log_density, "flow": _flow_log_density}
+def _cross_fitted(estimate: Callable[[np.ndarray, DensityConfig], np.ndarray]):
+    """Wrap an estimator whose every state is scored by a model that did not fit on it: its held-out
+    log-likelihood is the mean over all states."""
+    def run(x: np.ndarray, cfg: DensityConfig) -> tuple[np.ndarray, dict[str, Any]]:
+        lp = estimate(x, cfg)
+        return lp, {"heldout_log_likelihood": float(np.mean(lp)), "heldout_states": int(len(lp))}
+    return run
 
 
-def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
-                progress: bool = True) -> np.ndarray:
-    """Estimate ``log p(s)`` (nats) of every state under the dataset the states form.
+_ESTIMATE = {"kde": _cross_fitted(_kde_log_density), "knn": _cross_fitted(_knn_log_density),
+             "gmm": _cross_fitted(_gmm_log_density), "flow": _flow_log_density}
 
-    ``normalized_states`` (N, d): states in normalized space (dataset mean/std), numpy or torch.
-    Returns (N,) float64. The kNN estimate is biased by a constant that cancels in the weights.
+
+def fit_log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
+                    progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """``log p(s)`` (N,) float64 (nats) of every state under the dataset the states form, and what the
+    fit reports: ``heldout_log_likelihood`` (mean log p of states the model did not fit on: every state
+    for the cross-fitted KDE/GMM and the leave-one-out kNN, the ``flow_holdout`` split for the MAF) and
+    ``heldout_states``; the MAF adds its training curve.
+
+    ``normalized_states`` (N, d): states in normalized space (dataset mean/std), numpy or torch. The kNN
+    estimate is only asymptotically normalized; its bias is a constant that cancels in the weights.
     """
     cfg = cfg or DensityConfig()
     cfg.validate()
@@ -409,41 +454,7 @@ def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig
         _PROGRESS.reset(token)
 
 
-def weights_from_log_density(log_p: np.ndarray, alpha: float = 0.5, clip_quantile: float = 0.99) -> np.ndarray:
-    """SDW weights ``p^-alpha``, clipped at their ``clip_quantile`` quantile, mean 1: (N,) -> (N,) float32.
-
-    Computed on ``z = -alpha log p``: with ``c`` the ``clip_quantile`` order statistic of z
-    (``inverted_cdf``, so clipping z equals clipping ``exp(z)``), ``w = exp(min(z, c) - c) / mean``.
-    """
-    DensityConfig(alpha=alpha, clip_quantile=clip_quantile)  # field checks, named as in the config
-    log_p = np.asarray(log_p, dtype=np.float64)
-    if log_p.ndim != 1 or log_p.size == 0 or not np.isfinite(log_p).all():
-        raise ObdError(f"log_density: expected a non-empty 1-D array of finite values, got shape {log_p.shape}")
-    z = -alpha * log_p
-    c = np.quantile(z, clip_quantile, method="inverted_cdf")
-    w = np.exp(np.minimum(z, c) - c)
-    return (w / w.mean()).astype(np.float32)
-
-
-def sdw_weights_with_stats(normalized_states: np.ndarray | torch.Tensor,
-                           cfg: DensityConfig | None = None, progress: bool = True) -> tuple[np.ndarray, SDWStats]:
-    """SDW weights (N,) float32 with mean 1 (see the module docstring) and their :class:`SDWStats`."""
-    cfg = cfg or DensityConfig()
-    t0 = time.perf_counter()
-    log_p = log_density(normalized_states, cfg, progress)
-    w = weights_from_log_density(log_p, cfg.alpha, cfg.clip_quantile)
-    w64 = w.astype(np.float64)
-    q01, q99 = np.quantile(log_p, [0.01, 0.99])
-    stats = SDWStats(estimator=cfg.estimator, num_states=int(w.size), alpha=float(cfg.alpha),
-                     clip_quantile=float(cfg.clip_quantile), max_weight=float(w.max()), min_weight=float(w.min()),
-                     ess_fraction=float(w64.sum() ** 2 / (w.size * (w64 ** 2).sum())),
-                     clipped_fraction=float(np.mean(w == w.max())), log_density_q01=float(q01),
-                     log_density_q99=float(q99), seconds=time.perf_counter() - t0)
-    log.info(stats.summary())
-    return w, stats
-
-
-def sdw_weights(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
+def log_density(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
                 progress: bool = True) -> np.ndarray:
-    """SDW weights ``w_i ~ p(s_i)^-alpha`` for (N, d) normalized states: (N,) float32, clipped, mean 1."""
-    return sdw_weights_with_stats(normalized_states, cfg, progress)[0]
+    """``log p(s)`` (N,) float64 of (N, d) normalized states (:func:`fit_log_density` without its report)."""
+    return fit_log_density(normalized_states, cfg, progress)[0]

@@ -5,7 +5,8 @@ inner loop.
 
 One outer step (:meth:`Distiller.step`):
 
-1. draw B real-state indices (uniformly, with replacement) from tensors already on the device, and the
+1. draw B real-state indices (uniformly with replacement, or in proportion to the SDW weights in SDW's
+   ``sample`` mode: :class:`obd.distill.sdw.OuterSampler`) from tensors already on the device, and the
    objective's targets/weights for them (see :mod:`obd.distill.objectives`);
 2. draw a fresh student theta_0 (orthogonal init) and the inner noise eps_1..T from the engine's seeded
    ``torch.Generator``;
@@ -25,8 +26,9 @@ import dataclasses
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,10 +36,12 @@ from tqdm.auto import tqdm
 
 from obd.config import coerce_nested, config_to_dict
 from obd.data.dataset import TransitionDataset
+from obd.device import resolve_device
+from obd.distill.density import DensityConfig
 from obd.distill.init import INITS, initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import NEEDS_TEACHER, OBJECTIVES, build_objective, outer_loss, query_teacher
-from obd.device import resolve_device
+from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.students import HEADS, STUDENT_KINDS
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
@@ -113,7 +117,8 @@ class DistillConfig:
 
     ``dataset``: a D4RL/Minari id or file for ``obd.data.load_dataset``; ``teacher``: a teacher file for
     ``obd.teachers.Teacher.load`` (needed by PBC, Av-PBC and the ``topq`` init); ``sdw`` turns on
-    state-density weighting with ``density`` holding ``obd.distill.density.DensityConfig`` fields.
+    state-density weighting configured by ``density`` (:class:`obd.distill.density.DensityConfig`; null =
+    its defaults; its ``seed`` defaults to the run's).
     ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the end). ``eval_every``
     must stay 0: evaluation of checkpoints is ``obd.evaluate``'s job (``python -m obd.evaluate``).
     ``q_clip``: Av-PBC weights beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a
@@ -126,7 +131,7 @@ class DistillConfig:
     objective: str = "avpbc"
     beta: float = 0.02
     sdw: bool = False
-    density: dict[str, Any] = field(default_factory=dict)
+    density: DensityConfig | None = None
     n_syn: int = 256
     init: str = "random"
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -190,30 +195,30 @@ class DistillConfig:
         if self.eval_every != 0:
             raise ObdError(f"config key 'eval_every': expected 0; evaluate checkpoints with "
                            f"'python -m obd.evaluate RUN/checkpoints/step_XXXXXXX.hdf5', got {self.eval_every}")
-        if not isinstance(self.density, dict):
-            raise ObdError(f"config key 'density': expected a mapping of DensityConfig fields, got {self.density!r}")
-        if self.density and not self.sdw:
-            raise ObdError("config key 'density': set only with sdw=true")
-        if self.sdw:
-            self.density_config()
+        if self.density is not None:
+            if not isinstance(self.density, DensityConfig):
+                raise ObdError(f"config key 'density': expected a mapping of DensityConfig fields, "
+                               f"got {self.density!r}")
+            if not self.sdw:
+                # configs saved before the section was typed hold an empty mapping for runs without SDW
+                if self.density != DensityConfig():
+                    raise ObdError("config key 'density': set only with sdw=true")
+                self.density = None
+            else:
+                self.density.validate()
         resolve_device(self.device)
         from obd.loggers import parse_loggers
 
         parse_loggers(self.logger)
 
-    def density_config(self) -> Any:
-        """The SDW :class:`obd.distill.density.DensityConfig` (seed defaults to the run's seed)."""
-        from obd.distill.density import DensityConfig
-
-        known = {f.name for f in dataclasses.fields(DensityConfig)}
-        unknown = sorted(set(self.density) - known)
-        if unknown:
-            raise ObdError(f"config key(s) {['density.' + k for k in unknown]} unknown; expected some of "
-                           f"{sorted('density.' + k for k in known)}")
-        return DensityConfig(**{"seed": self.seed, **self.density})
+    def density_config(self) -> DensityConfig:
+        """The SDW :class:`obd.distill.density.DensityConfig` (defaults when ``density`` is null) with its
+        seed resolved (default: the run's)."""
+        density = self.density or DensityConfig()
+        return dataclasses.replace(density, seed=self.seed if density.seed is None else density.seed)
 
     def create(self, dataset: TransitionDataset | str | None = None, teacher: Any = None, *,
-               progress: bool = True) -> "Distiller":
+               progress: bool = True) -> Distiller:
         """Build a :class:`Distiller`; ``dataset`` / ``teacher`` default to loading ``self.dataset`` /
         ``self.teacher`` (a teacher given as a path is loaded too)."""
         self.validate()
@@ -288,14 +293,21 @@ class Distiller:
 
         normalized = np.asarray(self.normalizer.normalize(dataset.observations), dtype=np.float32)
         self.real_states = torch.as_tensor(normalized, device=self.device)
-        if cfg.sdw and density_weights is None:
-            from obd.distill.density import sdw_weights
-
-            density_weights = sdw_weights(normalized, cfg.density_config(), progress=progress)
         if density_weights is not None and len(density_weights) != len(dataset):
             raise ObdError(f"density weights: {len(density_weights)} given for {len(dataset)} real states")
+        #: SDW's weights split by mode and their diagnostics (None without SDW)
+        self.sdw: SDWSetup | None = None
+        density = cfg.density_config()
+        if cfg.sdw or density_weights is not None:
+            self.sdw = SDWSetup.create(normalized, density if cfg.sdw else None, density_weights, progress)
         self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
-                                         cfg.beta, density_weights, cfg.teacher_chunk, progress, cfg.q_clip)
+                                         cfg.beta, self.sdw.loss_weights if self.sdw else None, cfg.teacher_chunk,
+                                         progress, cfg.q_clip)
+        self.sampler = OuterSampler(len(self.real_states), self.device, self.sdw.sampler_weights if self.sdw else None)
+        if self.sdw is not None:
+            self.objective.sdw_sampled = self.sdw.sampler_weights is not None
+            self.sdw.record_outer_ess(self.objective.q_values)
+            self.sdw.announce(density.warn_ess)
 
         q_data = None
         if cfg.init == "topq":
@@ -344,7 +356,7 @@ class Distiller:
     def meta_loss(self) -> torch.Tensor:
         """H(theta_T(D_syn)) for a fresh student and a fresh batch of real states (draws from the generator)."""
         cfg, g = self.config, self.generator
-        idx = torch.randint(len(self.real_states), (cfg.outer.batch,), generator=g, device=self.device)
+        idx = self.sampler.draw(cfg.outer.batch, g)
         targets, weights = self.objective.targets(idx, g)
         params = init_params(self.dims, cfg.inner.students, g, cfg.student.orthogonal_init, self.device,
                              head=cfg.student.head)
@@ -386,7 +398,7 @@ class Distiller:
         return {"step": self.outer_step, "loss": loss_value, "grad_norm": float(grad_norm), "sec": sec,
                 "cpu_sec": cpu_sec}
 
-    def fit(self, outer_steps: int | None = None, callback: Callable[["Distiller", dict], None] | None = None,
+    def fit(self, outer_steps: int | None = None, callback: Callable[[Distiller, dict], None] | None = None,
             ) -> SyntheticDataset:
         """Run outer steps until ``outer_steps`` (default: the config's) have been done; ``callback(self,
         metrics)`` after each. Returns the synthetic set."""

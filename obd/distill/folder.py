@@ -4,6 +4,7 @@
     RUN/config.yaml                          resolved DistillConfig
     RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec,
                                              wall_time, cpu_time
+    RUN/sdw_weights.json                     SDW runs: the weights' ESS, quantiles, alpha (obd.distill.sdw.SDWStats)
     RUN/checkpoints/step_XXXXXXX.hdf5        SyntheticDataset every checkpoint_every outer steps
     RUN/checkpoints/step_XXXXXXX.state.pt    synthetic tensors + optimizer + generator state
     RUN/synthetic.hdf5                       final synthetic set
@@ -35,12 +36,14 @@ class RunFolder:
     metrics_path: Path = field(init=False)
     checkpoints_dir: Path = field(init=False)
     synthetic_path: Path = field(init=False)
+    sdw_weights_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
         path = Path(self.path)
         for name, value in (("path", path), ("config_path", path / "config.yaml"),
                             ("metrics_path", path / "metrics.jsonl"), ("checkpoints_dir", path / "checkpoints"),
-                            ("synthetic_path", path / "synthetic.hdf5")):
+                            ("synthetic_path", path / "synthetic.hdf5"),
+                            ("sdw_weights_path", path / "sdw_weights.json")):
             object.__setattr__(self, name, value)
 
     def checkpoint_paths(self, step: int) -> tuple[Path, Path]:

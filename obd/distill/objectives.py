@@ -13,19 +13,22 @@ action dims follows ``F.mse_loss``.
 - PBC: a_target = a* ~ pi*(.|s), drawn fresh every outer step from the teacher's precomputed pre-tanh mean
   and std (tanh(mean + std * eps)); a deterministic teacher's action otherwise. w = 1.
 - Av-PBC: PBC with w = beta * Q1(s, a_det) (beta = 0.02 in the paper, no normalization and no clipping, as
-  the reference code: a state with Q < 0 gets a negative weight; ``clip_q`` uses max(Q, 0) instead). The Q value is precomputed once for the teacher's *deterministic* action a_det = teacher.act(s),
-  not re-queried for each drawn a*: that keeps the teacher out of the outer loop; for a tanh-Gaussian
-  teacher Q(s, a*) and Q(s, a_det) differ by the spread of its action distribution.
+  the reference code: a state with Q < 0 gets a negative weight; ``clip_q`` uses max(Q, 0) instead). The Q
+  value is precomputed once for the teacher's *deterministic* action a_det = teacher.act(s), not re-queried
+  for each drawn a*: that keeps the teacher out of the outer loop; for a tanh-Gaussian teacher Q(s, a*) and
+  Q(s, a_det) differ by the spread of its action distribution.
 - SDW: any of the above with w multiplied by precomputed state-density weights p(s)^(-alpha)
-  (``obd.distill.density.sdw_weights``, mean 1).
+  (``obd.distill.sdw.sdw_weights``, mean 1), or, in SDW's ``sample`` mode, with the states drawn in
+  proportion to those weights by the engine and w left as it is (``sdw_sampled``).
 
 Everything an objective needs from the teacher is computed once, for every real state, in chunks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +78,7 @@ class Objective:
     q_values: torch.Tensor | None = None
     beta: float = 0.02
     density_weights: torch.Tensor | None = None
+    sdw_sampled: bool = False
 
     def targets(self, idx: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.name == "dbc":
@@ -93,7 +97,9 @@ class Objective:
 
     @property
     def label(self) -> str:
-        """``avpbc``, ``avpbc+sdw``, ..."""
+        """``avpbc``, ``avpbc+sdw`` (weighted loss), ``avpbc+sdw-sample`` (weighted sampling), ..."""
+        if self.sdw_sampled:
+            return self.name + "+sdw-sample"
         return self.name + ("+sdw" if self.density_weights is not None else "")
 
 

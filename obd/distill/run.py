@@ -23,7 +23,7 @@ from obd.distill.folder import RunFolder
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import Interrupted, ObdError
 from obd.interrupt import deferred_sigint
-from obd.io import torch_save_atomic
+from obd.io import torch_save_atomic, write_json_atomic
 from obd.loggers import make_loggers
 
 #: config keys a resumed run may change; anything else would make it a different run.
@@ -57,6 +57,8 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     total = cfg.outer_steps if outer_steps is None else outer_steps
     folder.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, folder.config_path)
+    if distiller.sdw is not None:
+        write_json_atomic(folder.sdw_weights_path, distiller.sdw.stats.to_dict())
     folder.truncate_metrics(distiller.outer_step)
     with folder.metrics_path.open("a") as log, make_loggers(cfg.logger, folder.path, config_to_dict(cfg)) as sinks, \
             deferred_sigint() as stop:
