@@ -57,9 +57,10 @@ import torch
 from tqdm.auto import tqdm
 
 from obd.assets import resolve_asset
-from obd.config import config_to_dict, load_config
+from obd.config import config_to_dict
 from obd.device import resolve_device
-from obd.distill.engine import DistillConfig, Distiller, load_dataset_spec, load_teacher
+from obd.distill.config import DistillConfig, load_run_config
+from obd.distill.engine import Distiller, load_dataset_spec, load_teacher
 from obd.distill.folder import RunFolder
 from obd.distill.inner import init_params, inner_loop, student_action
 from obd.distill.objectives import outer_loss
@@ -210,8 +211,7 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
     found = [(step, path) for step, path in found if step in seconds and path.is_file()]
     if not found:
         raise ObdError(f"{folder.checkpoints_dir}: no checkpoint with a metrics line to time it")
-    cfg = load_config(DistillConfig, run_dir / "config.yaml")
-    cfg.dataset, cfg.teacher = yardstick.d.config.dataset, yardstick.d.config.teacher
+    cfg, _ = load_run_config(run_dir / "config.yaml")
     first = Distiller(cfg, dataset, teacher, progress=False)  # step 0: the run's initial synthetic set
     probes = [[0.0, 0, yardstick(first.states, first.actions)]]
     snapshots = [first.synthetic()]
@@ -360,12 +360,14 @@ def main_(argv: list[str] | None = None) -> int:
                                f"with --clock steps, got {args.sec_per_step!r}")
         elif args.sec_per_step:
             raise ObdError("--sec-per-step: only with --clock steps")
-        run_cfgs = []
+        run_cfgs, run_inputs = [], []
         for r in run_dirs:
             if not (r / "config.yaml").is_file():
                 raise ObdError(f"--runs: {r}: no config.yaml (not a python -m obd.distill run folder)")
-            run_cfgs.append(load_config(DistillConfig, r / "config.yaml"))
-        pairs = {(c.dataset, c.teacher) for c in run_cfgs}
+            cfg, inputs = load_run_config(r / "config.yaml")
+            run_cfgs.append(cfg)
+            run_inputs.append(inputs)
+        pairs = {(i.dataset, i.teacher) for i in run_inputs}
         if len(pairs) != 1:
             raise ObdError(f"--runs: the runs use different datasets/teachers {sorted(pairs)}; H would not compare")
         args.dataset, args.teacher = next(iter(pairs))
@@ -379,16 +381,15 @@ def main_(argv: list[str] | None = None) -> int:
         if not args.dataset or not args.teacher:
             raise ObdError("--dataset and --teacher are required (or --runs)")
         presets = parse_presets(args.presets)
-        cfgs = {name: load_config(DistillConfig, path, [*overrides, *args.overrides, f"seed={args.seed}"])
+        cfgs = {name: load_run_config(path, [*overrides, *args.overrides, f"seed={args.seed}"])[0]
                 for name, path, overrides in presets}
     yard_path = resolve_asset("config", args.yardstick)
-    yard_cfg = load_config(DistillConfig, yard_path, [*args.yardstick_set, f"inner.students={args.yardstick_students}",
-                                                      f"outer.batch={args.yardstick_states}", "inner.truncate=0"])
+    yard_cfg, _ = load_run_config(yard_path, [*args.yardstick_set, f"inner.students={args.yardstick_students}",
+                                              f"outer.batch={args.yardstick_states}", "inner.truncate=0"])
     teacher_path = Path(args.teacher).expanduser()
     if not teacher_path.is_file():
         raise ObdError(f"--teacher: {teacher_path}: teacher file not found")
     for cfg in (*cfgs.values(), yard_cfg):
-        cfg.dataset, cfg.teacher = str(args.dataset), str(teacher_path)
         cfg.validate()
 
     dataset = load_dataset_spec(str(args.dataset))

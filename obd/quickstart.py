@@ -80,9 +80,8 @@ def default_dataset(settings: QuickstartSettings) -> Any:
 def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     """Run the four stages and return the report (also written to ``out/report.json``)."""
     from obd.assets import resolve_asset
-    from obd.config import load_config
     from obd.data import load_dataset
-    from obd.distill import DistillConfig
+    from obd.distill.config import RunInputs, load_run_config
     from obd.distill.run import start
     from obd.evaluate import distilled_student, evaluate_synthetic, evaluate_teacher, random_selection
     from obd.io import check_writable, write_json_atomic
@@ -91,18 +90,17 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     out = check_writable(settings.out, is_dir=True)
     t_start = time.perf_counter()
     teacher_file = resolve_asset("teacher", settings.teacher)
-    cfg = load_config(DistillConfig, settings.config, list(settings.overrides),
-                      base={"teacher": str(teacher_file), "seed": settings.seed})
+    cfg, _ = load_run_config(settings.config, list(settings.overrides), base={"seed": settings.seed})
     cfg.validate()
 
     dataset = load_dataset(settings.dataset) if settings.dataset else default_dataset(settings)
     teacher = Teacher.load(teacher_file)
-    cfg.dataset = dataset.source
     print(f"[2/4] teacher {settings.teacher} ({teacher.metadata.get('algo', '?')})", flush=True)
 
     print(f"[3/4] distilling {cfg.n_syn} pairs with {cfg.objective} for {cfg.outer_steps} outer steps", flush=True)
     t0 = time.perf_counter()
-    syn = start(cfg, out / "distill", dataset=dataset, teacher=teacher, progress=settings.progress)
+    syn = start(cfg, out / "distill", dataset, teacher, progress=settings.progress,
+                inputs=RunInputs(dataset.source, str(teacher_file)))
     distill_seconds = time.perf_counter() - t0
     syn.save(out / "synthetic.hdf5")
 
@@ -187,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")
     p.add_argument("--cache", type=Path, default=None, help="dataset cache (default $OBD_CACHE or ~/.cache/obd)")
     add_common(p, out="dir", out_help="output folder (required)",
-               config=lazy("obd.distill.engine", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None)
+               config=lazy("obd.distill.config", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None)
     return p
 
 

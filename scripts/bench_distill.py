@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from obd.config import load_config  # noqa: E402
 from obd.data.dataset import TransitionDataset  # noqa: E402
-from obd.distill.engine import DistillConfig, Distiller  # noqa: E402
+from obd.distill.config import DistillConfig  # noqa: E402
+from obd.distill.engine import Distiller  # noqa: E402
 from obd.distill.students import MLPStudent, bc_loss  # noqa: E402
 
 PRESETS = {"paper": "paper_avpbc", "fast": "fast_avpbc", "small": "small_avpbc"}

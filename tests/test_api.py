@@ -13,7 +13,7 @@ import torch
 from obd.config import config_to_dict, load_config
 from obd.data import TransitionDataset, load_dataset
 from obd.distill import DistillConfig
-from obd.distill.engine import InnerConfig, StudentConfig
+from obd.distill.config import InnerConfig, StudentConfig
 from obd.errors import ObdError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from obd.config import load_config
 from obd.data.dataset import TransitionDataset
@@ -337,7 +338,9 @@ def test_cosine_schedule_sets_the_outer_lr_every_step():
     cfg = tiny_config(**{"outer.optimizer": "adam", "outer.lr": 0.04, "outer.schedule": "cosine",
                          "outer.lr_min": 0.01, "outer_steps": 4})
     cfg.validate()
-    assert cfg.outer.decay_steps == 4  # resolved, and saved with the run, so extending outer_steps keeps it
+    assert cfg.outer.decay_steps == 0  # validating changes nothing
+    cfg = cfg.resolved()
+    assert cfg.outer.decay_steps == 4  # fixed when the run starts and saved with it, so extending outer_steps keeps it
     assert [cfg.outer.lr_at(k) for k in (0, 2, 4, 9)] == pytest.approx([0.04, 0.025, 0.01, 0.01])
     d = cfg.create(make_dataset(), TinyTeacher(), progress=False)
     seen = []
@@ -473,10 +476,12 @@ def test_with_a_real_teacher_file_and_dataset_file(tmp_path):
     teacher = Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
                       data.normalizer, device="cpu")
     teacher.save(tmp_path / "teacher.pt")
-    cfg = tiny_config(dataset=str(data_path), teacher=str(tmp_path / "teacher.pt"), init="topq", outer_steps=2)
-    syn = start(cfg, tmp_path / "run", progress=False)
+    cfg = tiny_config(init="topq", outer_steps=2)
+    syn = start(cfg, tmp_path / "run", str(data_path), str(tmp_path / "teacher.pt"), progress=False)
     assert syn.metadata["teacher"] == str(tmp_path / "teacher.pt") and syn.metadata["outer_step"] == 2
-    d = cfg.create(progress=False)  # loads both files itself
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (recorded["dataset"], recorded["teacher"]) == (str(data_path), str(tmp_path / "teacher.pt"))
+    d = cfg.create(str(data_path), str(tmp_path / "teacher.pt"), progress=False)  # loads both files itself
     from obd.data import load_dataset
 
     obs = load_dataset(str(data_path)).observations
@@ -485,3 +490,15 @@ def test_with_a_real_teacher_file_and_dataset_file(tmp_path):
     torch.testing.assert_close(d.objective.teacher_mean, mean)
     torch.testing.assert_close(d.objective.teacher_std, std)
     torch.testing.assert_close(d.objective.q_values, loaded.q(obs, loaded.act(obs)))
+
+
+def test_run_config_keeps_the_inputs_beside_the_hyperparameters(tmp_path):
+    from obd.distill.config import RunInputs, load_run_config, run_config_dict
+
+    (tmp_path / "c.yaml").write_text("dataset: d.hdf5\nteacher: t.pt\neval_every: 0\nn_syn: 8\n")
+    cfg, inputs = load_run_config(tmp_path / "c.yaml", ["teacher=u.pt"])
+    assert inputs == RunInputs("d.hdf5", "u.pt") and cfg.n_syn == 8 and not hasattr(cfg, "dataset")
+    saved = run_config_dict(cfg, inputs)
+    assert list(saved)[:2] == ["dataset", "teacher"] and saved["n_syn"] == 8 and "eval_every" not in saved
+    with pytest.raises(ObdError, match="eval_every"):
+        load_run_config(None, ["eval_every=3"])

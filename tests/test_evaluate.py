@@ -468,7 +468,7 @@ def test_teacher_and_bc_results_carry_gait_statistics():
 def distilled_path(tmp_path, hidden=128, depth=3, steps=7, lr=0.05, momentum=0.5, kind="tanh_gaussian"):
     """A synthetic set file carrying a distillation config, as the distiller writes it."""
     from obd.config import config_to_dict
-    from obd.distill.engine import DistillConfig, InnerConfig, StudentConfig
+    from obd.distill.config import DistillConfig, InnerConfig, StudentConfig
 
     cfg = DistillConfig(student=StudentConfig(kind=kind, hidden=hidden, depth=depth),
                         inner=InnerConfig(steps=steps, lr=lr, momentum=momentum))
@@ -537,7 +537,7 @@ def test_sets_without_a_config_get_the_paper_protocol(tmp_path, built):
 
 
 def test_a_real_distillation_run_is_evaluated_with_its_student(tmp_path, built):
-    from obd.distill.engine import DistillConfig, InnerConfig, OuterConfig, StudentConfig
+    from obd.distill.config import DistillConfig, InnerConfig, OuterConfig, StudentConfig
 
     cfg = DistillConfig(objective="dbc", n_syn=8, student=StudentConfig(hidden=16, depth=2),
                         inner=InnerConfig(steps=3, lr=0.2), outer=OuterConfig(batch=16), outer_steps=1,

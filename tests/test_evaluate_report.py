@@ -9,7 +9,7 @@ import torch
 
 from obd.config import config_to_dict
 from obd.data.dataset import Normalizer
-from obd.distill.engine import DistillConfig, InnerConfig, StudentConfig
+from obd.distill.config import DistillConfig, InnerConfig, StudentConfig
 from obd.distill.synthetic import SyntheticDataset
 from obd.report import main as report_main
 

@@ -14,7 +14,7 @@ from obd.loggers import make_loggers, parse_loggers
 
 
 def _config(hopper_file, logger: str) -> DistillConfig:
-    return load_config(DistillConfig, None, [f"dataset={hopper_file}", "objective=dbc", "n_syn=4", "student.hidden=8",
+    return load_config(DistillConfig, None, ["objective=dbc", "n_syn=4", "student.hidden=8",
                                              "student.depth=2", "inner.steps=2", "outer.batch=8", "device=cpu",
                                              "outer_steps=3", "checkpoint_every=0", f"logger={logger}"])
 
@@ -23,7 +23,7 @@ def test_tensorboard_writes_event_files(hopper_file, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    start_run(_config(hopper_file, "tensorboard"), tmp_path / "run", progress=False)
+    start_run(_config(hopper_file, "tensorboard"), tmp_path / "run", str(hopper_file), progress=False)
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 1
     acc = EventAccumulator(str(events[0]))
@@ -36,7 +36,7 @@ def test_wandb_offline_run(hopper_file, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    start_run(_config(hopper_file, "wandb"), tmp_path / "run", progress=False)
+    start_run(_config(hopper_file, "wandb"), tmp_path / "run", str(hopper_file), progress=False)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
 

@@ -203,7 +203,7 @@ def test_report_on_a_real_distillation_run_folder(tmp_path):
     """The run-folder contract with obd.distill: a tiny real run, then a report on it."""
     from obd.config import load_config
     from obd.data.dataset import TransitionDataset
-    from obd.distill.engine import DistillConfig
+    from obd.distill.config import DistillConfig
     from obd.distill.run import start
 
     rng = np.random.default_rng(0)

@@ -237,7 +237,7 @@ def test_density_section_is_typed_and_old_keys_still_load():
     # run folders saved before the section was typed hold `density: {}` without SDW: they still load
     legacy = load_config(DistillConfig, None, base={"sdw": False, "density": {}})
     legacy.validate()
-    assert legacy.density is None and load_config(DistillConfig, None, ["sdw=true"]).density_config() == \
+    assert legacy.resolved().density is None and load_config(DistillConfig, None, ["sdw=true"]).density_config() == \
         DensityConfig(seed=0)
     for override, key in (("density.mode=resample", "density.mode"), ("density.estimator=parzen", "density.estimator"),
                           ("density.target_ess=1.5", "density.target_ess"), ("density.bogus=1", "density.bogus")):
@@ -282,14 +282,13 @@ def test_report_shows_the_diversity_panel_for_sdw_and_avpbc_runs(tmp_path, capsy
     torch.manual_seed(0)
     Teacher(Actor(obs_dim, act_dim, (8, 8), "tanh_gaussian"), EnsembleQ(obs_dim, act_dim, (8, 8), 2),
             data.normalizer, device="cpu").save(tmp_path / "teacher.pt")
-    common = [f"dataset={data_path}", f"teacher={tmp_path / 'teacher.pt'}"]
     runs = {}
     for name, extra in (("sdw", ["sdw=true", "density.estimator=knn", "density.k=3"]), ("avpbc", []),
                         ("pbc", ["objective=pbc"])):
         base = {"n_syn": 6, "student": {"hidden": 8, "depth": 2}, "inner": {"steps": 2}, "outer": {"batch": 16},
                 "outer_steps": 2, "checkpoint_every": 2, "device": "cpu"}
-        cfg = load_config(DistillConfig, None, common + extra, base=base)
-        start(cfg, tmp_path / name, progress=False)
+        cfg = load_config(DistillConfig, None, extra, base=base)
+        start(cfg, tmp_path / name, str(data_path), str(tmp_path / "teacher.pt"), progress=False)
         runs[name] = tmp_path / name
     out = tmp_path / "report"
     fast = ["--students", "1", "--episodes", "1", "--max-steps", "5", "--steps", "2", "--device", "cpu"]

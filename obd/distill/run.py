@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from obd.config import config_to_dict, load_config, save_config
-from obd.distill.engine import DistillConfig, Distiller
+from obd.distill.config import DistillConfig, RunInputs, load_run_config, run_config_dict, save_run_config
+from obd.distill.engine import Distiller
 from obd.distill.folder import RunFolder
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import Interrupted, ObdError
@@ -45,9 +46,11 @@ def resume_hint(run_dir: Path) -> str:
     return f"obd distill --resume {run_dir}"
 
 
-def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = None) -> SyntheticDataset:
+def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = None,
+        inputs: RunInputs | None = None) -> SyntheticDataset:
     """Drive ``distiller`` to ``outer_steps`` inside ``run_dir``: metrics every step, checkpoints every
-    ``checkpoint_every`` steps and at the end, ``synthetic.hdf5`` when done.
+    ``checkpoint_every`` steps and at the end, ``synthetic.hdf5`` when done. ``config.yaml`` records the
+    config and ``inputs`` (default: the distiller's dataset source and teacher label).
 
     A NaN or infinite outer loss or gradient norm stops the run before anything of that step is written
     (:class:`ObdError` naming the last good checkpoint). Ctrl-C stops after the current outer step, saves a
@@ -56,11 +59,14 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     cfg = distiller.config
     total = cfg.outer_steps if outer_steps is None else outer_steps
     folder.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, folder.config_path)
+    if inputs is None:
+        inputs = RunInputs(distiller.dataset_source, distiller.teacher_label or None)
+    save_run_config(cfg, inputs, folder.config_path)
     if distiller.sdw is not None:
         write_json_atomic(folder.sdw_weights_path, distiller.sdw.stats.to_dict())
     folder.truncate_metrics(distiller.outer_step)
-    with folder.metrics_path.open("a") as log, make_loggers(cfg.logger, folder.path, config_to_dict(cfg)) as sinks, \
+    logged_config = run_config_dict(cfg, inputs)
+    with folder.metrics_path.open("a") as log, make_loggers(cfg.logger, folder.path, logged_config) as sinks, \
             deferred_sigint() as stop:
         def record(d: Distiller, metrics: dict[str, Any]) -> None:
             bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
@@ -91,20 +97,32 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     return syn
 
 
-def start(cfg: DistillConfig, run_dir: str | Path, dataset: Any = None, teacher: Any = None,
-          progress: bool = True) -> SyntheticDataset:
-    """A new run in ``run_dir`` (which must not hold a run already)."""
+def _spec(x: Any) -> str | None:
+    """The spec a run folder records for a dataset or teacher given as a spec or an object."""
+    if x is None or isinstance(x, (str, os.PathLike)):
+        return None if x is None else str(x)
+    source = getattr(x, "source", None)
+    metadata = getattr(x, "metadata", None)
+    return source or (metadata.get("source") if isinstance(metadata, dict) else None)
+
+
+def start(cfg: DistillConfig, run_dir: str | Path, dataset: Any, teacher: Any = None, progress: bool = True,
+          inputs: RunInputs | None = None) -> SyntheticDataset:
+    """A new run in ``run_dir`` (which must not hold a run already) of ``cfg`` on ``dataset`` and ``teacher``
+    (objects or specs, see :meth:`DistillConfig.create`); ``inputs``: the specs to record for a resume
+    (default: those given, or what the objects say of their source)."""
     run_dir = Path(run_dir)
     if RunFolder(run_dir).config_path.exists():
         raise ObdError(f"{run_dir}: already holds a run (config.yaml); use --resume {run_dir} or another --out")
-    cfg.validate()
-    return run(cfg.create(dataset, teacher, progress=progress), run_dir)
+    distiller = cfg.create(dataset, teacher, progress=progress)
+    return run(distiller, run_dir, inputs=inputs or RunInputs(_spec(dataset) or "", _spec(teacher)))
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None, dataset: Any = None, teacher: Any = None,
            progress: bool = True) -> SyntheticDataset:
-    """Continue the run in ``run_dir`` from its newest checkpoint (from scratch if it has none).
-    ``overrides`` may change only :data:`RESUME_OVERRIDABLE` keys."""
+    """Continue the run in ``run_dir`` from its newest checkpoint (from scratch if it has none), on the
+    dataset and teacher its ``config.yaml`` names unless given. ``overrides`` may change only
+    :data:`RESUME_OVERRIDABLE` keys."""
     run_dir = Path(run_dir)
     config_path = RunFolder(run_dir).config_path
     if not config_path.is_file():
@@ -112,12 +130,14 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, dataset: Any
     for item in overrides or []:
         if item.split("=", 1)[0].strip() not in RESUME_OVERRIDABLE:
             raise ObdError(f"config override '{item}': a resumed run may only change {list(RESUME_OVERRIDABLE)}")
-    cfg = load_config(DistillConfig, config_path, overrides)
-    distiller = cfg.create(dataset, teacher, progress=progress)
+    cfg, inputs = load_run_config(config_path, overrides)
+    if teacher is None and cfg.needs_teacher():
+        teacher = inputs.teacher
+    distiller = cfg.create(inputs.dataset if dataset is None else dataset, teacher, progress=progress)
     state, state_path = _newest_readable(run_dir)
     if state is not None:
         distiller.load_state_dict(state, str(state_path))
-    return run(distiller, run_dir)
+    return run(distiller, run_dir, inputs=inputs)
 
 
 def _newest_readable(run_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from obd.config import config_to_dict, load_config, parse_overrides, read_config_file
 from obd.data.loader import HDF5_SUFFIXES
-from obd.distill.engine import DistillConfig
+from obd.distill.config import DistillConfig, load_run_config
 from obd.errors import ObdError
 
 METHODS = ("random", "dbc", "pbc", "avpbc", "sdw", "bc", "teacher")
@@ -231,15 +231,16 @@ def _load(settings: SweepSettings, sdw: bool) -> DistillConfig:
     if not sdw:
         raw.pop("density", None)
         overrides = [o for o in overrides if _key(o) != "density" and not _key(o).startswith("density.")]
-    return load_config(DistillConfig, None, overrides, base=raw)
+    cfg, _ = load_run_config(None, overrides, base=raw)
+    return cfg
 
 
 def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
-    """The DistillConfig of one distillation trial: preset <- overrides <- what the method, dataset and seed
-    fix (objective, sdw, dataset, teacher, seed, checkpoint_every). Non-SDW methods drop ``density``."""
+    """The DistillConfig of one distillation trial: preset <- overrides <- what the method and seed fix
+    (objective, sdw, seed, checkpoint_every). Non-SDW methods drop ``density``; the dataset and teacher are
+    the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
     cfg = _load(settings, method == "sdw")
-    cfg.objective, cfg.sdw, cfg.dataset, cfg.seed = OBJECTIVE[method], method == "sdw", spec, seed
-    cfg.teacher = teacher if cfg.needs_teacher() else None
+    cfg.objective, cfg.sdw, cfg.seed = OBJECTIVE[method], method == "sdw", seed
     cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
     cfg.validate()
     return cfg

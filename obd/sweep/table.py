@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from obd.config import config_to_dict
-from obd.distill.engine import DistillConfig
+from obd.distill.config import DistillConfig
 from obd.errors import ObdError
 from obd.sweep.grid import METHODS, task_and_level
 

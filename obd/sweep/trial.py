@@ -46,6 +46,7 @@ def _recorded_eval(trial: Trial, result: dict[str, Any]) -> dict[str, Any]:
 def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[list[dict[str, Any]], dict, float]:
     """Finish the trial's run and evaluate its last checkpoints: (per-checkpoint scores, the last evaluation
     result, distill seconds)."""
+    from obd.distill.config import RunInputs
     from obd.distill.run import resume, start
     from obd.evaluate.runs import RunFiles, evaluate_run, load_run
 
@@ -55,7 +56,8 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
         if (run_dir / "config.yaml").is_file():
             resume(run_dir, [f"outer_steps={cfg.outer_steps}"], dataset=dataset, teacher=teacher, progress=False)
         else:
-            start(cfg, run_dir, dataset=dataset, teacher=teacher, progress=False)
+            start(cfg, run_dir, dataset, teacher, progress=False,
+                  inputs=RunInputs(trial.spec, trial.teacher if cfg.needs_teacher() else None))
     files = load_run(run_dir)
     last = RunFiles(files.path, files.config, files.checkpoints[-trial.eval.last_k:])
     evaluated = evaluate_run(last, {**eval_settings(trial), "device": str(device)}, progress=False)

@@ -9,14 +9,16 @@ Names are imported on first use, so ``obd teacher --help`` does not import torch
 
 from obd.lazy import lazy_exports
 
-_EXPORTS = {
-    "Teacher": "obd.teachers.base", "TeacherLike": "obd.teachers.protocol",
-    "TD3BC": "obd.teachers.td3bc", "TD3BCConfig": "obd.teachers.td3bc",
-    "IQL": "obd.teachers.iql", "IQLConfig": "obd.teachers.iql",
-    "CalQL": "obd.teachers.calql", "CalQLConfig": "obd.teachers.calql",
-    "RunConfig": "obd.teachers.training", "train_teacher": "obd.teachers.training",
-    "evaluate_teacher": "obd.teachers.training", "import_corl": "obd.teachers.corl",
-    "ALGOS": "obd.teachers.algos",
+_MODULES = {
+    "obd.teachers.base": ("Teacher",),
+    "obd.teachers.protocol": ("TeacherLike",),
+    "obd.teachers.td3bc": ("TD3BC", "TD3BCConfig"),
+    "obd.teachers.iql": ("IQL", "IQLConfig"),
+    "obd.teachers.calql": ("CalQL", "CalQLConfig"),
+    "obd.teachers.training": ("RunConfig", "train_teacher", "evaluate_teacher"),
+    "obd.teachers.corl": ("import_corl",),
+    "obd.teachers.algos": ("ALGOS",),
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,250 @@
+"""The distillation's hyperparameters: :class:`DistillConfig` and its sections, loadable from YAML with
+``key=value`` overrides, and the run's inputs (:class:`RunInputs`: dataset and teacher specs) kept beside it.
+
+A config holds hyperparameters only; the dataset and teacher are objects given to
+:meth:`DistillConfig.create` (d3rlpy's way), or specs in :class:`RunInputs` that the command line and a run
+folder's ``config.yaml`` carry and that are loaded at the edge (:mod:`obd.distill.run`). Choices are
+``Literal`` types; :meth:`DistillConfig.validate` checks a config without changing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from obd.config import _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
+from obd.device import resolve_device
+from obd.distill.density import DensityConfig
+from obd.distill.objectives import NEEDS_TEACHER
+from obd.errors import ObdError
+from obd.io import write_text_atomic
+
+#: the keys of a run's config file that name its inputs rather than hyperparameters
+INPUT_KEYS = ("dataset", "teacher")
+#: keys older run folders' config files hold that are no longer settings (only their old default is accepted)
+RETIRED_KEYS = {"eval_every": 0}
+
+
+@dataclass
+class StudentConfig:
+    """The student trained in the inner loop: ``tanh_gaussian`` (paper) or ``deterministic`` MLP. ``head``:
+    ``corl`` (output gain 1e-2, log-std = raw output) or ``paper`` (the published code's: output gain sqrt 2,
+    log-std = m * raw + c with learnable m = 1, c = -1 at init), see :data:`obd.distill.students.HEADS`."""
+
+    kind: Literal["tanh_gaussian", "deterministic"] = "tanh_gaussian"
+    hidden: int = 256
+    depth: int = 3
+    orthogonal_init: bool = True
+    head: Literal["corl", "paper"] = "corl"
+
+
+@dataclass
+class InnerConfig:
+    """T SGD steps (lr, momentum) of BC on the full synthetic batch; ``students`` trained side by side per
+    outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only."""
+
+    steps: int = 100
+    lr: float = 0.1
+    momentum: float = 0.0
+    students: int = 1
+    truncate: int = 0
+
+
+@dataclass
+class OuterConfig:
+    """Optimizer on the synthetic (states, actions): ``adam`` (default, the fast preset's) or ``sgd`` (with
+    ``momentum``; the paper's: ``sgd``, lr 0.1, momentum 0.9, ``constant``); joint
+    gradient-norm clip (0 = off); ``batch`` real states per outer step. ``schedule``: ``constant`` lr (the
+    paper's) or ``cosine``, lr_k = lr_min + (lr - lr_min) (1 + cos(pi min(k, K) / K)) / 2 at outer step k
+    with K = ``decay_steps`` (0: the run's ``outer_steps``, fixed when the run starts, so a resumed run that
+    extends ``outer_steps`` keeps its original horizon). ``action``: the trained student's
+    action the outer error is measured on, ``mean`` = tanh(mean) (the action it is evaluated with) or
+    ``sample`` = a reparameterized sample tanh(mean + std eps) drawn fresh per real state (the published
+    code's; tanh-Gaussian students only)."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 0.01
+    momentum: float = 0.0
+    clip: float = 2.0
+    batch: int = 2560
+    schedule: Literal["constant", "cosine"] = "cosine"
+    lr_min: float = 0.0
+    decay_steps: int = 0
+    action: Literal["mean", "sample"] = "mean"
+
+    def lr_at(self, step: int) -> float:
+        """The outer learning rate for outer step ``step`` (0-based)."""
+        if self.schedule == "constant" or self.decay_steps <= 0:
+            return self.lr
+        progress = min(step, self.decay_steps) / self.decay_steps
+        return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class DistillConfig:
+    """The hyperparameters of a distillation. Defaults are the fast Av-PBC preset
+    (``obd/configs/fast_avpbc.yaml``: the paper's student and inner loop, an Adam outer optimizer with cosine
+    decay, 3,000 outer steps), the CPU default; the paper's settings are the ``paper_avpbc`` preset. Nested
+    sections may be given as dicts (``DistillConfig(inner=dict(steps=5))``). ``logger``: extra metric sinks
+    besides ``metrics.jsonl``, comma-separated, ``tensorboard`` and/or ``wandb`` (see :mod:`obd.loggers`).
+
+    PBC, Av-PBC and the ``topq`` init need a teacher (:meth:`needs_teacher`); ``sdw`` turns on state-density
+    weighting configured by ``density`` (:class:`obd.distill.density.DensityConfig`; null = its defaults;
+    its ``seed`` defaults to the run's). ``checkpoint_every`` K writes a checkpoint every K outer steps
+    (0 = only at the end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC weights
+    beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a state with Q < 0 pushes the
+    student away from the teacher). ``synthetic_actions``: ``free`` (the paper's) or ``clamp``, projected
+    onto [-1, 1] at init and after every outer step, the range of the env's actions.
+    """
+
+    objective: Literal["dbc", "pbc", "avpbc"] = "avpbc"
+    beta: float = 0.02
+    sdw: bool = False
+    density: DensityConfig | None = None
+    n_syn: int = 256
+    init: Literal["random", "kmeans", "topq"] = "random"
+    student: StudentConfig = field(default_factory=StudentConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
+    outer: OuterConfig = field(default_factory=OuterConfig)
+    outer_steps: int = 3000
+    checkpoint_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    teacher_chunk: int = 65536
+    q_clip: bool = False
+    synthetic_actions: Literal["free", "clamp"] = "free"
+    logger: str = ""
+
+    def __post_init__(self) -> None:
+        coerce_nested(self)
+
+    def needs_teacher(self) -> bool:
+        return NEEDS_TEACHER.get(self.objective, False) or self.init == "topq"
+
+    def validate(self) -> None:
+        """Check the config alone (no files read, nothing changed); raise a one-line :class:`ObdError`
+        naming the key."""
+        for prefix, section in (("", self), ("student.", self.student), ("outer.", self.outer)):
+            for name, hint in typing.get_type_hints(type(section)).items():
+                if typing.get_origin(hint) is Literal and getattr(section, name) not in typing.get_args(hint):
+                    raise ObdError(f"config key '{prefix}{name}': expected one of {list(typing.get_args(hint))}, "
+                                   f"got {getattr(section, name)!r}")
+        if self.outer.action == "sample" and self.student.kind != "tanh_gaussian":
+            raise ObdError("config key 'outer.action': 'sample' needs student.kind tanh_gaussian, got "
+                           f"{self.student.kind!r}")
+        for key, value in (("n_syn", self.n_syn), ("student.hidden", self.student.hidden),
+                           ("student.depth", self.student.depth), ("inner.steps", self.inner.steps),
+                           ("inner.students", self.inner.students), ("outer.batch", self.outer.batch),
+                           ("teacher_chunk", self.teacher_chunk)):
+            if not value > 0:
+                raise ObdError(f"config key '{key}': expected an integer > 0, got {value}")
+        for key, value in (("outer_steps", self.outer_steps), ("checkpoint_every", self.checkpoint_every),
+                           ("inner.truncate", self.inner.truncate), ("outer.decay_steps", self.outer.decay_steps)):
+            if value < 0:
+                raise ObdError(f"config key '{key}': expected an integer >= 0, got {value}")
+        for key, value in (("inner.lr", self.inner.lr), ("outer.lr", self.outer.lr)):
+            if not (math.isfinite(value) and value > 0):
+                raise ObdError(f"config key '{key}': expected a number > 0, got {value}")
+        for key, value in (("inner.momentum", self.inner.momentum), ("outer.momentum", self.outer.momentum)):
+            if not 0 <= value < 1:
+                raise ObdError(f"config key '{key}': expected a number in [0, 1), got {value}")
+        if self.inner.truncate > self.inner.steps:
+            raise ObdError(f"config key 'inner.truncate': {self.inner.truncate} exceeds inner.steps "
+                           f"{self.inner.steps}")
+        if not (math.isfinite(self.outer.lr_min) and 0 <= self.outer.lr_min <= self.outer.lr):
+            raise ObdError(f"config key 'outer.lr_min': expected a number in [0, outer.lr = {self.outer.lr}], got "
+                           f"{self.outer.lr_min}")
+        if not (math.isfinite(self.outer.clip) and self.outer.clip >= 0):
+            raise ObdError(f"config key 'outer.clip': expected a number >= 0 (0 = off), got {self.outer.clip}")
+        if self.density is not None:
+            if not isinstance(self.density, DensityConfig):
+                raise ObdError(f"config key 'density': expected a mapping of DensityConfig fields, "
+                               f"got {self.density!r}")
+            # configs saved before the section was typed hold an empty mapping for runs without SDW
+            if not self.sdw and self.density != DensityConfig():
+                raise ObdError("config key 'density': set only with sdw=true")
+            self.density.validate()
+        resolve_device(self.device)
+        from obd.loggers import parse_loggers
+
+        parse_loggers(self.logger)
+
+    def resolved(self) -> DistillConfig:
+        """A validated copy with what the run fixes when it starts: a cosine schedule's ``decay_steps`` 0 set
+        to ``outer_steps``, and a ``density`` section of a run without SDW dropped."""
+        self.validate()
+        cfg = dataclasses.replace(self, student=dataclasses.replace(self.student),
+                                  inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer))
+        if cfg.outer.schedule == "cosine" and cfg.outer.decay_steps == 0:
+            cfg.outer.decay_steps = cfg.outer_steps
+        if not cfg.sdw:
+            cfg.density = None
+        return cfg
+
+    def density_config(self) -> DensityConfig:
+        """The SDW :class:`obd.distill.density.DensityConfig` (defaults when ``density`` is null) with its
+        seed resolved (default: the run's)."""
+        density = self.density or DensityConfig()
+        return dataclasses.replace(density, seed=self.seed if density.seed is None else density.seed)
+
+    def create(self, dataset: Any, teacher: Any = None, *, progress: bool = True) -> Any:
+        """A :class:`obd.distill.engine.Distiller` for ``dataset`` (a :class:`~obd.data.TransitionDataset`,
+        or a spec for :func:`obd.data.load_dataset`) and ``teacher`` (a ``TeacherLike``, a teacher file or
+        shipped name, or None for DBC)."""
+        from obd.distill.engine import Distiller, load_inputs
+
+        dataset, teacher, label = load_inputs(dataset, teacher, resolve_device(self.device))
+        return Distiller(self, dataset, teacher, progress=progress, teacher_label=label)
+
+
+@dataclass
+class RunInputs:
+    """What a run distills from, as specs: ``dataset`` (a D4RL/Minari id or file for
+    :func:`obd.data.load_dataset`) and ``teacher`` (a teacher file or shipped name for
+    :meth:`obd.teachers.Teacher.load`; None for DBC). Kept in a run's ``config.yaml`` beside the config."""
+
+    dataset: str = ""
+    teacher: str | None = None
+
+
+def split_inputs(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], RunInputs]:
+    """A config file's mapping -> (the hyperparameters' mapping, the :class:`RunInputs`); a retired key
+    with its old value is dropped, any other value of it is an error naming ``where``."""
+    raw = dict(raw)
+    for key, old in RETIRED_KEYS.items():
+        if key in raw:
+            value = raw.pop(key)
+            if value != old:
+                raise ObdError(f"{where}: config key '{key}' is no longer a setting (evaluate checkpoints with "
+                               f"`obd evaluate synthetic RUN/checkpoints/step_XXXXXXX.hdf5`), got {value!r}")
+    inputs = {k: raw.pop(k) for k in INPUT_KEYS if k in raw}
+    for key, value in inputs.items():
+        if value is not None and not isinstance(value, str):
+            raise ObdError(f"{where}: config key '{key}': expected a dataset or teacher spec (text), got {value!r}")
+    return raw, RunInputs(**inputs)
+
+
+def load_run_config(path: Any = None, overrides: list[str] | None = None,
+                    base: dict[str, Any] | None = None) -> tuple[DistillConfig, RunInputs]:
+    """:class:`DistillConfig` and :class:`RunInputs` from ``base`` <- the YAML file or preset at ``path`` <-
+    ``key=value`` overrides (``dataset=`` and ``teacher=`` among them), like :func:`obd.config.load_config`."""
+    raw: dict[str, Any] = dict(base or {})
+    if path is not None:
+        raw = _merge(raw, read_config_file(path))
+    raw = _merge(raw, parse_overrides(overrides))
+    hyper, inputs = split_inputs(raw, str(path) if path is not None else "config")
+    return load_config(DistillConfig, base=hyper), inputs
+
+
+def run_config_dict(cfg: DistillConfig, inputs: RunInputs) -> dict[str, Any]:
+    """What a run's ``config.yaml`` holds: the inputs first, then the config."""
+    return {**dataclasses.asdict(inputs), **config_to_dict(cfg)}
+
+
+def save_run_config(cfg: DistillConfig, inputs: RunInputs, path: Any) -> None:
+    import yaml
+
+    write_text_atomic(path, yaml.safe_dump(run_config_dict(cfg, inputs), sort_keys=False))
