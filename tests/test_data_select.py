@@ -70,3 +70,17 @@ def test_select_behavior_cli_writes_a_policy_with_its_measurement(tmp_path, caps
     assert meta["selection"]["target"] == 0.7 and meta["stochastic_episodes"] == 2
     assert "<-" in capsys.readouterr().out
     assert main(["select-behavior", "hopper", "--run", str(tmp_path / "empty"), "--out", str(out)]) != 0
+
+
+def test_a_snapshot_scores_the_same_alone_or_in_a_batch(tmp_path):
+    from obd.collect.select_behavior import score_snapshots
+
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for step in (100, 200):
+        actor = BehaviorActor(11, 3, 8)  # random weights, stochastic: the noise matters
+        save_behavior_policy(folder / f"step_{step:07d}.pt", actor,
+                             {"task": "hopper", "obs_dim": 11, "act_dim": 3, "hidden": 8, "env_steps": step})
+    both = score_snapshots("hopper", sorted(folder.glob("*.pt")), episodes=2, seed=3)
+    alone = score_snapshots("hopper", [folder / "step_0000200.pt"], episodes=2, seed=3)
+    assert both[1].stochastic == alone[0].stochastic

@@ -45,7 +45,8 @@ def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> l
     """Normalized score of each snapshot's stochastic policy over ``episodes`` seeded episodes.
 
     All ``len(files) x episodes`` episodes run in lockstep (:func:`obd.envs.rollout.rollout`); the policy
-    noise comes from a generator seeded with ``seed``, so the measurement is repeatable.
+    noise of each snapshot comes from its own generator, seeded with ``seed`` and the snapshot's step, so a
+    snapshot's score is repeatable and independent of the other files measured with it.
     """
     import torch
 
@@ -61,14 +62,16 @@ def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> l
                            f"'{spec.name}' ({spec.obs_dim}, {spec.act_dim})")
         actors.append(actor)
         metas.append(meta)
-    gen = torch.Generator().manual_seed(seed)
+    # one noise stream per snapshot, keyed by its step, so a snapshot's score does not depend on which
+    # other snapshots share the batch
+    gens = [torch.Generator().manual_seed(seed * 1_000_003 + int(m.get("env_steps", k))) for k, m in enumerate(metas)]
 
     def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         out = torch.empty(len(obs), spec.act_dim)
         for k in torch.unique(idx).tolist():
             rows = idx == k
             mean, log_std = actors[k](obs[rows])
-            out[rows] = torch.tanh(mean + log_std.exp() * torch.randn(mean.shape, generator=gen))
+            out[rows] = torch.tanh(mean + log_std.exp() * torch.randn(mean.shape, generator=gens[k]))
         return out
 
     with torch.no_grad():
