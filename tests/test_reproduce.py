@@ -1,10 +1,7 @@
-"""scripts/reproduce.py is a preset of obd.sweep: the paper's grid by default, every flag replaceable, and
-bad input fails before Ray starts (the sweep itself is tested in tests/test_sweep.py)."""
+"""obd.sweep.reproduce (scripts/reproduce.py) is a preset of obd.sweep: the paper's grid by default, every flag
+replaceable, and bad input fails before Ray starts (the sweep itself is tested in tests/test_sweep.py)."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 import ray
@@ -14,11 +11,9 @@ from obd.sweep.__main__ import build_parser
 
 
 def _load_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.py"
-    spec = importlib.util.spec_from_file_location("obd_reproduce_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import obd.sweep.reproduce
+
+    return obd.sweep.reproduce
 
 
 def test_preset_is_the_papers_grid_and_flags_replace_it():
