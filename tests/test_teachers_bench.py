@@ -1,23 +1,20 @@
-"""``scripts/bench_teacher.py``: both sides of every algorithm run and are reported (a few updates)."""
+"""``obd.teachers.bench`` (``scripts/bench_teacher.py``): both sides of every algorithm run and are reported
+(a few updates)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_teacher.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_teacher", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import obd.teachers.bench
+
+    return obd.teachers.bench
 
 
 @pytest.mark.parametrize("algo", ["td3bc", "iql", "calql"])
