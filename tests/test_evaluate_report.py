@@ -26,7 +26,7 @@ def make_run(root, hidden=32, depth=2, steps=4):
     syn = SyntheticDataset(torch.as_tensor(rng.normal(size=(8, 11)), dtype=torch.float32),
                            torch.as_tensor(rng.uniform(-0.5, 0.5, size=(8, 3)), dtype=torch.float32),
                            Normalizer(np.zeros(11), np.ones(11)), "hopper",
-                           {"method": "av_pbc", "outer_step": 10, "config": config_to_dict(cfg)})
+                           {"method": "avpbc", "outer_step": 10, "config": config_to_dict(cfg)})
     syn.save(run / "checkpoints" / "step_0000010.hdf5")
     return run
 

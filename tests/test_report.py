@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 FAST = ["--students", "2", "--episodes", "1", "--max-steps", "8", "--steps", "5", "--device", "cpu"]
 
 
-def make_run(root, name, method="av_pbc", n_syn=8, steps=(1000, 2000), final=True, seed=0):
+def make_run(root, name, method="avpbc", n_syn=8, steps=(1000, 2000), final=True, seed=0):
     run = root / name
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(f"n_syn: {n_syn}\nouter_steps: {steps[-1]}\n")
@@ -35,12 +35,12 @@ def make_run(root, name, method="av_pbc", n_syn=8, steps=(1000, 2000), final=Tru
 
 def test_report_on_fake_runs_writes_markdown_plots_and_cache(tmp_path, capsys, monkeypatch):
     runs = [make_run(tmp_path, "a_pbc", "pbc", 8, (1000, 3000)),
-            make_run(tmp_path, "b_avpbc", "av_pbc", 8, (3000,), seed=1),
-            make_run(tmp_path, "c_avpbc16", "av_pbc", 16, (3000,), seed=2)]
+            make_run(tmp_path, "b_avpbc", "avpbc", 8, (3000,), seed=1),
+            make_run(tmp_path, "c_avpbc16", "avpbc", 16, (3000,), seed=2)]
     out = tmp_path / "report"
     assert report_main([str(r) for r in runs] + ["--out", str(out)] + FAST) == 0
     md = (out / "report.md").read_text()
-    for name in ("a_pbc", "b_avpbc", "c_avpbc16", "| pbc |", "| av_pbc |", "curves.png", "size_sweep.png"):
+    for name in ("a_pbc", "b_avpbc", "c_avpbc16", "| pbc |", "| avpbc |", "curves.png", "size_sweep.png"):
         assert name in md
     for png in ("curves.png", "methods.png", "size_sweep.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -68,7 +68,7 @@ def test_report_curve_values_match_direct_evaluation(tmp_path):
     settings = {"students": 2, "episodes": 1, "steps": 5, "seed": 0, "max_steps": 8, "device": "cpu"}
     ev = evaluate_run(run, settings, progress=False)
     assert [c.outer_step for c in ev.checkpoints] == [10, 20]
-    assert ev.method == "av_pbc" and ev.task == "hopper" and ev.n_syn == 8
+    assert ev.method == "avpbc" and ev.task == "hopper" and ev.n_syn == 8
     direct = obd_eval(run / "checkpoints" / "step_0000020.hdf5", settings)
     assert ev.final.score == pytest.approx(direct["normalized_score_mean"])
     assert ev.last_mean(5) == pytest.approx(np.mean([c.score for c in ev.checkpoints]))
