@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from obd.config import _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
-from obd.device import resolve_device
-from obd.distill.density import DensityConfig
-from obd.distill.objectives import NEEDS_TEACHER
 from obd.errors import ObdError
 from obd.io import write_text_atomic
 
@@ -26,6 +24,133 @@ from obd.io import write_text_atomic
 INPUT_KEYS = ("dataset", "teacher")
 #: keys older run folders' config files hold that are no longer settings (only their old default is accepted)
 RETIRED_KEYS = {"eval_every": 0}
+
+
+#: whether an outer objective needs the teacher (DBC distills the dataset's own actions)
+NEEDS_TEACHER = {"dbc": False, "pbc": True, "avpbc": True}
+# a torch device string, checked without importing torch (so `--help` and config errors stay fast)
+DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+ESTIMATORS = ("kde", "knn", "gmm", "flow")
+MODES = ("weight", "sample")
+# Fit subsample per estimator when ``fit_samples`` is None (0 = all states). KDE scoring costs
+# O(N * fit_samples) kernel sums, so it gets the smallest; the MAF only draws minibatches from it.
+DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
+
+
+@dataclass
+class DensityConfig:
+    """How SDW estimates log p(s) and turns it into weights (:mod:`obd.distill.sdw`).
+
+    Weights: ``target_ess`` is the effective-sample-size fraction over the whole dataset that alpha is
+    solved for; ``alpha`` set (in (0, 1]) overrides the solve with a fixed tempering; ``floor`` is the
+    uniform share of the floor mix ``w' = floor + (1 - floor) w``; ``clip_quantile`` clips the tempered
+    weight at that quantile (1 = off); ``mode`` ``weight`` multiplies the outer error by w, ``sample``
+    draws the outer batch with probability proportional to w; a run warns when the outer loss's ESS
+    fraction is below ``warn_ess``.
+
+    Estimation (timings: ``scripts/bench_density.py``, README): ``fit_samples`` caps the states an
+    estimator is fitted on (0 = all, None = the estimator's entry in ``DEFAULT_FIT_SAMPLES``);
+    ``chunk_size`` is how many states are scored at once; ``seed`` None takes the run's seed.
+    ``bandwidth`` is "scott", "silverman" (rules of thumb for unit-variance data, computed for the
+    fitted states) or a positive number in normalized state units. The MAF trains at most
+    ``flow_steps`` minibatch steps on ``1 - flow_holdout`` of its fitted states, evaluates the held-out
+    log-likelihood every ``flow_eval_every`` steps, lowers the learning rate 3x after
+    ``flow_patience // 2`` evaluations without improvement and stops after ``flow_patience``, keeping
+    the best evaluated weights.
+    """
+
+    estimator: Literal["kde", "knn", "gmm", "flow"] = "gmm"
+    target_ess: float = 0.5
+    alpha: float | None = None
+    floor: float = 0.0
+    clip_quantile: float = 0.99
+    mode: Literal["weight", "sample"] = "weight"
+    warn_ess: float = 0.1
+    fit_samples: int | None = None
+    seed: int | None = None
+    chunk_size: int = 50_000
+    # kde
+    bandwidth: float | str = "scott"
+    # relative tolerance of sklearn's tree-based kernel sums: log p within about kde_rtol nats
+    kde_rtol: float = 0.05
+    # CPU threads for scikit-learn and its BLAS (-1 = all): on a shared machine BLAS threads that wait
+    # on each other made a small GMM fit 16x slower than one thread
+    n_jobs: int = 1
+    # knn
+    k: int = 10
+    # gmm
+    components: int = 16
+    gmm_reg_covar: float = 1e-4
+    gmm_max_iter: int = 100
+    # flow (MAF)
+    flow_layers: int = 5
+    flow_hidden: int = 128
+    flow_steps: int = 20_000
+    flow_batch: int = 1024
+    flow_lr: float = 1e-3
+    flow_holdout: float = 0.1
+    flow_eval_every: int = 250
+    flow_patience: int = 8
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ObdError` naming the first field with an invalid value."""
+        if self.estimator not in ESTIMATORS:
+            raise ObdError(f"density.estimator: expected one of {list(ESTIMATORS)}, got {self.estimator!r}")
+        if self.mode not in MODES:
+            raise ObdError(f"density.mode: expected one of {list(MODES)}, got {self.mode!r}")
+        if self.alpha is not None and not (_is_number(self.alpha) and 0.0 < self.alpha <= 1.0):
+            raise ObdError(f"density.alpha: expected a number in (0, 1] or null (solve for target_ess), "
+                           f"got {self.alpha!r}")
+        # (name, whether 0 is allowed, whether 1 is allowed)
+        for name, zero, one in (("target_ess", False, False), ("floor", True, False), ("warn_ess", True, True),
+                                ("flow_holdout", False, False)):
+            value = getattr(self, name)
+            in_range = (0.0 < value or zero and value == 0.0) and (value < 1.0 or one and value == 1.0)
+            if not (_is_number(value) and in_range):
+                raise ObdError(f"density.{name}: expected a number in {'[' if zero else '('}0, 1{']' if one else ')'}, "
+                               f"got {value!r}")
+        if not (_is_number(self.clip_quantile) and 0.0 < self.clip_quantile <= 1.0):
+            raise ObdError(f"density.clip_quantile: expected a number in (0, 1], got {self.clip_quantile!r}")
+        if isinstance(self.bandwidth, str):
+            if self.bandwidth not in ("scott", "silverman"):
+                raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
+                               f"got {self.bandwidth!r}")
+        elif not (_is_number(self.bandwidth) and self.bandwidth > 0):
+            raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
+                           f"got {self.bandwidth!r}")
+        for name in ("fit_samples", "seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ObdError(f"density.{name}: expected an integer >= 0 or null, got {value!r}")
+        n_jobs = self.n_jobs
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+            raise ObdError(f"density.n_jobs: expected -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
+        for name, lo in (("chunk_size", 1), ("k", 1), ("components", 1),
+                         ("gmm_max_iter", 1), ("flow_layers", 1), ("flow_hidden", 1), ("flow_steps", 0),
+                         ("flow_batch", 1), ("flow_eval_every", 1), ("flow_patience", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ObdError(f"density.{name}: expected an integer >= {lo}, got {value!r}")
+        for name in ("kde_rtol", "gmm_reg_covar", "flow_lr"):
+            value = getattr(self, name)
+            if not (_is_number(value) and value >= 0):
+                raise ObdError(f"density.{name}: expected a finite number >= 0, got {value!r}")
+        if self.device != "auto" and not DEVICE_NAME.match(str(self.device)):
+            raise ObdError(f"density.device: expected 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+
+    @property
+    def rng_seed(self) -> int:
+        """The seed the estimators draw from (0 when ``seed`` is null outside a run)."""
+        return 0 if self.seed is None else self.seed
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -92,7 +217,7 @@ class DistillConfig:
     besides ``metrics.jsonl``, comma-separated, ``tensorboard`` and/or ``wandb`` (see :mod:`obd.loggers`).
 
     PBC, Av-PBC and the ``topq`` init need a teacher (:meth:`needs_teacher`); ``sdw`` turns on state-density
-    weighting configured by ``density`` (:class:`obd.distill.density.DensityConfig`; null = its defaults;
+    weighting configured by ``density`` (:class:`DensityConfig`; null = its defaults;
     its ``seed`` defaults to the run's). ``checkpoint_every`` K writes a checkpoint every K outer steps
     (0 = only at the end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC weights
     beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a state with Q < 0 pushes the
@@ -167,7 +292,8 @@ class DistillConfig:
             if not self.sdw and self.density != DensityConfig():
                 raise ObdError("config key 'density': set only with sdw=true")
             self.density.validate()
-        resolve_device(self.device)
+        if not DEVICE_NAME.match(str(self.device)):
+            raise ObdError(f"config key 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         from obd.loggers import parse_loggers
 
         parse_loggers(self.logger)
@@ -185,7 +311,7 @@ class DistillConfig:
         return cfg
 
     def density_config(self) -> DensityConfig:
-        """The SDW :class:`obd.distill.density.DensityConfig` (defaults when ``density`` is null) with its
+        """The SDW :class:`DensityConfig` (defaults when ``density`` is null) with its
         seed resolved (default: the run's)."""
         density = self.density or DensityConfig()
         return dataclasses.replace(density, seed=self.seed if density.seed is None else density.seed)
@@ -196,7 +322,7 @@ class DistillConfig:
         shipped name, or None for DBC)."""
         from obd.distill.engine import Distiller, load_inputs
 
-        dataset, teacher, label = load_inputs(dataset, teacher, resolve_device(self.device))
+        dataset, teacher, label = load_inputs(dataset, teacher, _resolve_device(self.device))
         return Distiller(self, dataset, teacher, progress=progress, teacher_label=label)
 
 
@@ -248,3 +374,9 @@ def save_run_config(cfg: DistillConfig, inputs: RunInputs, path: Any) -> None:
     import yaml
 
     write_text_atomic(path, yaml.safe_dump(run_config_dict(cfg, inputs), sort_keys=False))
+
+
+def _resolve_device(name: str):
+    from obd.device import resolve_device
+
+    return resolve_device(name)

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from obd.distill.config import NEEDS_TEACHER  # noqa: F401 (re-exported)
+
 OBJECTIVES = ("dbc", "pbc", "avpbc")
-NEEDS_TEACHER = {"dbc": False, "pbc": True, "avpbc": True}
 
 
 def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
