@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.optimize import brentq
 from scipy.stats import chisquare
-from test_distill import ROOT, TinyTeacher, make_dataset, tiny_config
+from test_distill import TinyTeacher, make_dataset, tiny_config
 
 from obd.config import load_config
 from obd.distill import DistillConfig, Distiller
@@ -314,11 +314,8 @@ def test_report_shows_the_diversity_panel_for_sdw_and_avpbc_runs(tmp_path, capsy
 
 
 def test_bench_sdw_modes_measures_both_modes(tmp_path):
-    import importlib.util
+    from obd.distill import bench_sdw_modes as bench
 
-    spec = importlib.util.spec_from_file_location("obd_bench_sdw_modes", ROOT / "scripts" / "bench_sdw_modes.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     out = tmp_path / "modes.json"
     threads = torch.get_num_threads()
     assert bench.main(["--n", "600", "--dim", "4", "--draws", "3", "--targets", "0.4", "--json", str(out), "--set",
