@@ -95,6 +95,3 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 main = cli_entry(_main)
-
-if __name__ == "__main__":
-    raise SystemExit(main())
