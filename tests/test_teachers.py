@@ -220,3 +220,28 @@ def test_unknown_task_cannot_evaluate(tmp_path):
     run = RunConfig(dataset="mystery", steps=5, eval_every=5, device="cpu")
     with pytest.raises(ObdError, match="task unknown"):
         train_teacher(TD3BC, TD3BCConfig(hidden=SMALL), data, run, tmp_path, progress=False)
+
+
+def test_select_best_ships_the_best_evaluated_policy_with_a_fresh_score(tmp_path):
+    data = tiny_dataset()
+    cfg = TD3BCConfig(hidden=SMALL, batch_size=32)
+    run = RunConfig(dataset="tiny", algo="td3bc", steps=40, eval_every=10, eval_episodes=2, eval_max_steps=30,
+                    checkpoint_every=10, log_every=10, device="cpu", select="best")
+    teacher = train_teacher(TD3BC, cfg, data, run, tmp_path / "a", progress=False)
+    rows = [json.loads(ln) for ln in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "normalized_score" in r]
+    best = max(evals, key=lambda r: r["normalized_score"])  # the first of equal scores is kept
+    meta = Teacher.load(tmp_path / "a" / "teacher.pt").metadata
+    assert meta["selected_step"] == best["step"] == teacher.metadata["selected_step"]
+    assert meta["selection_normalized_score"] == pytest.approx(best["normalized_score"])
+    assert meta["final_step"] == 40 and meta["final_normalized_score"] == pytest.approx(evals[-1]["normalized_score"])
+    assert rows[-1]["selected_step"] == best["step"] and rows[-1]["fresh_normalized_score"] == meta["normalized_score"]
+    # the shipped weights are those of the selected evaluation, not the final ones
+    final = train_teacher(TD3BC, cfg, data, RunConfig(**{**run.__dict__, "select": "final"}), tmp_path / "b",
+                          progress=False)
+    obs = torch.as_tensor(data.observations[:8])
+    same = torch.equal(teacher.act(obs), final.act(obs))
+    assert same == (best["step"] == 40)
+    with pytest.raises(ObdError, match="--select"):
+        train_teacher(TD3BC, cfg, data, RunConfig(**{**run.__dict__, "select": "worst"}), tmp_path / "c",
+                      progress=False)

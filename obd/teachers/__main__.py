@@ -22,7 +22,7 @@ from obd.errors import ObdError, cli_entry
 
 #: flags that set obd.teachers.RunConfig fields; left out, RunConfig's defaults apply (read at run time, so
 #: ``--help`` does not import torch)
-RUN_FLAGS = ("steps", "eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every", "log_every")
+RUN_FLAGS = ("steps", "eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every", "log_every", "select")
 
 
 def _load_dataset(spec: str):
@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-max-steps", type=int, default=None, help="episode length cap in evaluation (0 = task's)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="updates between checkpoints")
     t.add_argument("--log-every", type=int, default=None, help="updates averaged per metrics.jsonl line")
+    t.add_argument("--select", choices=("final", "best"), default=None,
+                   help="the teacher: the final policy (default) or the best-scoring one of the periodic evaluations, "
+                        "its score re-measured on fresh episodes")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--teacher-out", type=Path, default=None,
                    help="also write the final teacher file here (e.g. obd/tasks/hopper/teacher_td3bc_medium.pt)")

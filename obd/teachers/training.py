@@ -53,6 +53,9 @@ class RunConfig:
     checkpoint_every: int = 10_000
     log_every: int = 1_000            # mean losses over this many updates go to metrics.jsonl
     device: str = "auto"
+    # "final": the teacher is the last policy; "best": the best-scoring policy of the periodic evaluations,
+    # its score re-measured on fresh episodes (offline RL policies oscillate between evaluations)
+    select: str = "final"
 
 
 class OfflineData:
@@ -169,7 +172,7 @@ def check_resumable(out: Path, run: RunConfig, algo_cfg: Any) -> None:
     new = saved_config(run, algo_cfg)
     for section in new:
         for key, value in new[section].items():
-            if section == "run" and key in ("steps", "eval_every", "eval_episodes", "eval_max_steps",
+            if section == "run" and key in ("steps", "eval_every", "eval_episodes", "eval_max_steps", "select",
                                             "checkpoint_every", "log_every", "device"):
                 continue
             if (old.get(section) or {}).get(key) != value:
@@ -197,13 +200,18 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
     batches = OfflineData(data, device, scale, algo_cfg.discount if algo.uses_mc_returns else None)
     metrics = _Metrics(out / "metrics.jsonl")
     ckpt_path = out / "checkpoint.pt"
-    step, last_eval = 0, None
+    if run.select not in ("final", "best"):
+        raise ObdError(f"--select: expected 'final' or 'best', got {run.select!r}")
+    if run.select == "best" and run.eval_every <= 0:
+        raise ObdError("--select best: needs periodic evaluation (--eval-every > 0)")
+    step, last_eval, best = 0, None, None
+    best_path = out / "teacher_best.pt"
     if resume and ckpt_path.is_file():
         check_resumable(out, run, algo_cfg)
         st = torch.load(ckpt_path, map_location=device, weights_only=True)
         algo.load_state_dict(st["algo"])
         _set_rng_state(st["rng"], gen)
-        step, last_eval = int(st["step"]), st.get("last_eval")
+        step, last_eval, best = int(st["step"]), st.get("last_eval"), st.get("best")
         truncate_metrics(metrics.path, step)
     else:
         if (out / "metrics.jsonl").exists():
@@ -215,13 +223,26 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
             "config": config_to_dict(algo_cfg)}
 
     def checkpoint(at: int) -> None:
-        torch_save_atomic({"step": at, "algo": algo.state_dict(), "rng": _rng_state(gen), "last_eval": last_eval},
-                          ckpt_path)
+        torch_save_atomic({"step": at, "algo": algo.state_dict(), "rng": _rng_state(gen), "last_eval": last_eval,
+                           "best": best}, ckpt_path)
 
-    def evaluate(at: int) -> dict:
-        teacher = algo.teacher(data.normalizer, task, meta)
-        return {"step": at, **evaluate_teacher(teacher, task, run.eval_episodes, seed=run.seed * 1000 + 100,
+    def evaluate(at: int, teacher: Teacher | None = None, seed_offset: int = 100) -> dict:
+        teacher = teacher or algo.teacher(data.normalizer, task, meta)
+        return {"step": at, **evaluate_teacher(teacher, task, run.eval_episodes, seed=run.seed * 1000 + seed_offset,
                                                max_steps=run.eval_max_steps)}
+
+    def final_metadata(at: int, ev: dict | None) -> dict:
+        out_meta = {**meta, "training_steps": at, "env_id": get_task(task).env_id if task else None}
+        if ev is not None:
+            out_meta.update(normalized_score=ev["normalized_score"], eval_episodes=run.eval_episodes,
+                            eval_return_mean=ev["return_mean"], eval_episode_length_mean=ev["episode_length_mean"])
+        return out_meta
+
+    def consider(ev: dict) -> None:
+        nonlocal best
+        if run.select == "best" and (best is None or ev["normalized_score"] > best["normalized_score"]):
+            best = {"step": ev["step"], "normalized_score": ev["normalized_score"]}
+            algo.teacher(data.normalizer, task, final_metadata(ev["step"], ev)).save(best_path)
 
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
@@ -243,6 +264,7 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
         if run.eval_every > 0 and step % run.eval_every == 0:
             last_eval = evaluate(step)
             metrics.write(last_eval)
+            consider(last_eval)
             bar.set_postfix(score=f"{last_eval['normalized_score']:.1f}")
         if run.checkpoint_every > 0 and step % run.checkpoint_every == 0:
             checkpoint(step)
@@ -251,12 +273,18 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
     if run.eval_every > 0 and (last_eval is None or last_eval["step"] != step):
         last_eval = evaluate(step)              # the teacher file always carries the final policy's score
         metrics.write(last_eval)
+        consider(last_eval)
     checkpoint(step)
-    final_meta = {**meta, "training_steps": step, "env_id": get_task(task).env_id if task else None}
-    if last_eval is not None:
-        final_meta.update(normalized_score=last_eval["normalized_score"], eval_episodes=run.eval_episodes,
-                          eval_return_mean=last_eval["return_mean"],
-                          eval_episode_length_mean=last_eval["episode_length_mean"])
-    teacher = algo.teacher(data.normalizer, task, final_meta)
+    teacher = algo.teacher(data.normalizer, task, final_metadata(step, last_eval))
+    if run.select == "best" and best is not None:
+        teacher = Teacher.load(best_path, device=device)
+        # the selection's own score is biased upwards (the max of noisy evaluations): measure it again
+        fresh = evaluate(best["step"], teacher, seed_offset=500)
+        teacher.metadata.update(selected="best of the evaluations every eval_every updates",
+                                selected_step=best["step"], selection_normalized_score=best["normalized_score"],
+                                normalized_score=fresh["normalized_score"], eval_return_mean=fresh["return_mean"],
+                                eval_episode_length_mean=fresh["episode_length_mean"], final_step=step,
+                                final_normalized_score=None if last_eval is None else last_eval["normalized_score"])
+        metrics.write({"step": step, "selected_step": best["step"], "fresh_normalized_score": fresh["normalized_score"]})
     teacher.save(out / "teacher.pt")
     return teacher
