@@ -285,6 +285,7 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
                                 normalized_score=fresh["normalized_score"], eval_return_mean=fresh["return_mean"],
                                 eval_episode_length_mean=fresh["episode_length_mean"], final_step=step,
                                 final_normalized_score=None if last_eval is None else last_eval["normalized_score"])
-        metrics.write({"step": step, "selected_step": best["step"], "fresh_normalized_score": fresh["normalized_score"]})
+        metrics.write({"step": step, "selected_step": best["step"],
+                       "fresh_normalized_score": fresh["normalized_score"]})
     teacher.save(out / "teacher.pt")
     return teacher
