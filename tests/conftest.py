@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -53,3 +54,12 @@ def tiny_distill(hopper_file):
     """``key=value`` overrides for a distillation of ``hopper_file`` that takes well under a second per step."""
     return [f"dataset={hopper_file}", "objective=dbc", "n_syn=4", "student.hidden=8", "student.depth=2",
             "inner.steps=2", "outer.batch=8", "device=cpu", "checkpoint_every=2"]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (bit-exact SAC and rollout comparisons), restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,12 +14,7 @@ TINY = dict(task="hopper", total_steps=360, start_steps=60, batch_size=16, hidde
             eval_every=10**9, checkpoint_every=60, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # SAC runs are bit-exact with one thread
 
 
 def _final_state(trainer: SACTrainer) -> dict[str, np.ndarray]:

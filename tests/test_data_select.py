@@ -13,13 +13,7 @@ from obd.collect.select_behavior import select
 from obd.data.__main__ import main
 from obd.errors import ObdError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # SAC runs are bit-exact with one thread
 
 
 def _constant_snapshots(run: Path) -> None:
