@@ -28,13 +28,17 @@ class BehaviorActor(Actor):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
         super().__init__(obs_dim, act_dim, (hidden, hidden), "tanh_gaussian")
 
-    def sample(self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True):
-        """A tanh-Gaussian draw (or ``tanh(mean)``) and its log-density, (B, act_dim) and (B,) or None."""
+    def sample(self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True,
+               generator: torch.Generator | None = None):
+        """A tanh-Gaussian draw (or ``tanh(mean)``) and its log-density, (B, act_dim) and (B,) or None; the
+        noise comes from ``generator`` when given, else from torch's global generator."""
         mean, log_std = self(obs)
         if deterministic:
             return torch.tanh(mean), None
         std = log_std.exp()
-        pre = mean + std * torch.randn_like(mean)
+        eps = torch.randn_like(mean) if generator is None else torch.randn(
+            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        pre = mean + std * eps
         act = torch.tanh(pre)
         if not with_logprob:
             return act, None

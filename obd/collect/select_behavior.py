@@ -70,8 +70,7 @@ def score_snapshots(task: str, files: list[Path], episodes: int, seed: int) -> l
         out = torch.empty(len(obs), spec.act_dim)
         for k in torch.unique(idx).tolist():
             rows = idx == k
-            mean, log_std = actors[k](obs[rows])
-            out[rows] = torch.tanh(mean + log_std.exp() * torch.randn(mean.shape, generator=gens[k]))
+            out[rows] = actors[k].sample(obs[rows], with_logprob=False, generator=gens[k])[0]
         return out
 
     with torch.no_grad():

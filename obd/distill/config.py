@@ -74,8 +74,8 @@ class DensityConfig:
     bandwidth: float | str = "scott"
     # relative tolerance of sklearn's tree-based kernel sums: log p within about kde_rtol nats
     kde_rtol: float = 0.05
-    # CPU threads for scikit-learn and its BLAS (-1 = all): on a shared machine BLAS threads that wait
-    # on each other made a small GMM fit 16x slower than one thread
+    # CPU threads for scikit-learn and its BLAS (-1 = all): one, since on a shared machine BLAS threads
+    # that wait on each other slow a GMM fit down many times over
     n_jobs: int = 1
     # knn
     k: int = 10

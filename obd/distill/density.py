@@ -39,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from obd.device import resolve_device
-from obd.distill.config import DEFAULT_FIT_SAMPLES, ESTIMATORS, MODES, DensityConfig, _is_number  # noqa: F401
+from obd.distill.config import DEFAULT_FIT_SAMPLES, ESTIMATORS, DensityConfig  # noqa: F401 (ESTIMATORS re-exported)
 from obd.errors import ObdError
 
 log = logging.getLogger(__name__)

@@ -275,7 +275,6 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
         metrics.write(last_eval)
         consider(last_eval)
     checkpoint(step)
-    teacher = algo.teacher(data.normalizer, task, final_metadata(step, last_eval))
     if run.select == "best" and best is not None:
         teacher = Teacher.load(best_path, device=device)
         # the selection's own score is biased upwards (the max of noisy evaluations): measure it again
@@ -287,5 +286,7 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
                                 final_normalized_score=None if last_eval is None else last_eval["normalized_score"])
         metrics.write({"step": step, "selected_step": best["step"],
                        "fresh_normalized_score": fresh["normalized_score"]})
+    else:
+        teacher = algo.teacher(data.normalizer, task, final_metadata(step, last_eval))
     teacher.save(out / "teacher.pt")
     return teacher
