@@ -7,6 +7,7 @@ D4RL reference scores, so every stage reports the same normalized score
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -126,6 +127,29 @@ def normalized_score(task: str | TaskSpec, returns: Any) -> Any:
     return float(score) if score.ndim == 0 else score
 
 
+#: MuJoCo warnings about Gymnasium's own model files, not about anything a user did: MuJoCo 4 deprecates the
+#: ``settotalmass`` compiler attribute of Gymnasium's ``half_cheetah.xml`` (the compiled model is unchanged)
+_GYMNASIUM_MODEL_WARNINGS = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo's warning handler while obd makes envs: every warning printed as MuJoCo prints it, except those
+    of :data:`_GYMNASIUM_MODEL_WARNINGS`, which every halfcheetah env would repeat."""
+    if not message.startswith(_GYMNASIUM_MODEL_WARNINGS):
+        print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+@cache
+def _install_mujoco_warning_handler() -> None:
+    try:
+        import mujoco
+    except ImportError:
+        return
+    # a handler the user installed stays theirs
+    if hasattr(mujoco, "set_mju_user_warning") and mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_mujoco_warning)
+
+
 def make_env(task: str | TaskSpec, normalizer: Any = None, seed: int | None = None, **kwargs: Any):
     """Gymnasium env for ``task``; observations pass through ``normalizer.normalize`` when one is given.
 
@@ -134,6 +158,7 @@ def make_env(task: str | TaskSpec, normalizer: Any = None, seed: int | None = No
     import gymnasium as gym
 
     spec = get_task(task)
+    _install_mujoco_warning_handler()
     env = gym.make(spec.env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     if normalizer is not None:
         obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(spec.obs_dim,), dtype=np.float32)
