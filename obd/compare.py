@@ -154,10 +154,11 @@ def speedup(reference_time: float, reach: list[float] | None) -> float | None:
 
 
 def run_preset(name: str, cfg: DistillConfig, dataset: Any, teacher: Any, yardstick: Yardstick, budget: float,
-               probe_every: float, first_probe: float) -> dict[str, Any]:
-    """Distill for ``budget`` seconds of outer-step wall time, probing H; returns probes and snapshots."""
+               probe_every: float, first_probe: float, teacher_label: str = "") -> dict[str, Any]:
+    """Distill for ``budget`` seconds of outer-step wall time, probing H; returns probes and snapshots (whose
+    metadata names the teacher ``teacher_label``)."""
     t0 = time.perf_counter()
-    d = Distiller(cfg, dataset, teacher, progress=False)
+    d = Distiller(cfg, dataset, teacher, progress=False, teacher_label=teacher_label)
     setup = time.perf_counter() - t0
     probes: list[list[float]] = []
     snapshots: list[SyntheticDataset] = []
@@ -192,10 +193,10 @@ def run_preset(name: str, cfg: DistillConfig, dataset: Any, teacher: Any, yardst
 
 
 def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teacher: Any,
-             sec_per_step: float | None = None) -> dict[str, Any]:
+             sec_per_step: float | None = None, teacher_label: str = "") -> dict[str, Any]:
     """Probes [seconds, step, H] at every checkpoint of a ``python -m obd.distill`` run folder, and the
-    checkpoints' synthetic sets, in the dictionary layout :func:`run_preset` returns. ``clock`` "steps"
-    times step k as ``k * sec_per_step``."""
+    checkpoints' synthetic sets, in the dictionary layout :func:`run_preset` returns (the step-0 set's
+    metadata names the teacher ``teacher_label``). ``clock`` "steps" times step k as ``k * sec_per_step``."""
     key = {"wall": "wall_time", "cpu": "cpu_time", "steps": "step"}[clock]
     scale = sec_per_step if clock == "steps" else 1.0
     folder = RunFolder(run_dir)
@@ -212,7 +213,8 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
     if not found:
         raise ObdError(f"{folder.checkpoints_dir}: no checkpoint with a metrics line to time it")
     cfg, _ = load_run_config(run_dir / "config.yaml")
-    first = Distiller(cfg, dataset, teacher, progress=False)  # step 0: the run's initial synthetic set
+    # step 0: the run's initial synthetic set
+    first = Distiller(cfg, dataset, teacher, progress=False, teacher_label=teacher_label)
     probes = [[0.0, 0, yardstick(first.states, first.actions)]]
     snapshots = [first.synthetic()]
     for step, path in tqdm(found, desc=run_dir.name, leave=False):
@@ -313,7 +315,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def main_(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", help="dataset spec for obd.data.load_dataset (with --runs: from the runs' config)")
-    p.add_argument("--teacher", help="teacher file (obd.teachers.Teacher) (with --runs: from the runs' config)")
+    p.add_argument("--teacher", help="teacher file (obd.teachers.Teacher) or the dataset id of a shipped one "
+                   "(hopper-medium-v5, hopper-medium-v5:iql) (with --runs: from the runs' config)")
     p.add_argument("--runs", help="comma-separated python -m obd.distill run folders to compare from their "
                    "checkpoints instead of running presets; first = reference")
     p.add_argument("--sec-per-step", help="with --clock steps: comma-separated seconds per outer step, one per run")
@@ -386,31 +389,35 @@ def main_(argv: list[str] | None = None) -> int:
     yard_path = resolve_asset("config", args.yardstick)
     yard_cfg, _ = load_run_config(yard_path, [*args.yardstick_set, f"inner.students={args.yardstick_students}",
                                               f"outer.batch={args.yardstick_states}", "inner.truncate=0"])
-    teacher_path = Path(args.teacher).expanduser()
-    if not teacher_path.is_file():
-        raise ObdError(f"--teacher: {teacher_path}: teacher file not found")
+    try:
+        teacher_file = resolve_asset("teacher", args.teacher)
+    except ObdError as exc:
+        raise ObdError(f"--teacher: {exc}") from None
+    # synthetic sets name the teacher by the spec given, as `obd distill` runs do
+    teacher_label = str(args.teacher)
     for cfg in (*cfgs.values(), yard_cfg):
         cfg.validate()
 
     dataset = load_dataset_spec(str(args.dataset))
-    teacher = load_teacher(str(teacher_path), resolve_device(yard_cfg.device))
-    yardstick = Yardstick(Distiller(yard_cfg, dataset, teacher, progress=False), args.yardstick_students,
-                          args.yardstick_states, args.yardstick_seed)
+    teacher = load_teacher(str(teacher_file), resolve_device(yard_cfg.device))
+    yardstick = Yardstick(Distiller(yard_cfg, dataset, teacher, progress=False, teacher_label=teacher_label),
+                          args.yardstick_students, args.yardstick_states, args.yardstick_seed)
 
     runs = {}
     for i, ((name, _, _), run_dir) in enumerate(zip(presets, run_dirs or [None] * len(presets))):
         if run_dir is not None:
-            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher, costs[i] if costs else None)
+            runs[name] = read_run(run_dir, yardstick, args.clock, dataset, teacher, costs[i] if costs else None,
+                                  teacher_label)
         else:
             runs[name] = run_preset(name, cfgs[name], dataset, teacher, yardstick, args.budget_seconds,
-                                    args.probe_every, min(args.first_probe, args.probe_every))
+                                    args.probe_every, min(args.first_probe, args.probe_every), teacher_label)
 
     ref = presets[0][0]
     target = runs[ref]["probes"][-1][2]
     ref_time = first_reach(runs[ref]["probes"], target)[0]
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
-        "settings": {"dataset": str(args.dataset), "teacher": str(teacher_path), "seed": args.seed,
+        "settings": {"dataset": str(args.dataset), "teacher": teacher_label, "seed": args.seed,
                      "runs": [str(r) for r in run_dirs], "clock": args.clock if run_dirs else "wall",
                      "sec_per_step": costs or None,
                      "budget_seconds": None if run_dirs else args.budget_seconds, "probe_every": args.probe_every,

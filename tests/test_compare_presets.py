@@ -147,6 +147,11 @@ def test_cli_races_presets_and_writes_results(files, tmp_path):
         assert r["config"]["seed"] == 1
         assert len(r["final_eval"]["per_policy_normalized_score"]) == 2  # K = 2 students evaluated
         assert (out / ("ref" if r is ref_r else "fast") / "final.hdf5").is_file()
+    from obd.distill.synthetic import SyntheticDataset
+
+    # the synthetic sets name their teacher by the spec given, as an `obd distill` run's do
+    assert SyntheticDataset.load(out / "fast" / "final.hdf5").metadata["teacher"] == str(teacher_path)
+    assert res["settings"]["teacher"] == str(teacher_path)
     # same seed and n_syn: both presets start from the same synthetic set, so H at 0 s is identical
     assert ref_r["probes"][0][2] == fast_r["probes"][0][2]
     reach = cp.first_reach(fast_r["probes"], res["target_H"])
@@ -157,6 +162,24 @@ def test_cli_races_presets_and_writes_results(files, tmp_path):
     assert "| preset | outer steps |" in md and "| ref |" in md and "| fast |" in md and "1.0x" in md
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_teacher_may_be_a_shipped_name(files, tmp_path, capsys):
+    from obd.distill.synthetic import SyntheticDataset
+
+    data_path, _, ref, _ = files
+    out = tmp_path / "cmp"
+    common = ["--dataset", str(data_path), "--presets", str(ref), "--budget-seconds", "0.05", "--out", str(out),
+              "--yardstick", str(ref), "--yardstick-students", "1", "--yardstick-states", "16",
+              "--eval-students", "0"]
+    assert cp.main([*common, "--teacher", "hopper-medium-v5"]) == 0  # the teacher obd ships for hopper medium
+    assert SyntheticDataset.load(out / "ref" / "final.hdf5").metadata["teacher"] == "hopper-medium-v5"
+    assert json.loads((out / "compare.json").read_text())["settings"]["teacher"] == "hopper-medium-v5"
+    capsys.readouterr()
+    for bad in (str(tmp_path / "missing.pt"), "hopper-nosuchlevel-v5"):
+        assert cp.main([*common, "--teacher", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --teacher") and bad in err and len(err.splitlines()) == 1
 
 
 def test_cli_bad_input_is_one_line(files, tmp_path):

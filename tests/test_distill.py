@@ -235,22 +235,30 @@ def test_objective_targets():
 def test_sdw_multiplies_weights():
     data = make_dataset()
     dw = np.linspace(0.5, 1.5, len(data)).astype(np.float32)
-    obj = Distiller(tiny_config(objective="avpbc", sdw=True), data, TinyTeacher(), density_weights=dw,
+    obj = Distiller(tiny_config(objective="sdw"), data, TinyTeacher(), density_weights=dw,
                     progress=False).objective
     idx = torch.arange(5, 15)
     _, w = obj.targets(idx, torch.Generator())
     teacher = TinyTeacher()
     q = teacher.q(data.observations[5:15], teacher.act(data.observations[5:15]))
     torch.testing.assert_close(w, 0.02 * q * torch.as_tensor(dw[5:15]))
-    assert obj.label == "avpbc+sdw"
+    assert obj.label == "sdw"
+    # a caller's own per-state weights multiply any objective's error, and the label says so
+    plain = Distiller(tiny_config(objective="pbc"), data, TinyTeacher(), density_weights=dw, progress=False)
+    torch.testing.assert_close(plain.objective.targets(idx, torch.Generator())[1], torch.as_tensor(dw[5:15]))
+    assert plain.objective.label == "pbc+weights" and plain.synthetic().metadata["method"] == "pbc+weights"
+    assert "sdw" not in plain.synthetic().metadata and plain.synthetic().metadata["objective"] == "pbc"
 
 
 def test_sdw_uses_density_module():
     data = make_dataset(n=200)
-    d = Distiller(tiny_config(objective="dbc", sdw=True, **{"density.estimator": "knn", "density.k": 5,
-                                                              "density.alpha": 0.5}), data, progress=False)
+    d = Distiller(tiny_config(objective="sdw", **{"density.estimator": "knn", "density.k": 5,
+                                                  "density.alpha": 0.5}), data, TinyTeacher(), progress=False)
     w = d.objective.density_weights
     assert w.shape == (200,) and abs(float(w.mean()) - 1) < 1e-4 and float(w.std()) > 0
+    assert d.objective.q_values is not None  # SDW is Av-PBC underneath
+    with pytest.raises(ObdError, match="objective 'sdw' needs a teacher"):
+        Distiller(tiny_config(objective="sdw"), data, None, progress=False)
 
 
 @pytest.mark.parametrize("progress", [True, False])
@@ -402,7 +410,7 @@ def test_bad_inputs_fail_before_work():
     with pytest.raises(ObdError, match="n_syn"):
         Distiller(tiny_config(n_syn=100), data, TinyTeacher())
     with pytest.raises(ObdError, match="density.bogus"):
-        tiny_config(sdw=True, **{"density.bogus": 1}).validate()
+        tiny_config(objective="sdw", **{"density.bogus": 1}).validate()
 
 
 def _cli(*args):

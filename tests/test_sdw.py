@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy.optimize import brentq
 from scipy.stats import chisquare
 from test_distill import TinyTeacher, make_dataset, tiny_config
@@ -157,18 +159,17 @@ def test_sample_mode_draws_by_weight_and_leaves_the_loss_unweighted(capsys):
     data = make_dataset(n=64)
     dw = np.ones(64, np.float32)
     dw[:8] = 20.0  # 8 states carry 160 of 216 weight units
-    d = Distiller(tiny_config(objective="avpbc", sdw=True, **{"density.mode": "sample", "outer.batch": 4096}),
+    d = Distiller(tiny_config(objective="sdw", **{"density.mode": "sample", "outer.batch": 4096}),
                   data, TinyTeacher(), density_weights=dw, progress=False)
-    assert d.objective.density_weights is None and d.objective.label == "avpbc+sdw-sample"
+    assert d.objective.density_weights is None and d.objective.label == "sdw-sample"
     idx = d.sampler.draw(4096, d.generator)
     assert float((idx < 8).float().mean()) == pytest.approx(160 / 216, abs=0.03)
     _, w = d.objective.targets(idx[:10], d.generator)
     teacher = TinyTeacher()
     obs = data.observations[idx[:10].numpy()]
     torch.testing.assert_close(w, 0.02 * teacher.q(obs, teacher.act(obs)))  # Q only, no density factor
-    weighted = Distiller(tiny_config(objective="avpbc", sdw=True), data, TinyTeacher(), density_weights=dw,
-                         progress=False)
-    assert weighted.sampler.probabilities is None and weighted.objective.label == "avpbc+sdw"
+    weighted = Distiller(tiny_config(objective="sdw"), data, TinyTeacher(), density_weights=dw, progress=False)
+    assert weighted.sampler.probabilities is None and weighted.objective.label == "sdw"
     # the same expected weight of the rare states either way; with Q the outer ESS is reported per mode
     for dist in (d, weighted):
         assert 0 < dist.sdw.stats.outer_ess_fraction <= 1
@@ -177,9 +178,9 @@ def test_sample_mode_draws_by_weight_and_leaves_the_loss_unweighted(capsys):
 
 # ---------------------------------------------------------------- runs
 def sdw_config(mode: str, **kw):
-    return tiny_config(objective="avpbc", sdw=True, **{"density.estimator": "knn", "density.k": 3,
-                                                         "density.mode": mode, "density.target_ess": 0.4,
-                                                         "inner.students": 2, "outer.optimizer": "adam"}, **kw)
+    return tiny_config(objective="sdw", **{"density.estimator": "knn", "density.k": 3, "density.mode": mode,
+                                           "density.target_ess": 0.4, "inner.students": 2,
+                                           "outer.optimizer": "adam"}, **kw)
 
 
 @pytest.mark.parametrize("mode", ["weight", "sample"])
@@ -207,7 +208,8 @@ def test_sdw_run_logs_weights_and_resumes_bit_identically(tmp_path, mode, capsys
         return [{k: v for k, v in json.loads(x).items() if k not in ("sec", "wall_time", "cpu_sec", "cpu_time")}
                 for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
     assert lines("full") == lines("killed") and len(lines("full")) == 6
-    assert resumed.metadata["method"] == ("avpbc+sdw" if mode == "weight" else "avpbc+sdw-sample")
+    assert resumed.metadata["method"] == ("sdw" if mode == "weight" else "sdw-sample")
+    assert resumed.metadata["objective"] == "sdw" and "sdw" not in resumed.metadata
 
 
 def test_the_two_modes_draw_different_batches():
@@ -220,36 +222,81 @@ def test_the_two_modes_draw_different_batches():
 
 
 def test_low_ess_warns(capsys):
-    Distiller(tiny_config(objective="dbc", sdw=True, **{"density.estimator": "knn", "density.k": 3,
-                                                         "density.alpha": 1.0, "density.clip_quantile": 1.0,
-                                                         "density.warn_ess": 0.99}),
-              make_dataset(n=96), progress=False)
+    Distiller(tiny_config(objective="sdw", **{"density.estimator": "knn", "density.k": 3, "density.alpha": 1.0,
+                                              "density.clip_quantile": 1.0, "density.warn_ess": 0.99}),
+              make_dataset(n=96), TinyTeacher(), progress=False)
     assert "warning: SDW leaves an effective sample size" in capsys.readouterr().err
 
 
 def test_density_section_is_typed_and_old_keys_still_load():
-    cfg = load_config(DistillConfig, None, ["sdw=true", "density.estimator=flow", "density.mode=sample"])
+    cfg = load_config(DistillConfig, None, ["objective=sdw", "density.estimator=flow", "density.mode=sample"])
     assert isinstance(cfg.density, DensityConfig) and cfg.density.mode == "sample"
-    old = load_config(DistillConfig, None, base={"sdw": True, "density": {"estimator": "knn", "alpha": 0.5,
-                                                                          "clip_quantile": 0.99}})
+    old = load_config(DistillConfig, None, base={"objective": "sdw", "density": {"estimator": "knn", "alpha": 0.5,
+                                                                                 "clip_quantile": 0.99}})
     assert old.density.alpha == 0.5 and old.density_config().seed == old.seed
-    assert load_config(DistillConfig, None, ["sdw=true", "seed=3", "density.seed=9"]).density_config().seed == 9
-    # run folders saved before the section was typed hold `density: {}` without SDW: they still load
-    legacy = load_config(DistillConfig, None, base={"sdw": False, "density": {}})
-    legacy.validate()
-    assert legacy.resolved().density is None and load_config(DistillConfig, None, ["sdw=true"]).density_config() == \
-        DensityConfig(seed=0)
+    assert load_config(DistillConfig, None, ["objective=sdw", "seed=3", "density.seed=9"]).density_config().seed == 9
+    assert load_config(DistillConfig, None, ["objective=sdw"]).density_config() == DensityConfig(seed=0)
     for override, key in (("density.mode=resample", "density.mode"), ("density.estimator=parzen", "density.estimator"),
                           ("density.target_ess=1.5", "density.target_ess"), ("density.bogus=1", "density.bogus")):
         with pytest.raises(ObdError, match=key.replace(".", r"\.")):
-            load_config(DistillConfig, None, ["sdw=true", override]).validate()
+            load_config(DistillConfig, None, ["objective=sdw", override]).validate()
+    # the density section belongs to SDW only
+    with pytest.raises(ObdError, match=r"'density'.*objective=sdw"):
+        load_config(DistillConfig, None, ["objective=avpbc", "density.alpha=0.5"]).validate()
+    assert load_config(DistillConfig, None, ["objective=pbc"]).resolved().density is None
+
+
+def test_configs_written_when_sdw_was_a_flag_still_load():
+    # `sdw: true` on Av-PBC (the default objective) is SDW
+    for raw in ({"sdw": True, "objective": "avpbc"}, {"sdw": True}, {"sdw": "true", "density": {"alpha": 0.5}}):
+        cfg = load_config(DistillConfig, None, base=raw)
+        cfg.validate()
+        assert cfg.objective == "sdw" and not hasattr(cfg, "sdw")
+    assert load_config(DistillConfig, None, ["sdw=true", "density.k=3"]).density.k == 3
+    # run folders saved before the section was typed hold `density: {}` without SDW: they still load
+    legacy = load_config(DistillConfig, None, base={"sdw": False, "density": {}})
+    legacy.validate()
+    assert legacy.objective == "avpbc" and legacy.resolved().density is None
+    # SDW weighted Av-PBC only: the flag on another objective has no meaning today
+    for objective in ("dbc", "pbc"):
+        with pytest.raises(ObdError, match=r"config key 'sdw'.*objective=sdw \(Av-PBC weighted by state density\)"):
+            load_config(DistillConfig, None, base={"sdw": True, "objective": objective})
+
+
+def test_old_run_folders_load_resume_and_report(tmp_path):
+    from obd.distill.config import load_run_config
+    from obd.report_diversity import _is_sdw, _takes_part
+
+    # a run folder written before: `sdw: false` and `density: {}` (docs/compare_long/runs/*/config.yaml)
+    shipped = sorted((Path(__file__).resolve().parents[1] / "docs" / "compare_long" / "runs").glob("*/config.yaml"))
+    assert shipped
+    for path in shipped:
+        cfg, inputs = load_run_config(path)
+        cfg.validate()
+        assert cfg.objective == "avpbc" and cfg.resolved().density is None and inputs.dataset
+    # an SDW run whose config.yaml says `objective: avpbc` + `sdw: true` resumes bit-identically as objective sdw
+    data, teacher = make_dataset(n=96), TinyTeacher()
+    full = start(sdw_config("weight"), tmp_path / "full", data, teacher, progress=False)
+    start(sdw_config("weight", outer_steps=4, **{"outer.decay_steps": 6}), tmp_path / "old", data, teacher,
+          progress=False)
+    config_path = tmp_path / "old" / "config.yaml"
+    raw = yaml.safe_load(config_path.read_text())
+    raw = {**{k: v for k, v in raw.items() if k not in ("objective", "density")}, "objective": "avpbc",
+           "sdw": True, "density": raw["density"]}
+    config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert _is_sdw(raw) and _takes_part(raw) and load_run_config(config_path)[0].objective == "sdw"
+    (tmp_path / "old" / "synthetic.hdf5").unlink()
+    resumed = resume(tmp_path / "old", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
+    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
+    assert yaml.safe_load(config_path.read_text())["objective"] == "sdw"  # rewritten in today's keys
+    assert not _is_sdw({"objective": "avpbc", "sdw": False}) and _is_sdw({"objective": "sdw"})
 
 
 @pytest.mark.parametrize("name", ["fast_sdw", "paper_sdw", "small_sdw"])
 def test_sdw_presets_solve_alpha(name):
     cfg = load_config(DistillConfig, name)
     cfg.validate()
-    assert cfg.sdw and cfg.density.alpha is None and 0 < cfg.density.target_ess < 1
+    assert cfg.objective == "sdw" and cfg.density.alpha is None and 0 < cfg.density.target_ess < 1
 
 
 # ---------------------------------------------------------------- the report's diversity panel
@@ -283,7 +330,7 @@ def test_report_shows_the_diversity_panel_for_sdw_and_avpbc_runs(tmp_path, capsy
     Teacher(Actor(obs_dim, act_dim, (8, 8), "tanh_gaussian"), EnsembleQ(obs_dim, act_dim, (8, 8), 2),
             data.normalizer, device="cpu").save(tmp_path / "teacher.pt")
     runs = {}
-    for name, extra in (("sdw", ["sdw=true", "density.estimator=knn", "density.k=3"]), ("avpbc", []),
+    for name, extra in (("sdw", ["objective=sdw", "density.estimator=knn", "density.k=3"]), ("avpbc", []),
                         ("pbc", ["objective=pbc"])):
         base = {"n_syn": 6, "student": {"hidden": 8, "depth": 2}, "inner": {"steps": 2}, "outer": {"batch": 16},
                 "outer_steps": 2, "checkpoint_every": 2, "device": "cpu"}

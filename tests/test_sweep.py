@@ -224,8 +224,10 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
     by_method = {t.method: t for t in trials}
     from obd.distill.density import DensityConfig
 
-    assert by_method["sdw"].distill.sdw and by_method["sdw"].distill.density == DensityConfig(estimator="gmm")
-    assert by_method["sdw"].distill.objective == "avpbc" and by_method["avpbc"].distill.density is None
+    assert by_method["sdw"].distill.objective == "sdw" and by_method["sdw"].distill.density == \
+        DensityConfig(estimator="gmm")
+    assert by_method["avpbc"].distill.objective == "avpbc" and by_method["avpbc"].distill.density is None
+    assert by_method["sdw"].teacher == str(tmp / "teacher.pt")
     assert by_method["avpbc"].distill.checkpoint_every == 1 and by_method["random"].distill is None
     for method in ("random", "bc", "teacher"):
         row = run_trial(by_method[method])
@@ -238,6 +240,19 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
     # random pairs are trained like the distilled sets: the preset's 2x8 student and 2-step inner loop
     random = run_trial(by_method["random"])["eval"]
     assert (random["arch"], random["steps"], random["optimizer"]) == ("mlp2x8", 2, "sgd")
+
+
+def test_an_sdw_preset_gives_every_method_its_own_objective(problem, tmp_path):
+    from obd.sweep.grid import build_grid, load_settings, trial_budget
+
+    tmp, data = problem
+    settings = load_settings("small_sdw", ["n_syn=8"])
+    trials = {t.method: t for t in build_grid([data], ["avpbc", "sdw", "dbc"], [0], settings,
+                                              {data: str(tmp / "teacher.pt")}, tmp_path)}
+    assert {m: t.distill.objective for m, t in trials.items()} == {"avpbc": "avpbc", "sdw": "sdw", "dbc": "dbc"}
+    assert trials["sdw"].distill.density.mode == "sample" and trials["avpbc"].distill.density is None
+    budget = trial_budget(trials["sdw"])
+    assert budget["objective"] == "sdw" and "sdw" not in budget and budget["density"]["estimator"] == "gmm"
 
 
 def test_obd_sweep_help_imports_neither_torch_nor_ray():

@@ -5,7 +5,8 @@
     obd distill --resume RUN [outer_steps=30000]
 
 ``--config`` is a YAML file or a shipped preset (``fast_*``, ``paper_*``, ``small_*`` x ``dbc``, ``pbc``,
-``avpbc``, ``sdw``); ``teacher=hopper-medium-v5`` is the teacher shipped for that dataset. Ctrl-C stops after
+``avpbc``, ``sdw``: the preset's ``objective``; ``sdw`` is Av-PBC weighted by state density, set up by the
+``density.*`` keys); ``teacher=hopper-medium-v5`` is the teacher shipped for that dataset. Ctrl-C stops after
 the current outer step, saves a checkpoint and prints the ``--resume`` command.
 """
 

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from obd.config import _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
+from obd.config import _coerce, _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
 from obd.errors import ObdError
 from obd.io import write_text_atomic
 
@@ -27,7 +27,7 @@ RETIRED_KEYS = {"eval_every": 0}
 
 
 #: whether an outer objective needs the teacher (DBC distills the dataset's own actions)
-NEEDS_TEACHER = {"dbc": False, "pbc": True, "avpbc": True}
+NEEDS_TEACHER = {"dbc": False, "pbc": True, "avpbc": True, "sdw": True}
 # a torch device string, checked without importing torch (so `--help` and config errors stay fast)
 DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -40,7 +40,7 @@ DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
 
 @dataclass
 class DensityConfig:
-    """How SDW estimates log p(s) and turns it into weights (:mod:`obd.distill.sdw`).
+    """How SDW (``objective: sdw``) estimates log p(s) and turns it into weights (:mod:`obd.distill.sdw`).
 
     Weights: ``target_ess`` is the effective-sample-size fraction over the whole dataset that alpha is
     solved for; ``alpha`` set (in (0, 1]) overrides the solve with a fixed tempering; ``floor`` is the
@@ -216,18 +216,20 @@ class DistillConfig:
     sections may be given as dicts (``DistillConfig(inner=dict(steps=5))``). ``logger``: extra metric sinks
     besides ``metrics.jsonl``, comma-separated, ``tensorboard`` and/or ``wandb`` (see :mod:`obd.loggers`).
 
-    PBC, Av-PBC and the ``topq`` init need a teacher (:meth:`needs_teacher`); ``sdw`` turns on state-density
-    weighting configured by ``density`` (:class:`DensityConfig`; null = its defaults;
-    its ``seed`` defaults to the run's). ``checkpoint_every`` K writes a checkpoint every K outer steps
-    (0 = only at the end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC weights
+    ``objective``: ``dbc``, ``pbc``, ``avpbc`` or ``sdw``, the paper's SDW: Av-PBC (teacher targets, weights
+    beta * Q) with each state's weight multiplied by its state-density weight, or, in ``density.mode:
+    sample``, Av-PBC with the outer batch drawn in proportion to those weights. ``density``
+    (:class:`DensityConfig`; null = its defaults; its ``seed`` defaults to the run's) configures the weights
+    and is set only with ``sdw``. PBC, Av-PBC, SDW and the ``topq`` init need a teacher
+    (:meth:`needs_teacher`). ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the
+    end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC (and SDW) weight by
     beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a state with Q < 0 pushes the
     student away from the teacher). ``synthetic_actions``: ``free`` (the paper's) or ``clamp``, projected
     onto [-1, 1] at init and after every outer step, the range of the env's actions.
     """
 
-    objective: Literal["dbc", "pbc", "avpbc"] = "avpbc"
+    objective: Literal["dbc", "pbc", "avpbc", "sdw"] = "avpbc"
     beta: float = 0.02
-    sdw: bool = False
     density: DensityConfig | None = None
     n_syn: int = 256
     init: Literal["random", "kmeans", "topq"] = "random"
@@ -248,6 +250,24 @@ class DistillConfig:
 
     def needs_teacher(self) -> bool:
         return NEEDS_TEACHER.get(self.objective, False) or self.init == "topq"
+
+    @staticmethod
+    def upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+        """The mapping of a config written before SDW was an objective, in today's keys (called by
+        :func:`obd.config.load_config` before building): ``sdw: false`` is dropped, ``sdw: true`` with
+        objective ``avpbc`` (or none, the default) becomes ``objective: sdw``; ``sdw: true`` with another
+        objective is an :class:`ObdError`, since SDW weights Av-PBC only."""
+        if "sdw" not in raw:
+            return raw
+        raw = dict(raw)
+        if not _coerce(raw.pop("sdw"), bool, "sdw"):
+            return raw
+        objective = raw.get("objective", "avpbc")
+        if objective not in ("avpbc", "sdw"):
+            raise ObdError(f"config key 'sdw': no longer a flag; SDW is objective=sdw (Av-PBC weighted by state "
+                           f"density), got sdw=true with objective={objective}")
+        raw["objective"] = "sdw"
+        return raw
 
     def validate(self) -> None:
         """Check the config alone (no files read, nothing changed); raise a one-line :class:`ObdError`
@@ -289,8 +309,9 @@ class DistillConfig:
                 raise ObdError(f"config key 'density': expected a mapping of DensityConfig fields, "
                                f"got {self.density!r}")
             # configs saved before the section was typed hold an empty mapping for runs without SDW
-            if not self.sdw and self.density != DensityConfig():
-                raise ObdError("config key 'density': set only with sdw=true")
+            if self.objective != "sdw" and self.density != DensityConfig():
+                raise ObdError(f"config key 'density': set only with objective=sdw (its state-density weights), "
+                               f"got objective={self.objective}")
             self.density.validate()
         if not DEVICE_NAME.match(str(self.device)):
             raise ObdError(f"config key 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
@@ -300,13 +321,13 @@ class DistillConfig:
 
     def resolved(self) -> DistillConfig:
         """A validated copy with what the run fixes when it starts: a cosine schedule's ``decay_steps`` 0 set
-        to ``outer_steps``, and a ``density`` section of a run without SDW dropped."""
+        to ``outer_steps``, and the ``density`` section dropped unless the objective is ``sdw``."""
         self.validate()
         cfg = dataclasses.replace(self, student=dataclasses.replace(self.student),
                                   inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer))
         if cfg.outer.schedule == "cosine" and cfg.outer.decay_steps == 0:
             cfg.outer.decay_steps = cfg.outer_steps
-        if not cfg.sdw:
+        if cfg.objective != "sdw":
             cfg.density = None
         return cfg
 

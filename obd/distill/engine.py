@@ -1,5 +1,5 @@
-"""The bi-level distillation engine: DBC / PBC / Av-PBC (optionally SDW-weighted) with a hand-differentiated
-inner loop.
+"""The bi-level distillation engine: DBC / PBC / Av-PBC / SDW (Av-PBC weighted by state density) with a
+hand-differentiated inner loop.
 
     D_syn* = argmin_D  H(theta_T(D), D_off),   theta_T(D) = T steps of BC on D from a fresh init theta_0
 
@@ -92,8 +92,9 @@ class Distiller:
     """Holds the synthetic set, the outer optimizer, the seeded generator and the precomputed targets.
 
     ``step()`` runs one outer step and returns its metrics; ``fit(outer_steps)`` runs to that many outer
-    steps (with a tqdm bar) and returns the :class:`SyntheticDataset`. ``density_weights`` (N_real,)
-    overrides SDW's estimated weights (e.g. ones precomputed elsewhere).
+    steps (with a tqdm bar) and returns the :class:`SyntheticDataset`. ``density_weights`` (N_real,) are
+    per-state weights used instead of SDW's estimated ones (e.g. precomputed elsewhere); with an objective
+    other than ``sdw`` they multiply its outer error (``weight`` mode).
     """
 
     def __init__(self, config: DistillConfig, dataset: TransitionDataset, teacher: Any = None,
@@ -115,11 +116,13 @@ class Distiller:
         self.real_states = torch.as_tensor(normalized, device=self.device)
         if density_weights is not None and len(density_weights) != len(dataset):
             raise ObdError(f"density weights: {len(density_weights)} given for {len(dataset)} real states")
-        #: SDW's weights split by mode and their diagnostics (None without SDW)
+        #: the per-state weights (SDW's, or ``density_weights``) split by mode and their diagnostics; None
+        #: without either
         self.sdw: SDWSetup | None = None
         density = cfg.density_config()
-        if cfg.sdw or density_weights is not None:
-            self.sdw = SDWSetup.create(normalized, density if cfg.sdw else None, density_weights, progress)
+        is_sdw = cfg.objective == "sdw"
+        if is_sdw or density_weights is not None:
+            self.sdw = SDWSetup.create(normalized, density if is_sdw else None, density_weights, progress)
         self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
                                          cfg.beta, self.sdw.loss_weights if self.sdw else None, cfg.teacher_chunk,
                                          progress, cfg.q_clip)
@@ -236,7 +239,7 @@ class Distiller:
     def synthetic(self) -> SyntheticDataset:
         """The current synthetic set (CPU copy) with its metadata."""
         cfg = self.config
-        meta = {"method": self.objective.label, "objective": cfg.objective, "sdw": cfg.sdw, "init": cfg.init,
+        meta = {"method": self.objective.label, "objective": cfg.objective, "init": cfg.init,
                 "source_dataset": self.dataset_source, "teacher": self.teacher_label, "seed": cfg.seed,
                 "outer_step": self.outer_step, "config": config_to_dict(cfg)}
         return SyntheticDataset(self.states.detach().cpu().clone(), self.actions.detach().cpu().clone(),

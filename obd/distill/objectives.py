@@ -17,9 +17,11 @@ action dims follows ``F.mse_loss``.
   value is precomputed once for the teacher's *deterministic* action a_det = teacher.act(s), not re-queried
   for each drawn a*: that keeps the teacher out of the outer loop; for a tanh-Gaussian teacher Q(s, a*) and
   Q(s, a_det) differ by the spread of its action distribution.
-- SDW: any of the above with w multiplied by precomputed state-density weights p(s)^(-alpha)
-  (``obd.distill.sdw.sdw_weights``, mean 1), or, in SDW's ``sample`` mode, with the states drawn in
+- SDW (``sdw``): Av-PBC with w multiplied by precomputed state-density weights p(s)^(-alpha)
+  (``obd.distill.sdw.sdw_weights``, mean 1), or, in SDW's ``sample`` mode, Av-PBC with the states drawn in
   proportion to those weights by the engine and w left as it is (``sdw_sampled``).
+
+Per-state weights given by the caller (``density_weights``) multiply w of any objective the same way.
 
 Everything an objective needs from the teacher is computed once, for every real state, in chunks.
 """
@@ -36,7 +38,9 @@ from tqdm.auto import tqdm
 
 from obd.distill.config import NEEDS_TEACHER  # noqa: F401 (re-exported)
 
-OBJECTIVES = ("dbc", "pbc", "avpbc")
+OBJECTIVES = ("dbc", "pbc", "avpbc", "sdw")
+#: the objectives whose w holds beta * Q (SDW is Av-PBC with state-density weights on top)
+Q_WEIGHTED = ("avpbc", "sdw")
 
 
 def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -90,7 +94,7 @@ class Objective:
             target = torch.tanh(mean + std * eps)
         else:
             target = self.teacher_action[idx]
-        weights = self.beta * self.q_values[idx] if self.name == "avpbc" else None
+        weights = self.beta * self.q_values[idx] if self.name in Q_WEIGHTED else None
         if self.density_weights is not None:
             w = self.density_weights[idx]
             weights = w if weights is None else weights * w
@@ -98,19 +102,21 @@ class Objective:
 
     @property
     def label(self) -> str:
-        """``avpbc``, ``avpbc+sdw`` (weighted loss), ``avpbc+sdw-sample`` (weighted sampling), ..."""
-        if self.sdw_sampled:
-            return self.name + "+sdw-sample"
-        return self.name + ("+sdw" if self.density_weights is not None else "")
+        """The objective's name (``dbc``, ``pbc``, ``avpbc``, ``sdw``); ``sdw-sample`` for SDW drawing its
+        outer states by weight; ``<name>+weights`` for another objective given per-state weights."""
+        if self.name == "sdw":
+            return "sdw-sample" if self.sdw_sampled else "sdw"
+        return self.name + ("+weights" if self.density_weights is not None else "")
 
 
 def build_objective(name: str, observations: np.ndarray, dataset_actions: np.ndarray, teacher: Any,
                     device: torch.device, beta: float = 0.02, density_weights: np.ndarray | None = None,
                     chunk: int = 65536, progress: bool = True, clip_q: bool = False) -> Objective:
     """Precompute what objective ``name`` needs for every real state (raw ``observations`` (N, obs)):
-    DBC the dataset actions; PBC the teacher's mean/std (or deterministic action); Av-PBC also
-    Q1(s, teacher.act(s)), clipped at 0 when ``clip_q``. ``density_weights`` (N,) turns on SDW. ``progress``:
-    bars for the teacher queries."""
+    DBC the dataset actions; PBC the teacher's mean/std (or deterministic action); Av-PBC and SDW also
+    Q1(s, teacher.act(s)), clipped at 0 when ``clip_q``. ``density_weights`` (N,) multiply w (SDW's
+    state-density weights in ``weight`` mode, or a caller's own). ``progress``: bars for the teacher
+    queries."""
     obj = Objective(name, beta=beta)
     if name == "dbc":
         obj.dataset_actions = torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)
@@ -122,7 +128,7 @@ def build_objective(name: str, observations: np.ndarray, dataset_actions: np.nda
         else:
             obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
                                                progress=progress)
-        if name == "avpbc":
+        if name in Q_WEIGHTED:
             obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
                                          "teacher Q", progress=progress)
             if clip_q:

@@ -1,8 +1,8 @@
 """SDW weights from state log-densities: tempering chosen by effective sample size, floor, clip, and
 the outer-batch sampler (state-density weighted distillation; Lei, Cheng, Tao 2025).
 
-SDW makes rare states count more in the outer objective. From ``log p(s_i)`` (:mod:`obd.distill.density`)
-the weight of real state i is, all in log space:
+SDW (``objective: sdw``) makes rare states count more in Av-PBC's outer objective. From ``log p(s_i)``
+(:mod:`obd.distill.density`) the weight of real state i is, all in log space:
 
     z_i = -alpha * log p(s_i)                    (tempering, alpha in (0, 1])
     c   = the clip_quantile order statistic of z  (np.quantile, method "inverted_cdf"; 1 = no clip)

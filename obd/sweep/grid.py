@@ -3,9 +3,10 @@
 Everything here runs in the driver before Ray starts, so a bad method name, a missing dataset or teacher,
 or a config key that does not exist fails with one line and no work done.
 
-Methods: ``dbc``, ``pbc``, ``avpbc`` (distillation with that outer objective), ``sdw`` (SDW-weighted
-Av-PBC), and the baselines under the same evaluation protocol: ``random`` (N_syn random real pairs),
-``bc`` (behavior cloning on the whole dataset) and ``teacher`` (the teacher's own rollouts).
+Methods: ``dbc``, ``pbc``, ``avpbc``, ``sdw`` (distillation with that outer objective; SDW is Av-PBC
+weighted by state density), and the baselines under the same evaluation protocol: ``random`` (N_syn
+random real pairs), ``bc`` (behavior cloning on the whole dataset) and ``teacher`` (the teacher's own
+rollouts).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from obd.distill.config import DistillConfig, load_run_config
 from obd.errors import ObdError
 
 METHODS = ("random", "dbc", "pbc", "avpbc", "sdw", "bc", "teacher")
-#: the outer objective of each distillation method (``sdw`` is SDW-weighted Av-PBC)
-OBJECTIVE = {"dbc": "dbc", "pbc": "pbc", "avpbc": "avpbc", "sdw": "avpbc"}
+#: the outer objective of each distillation method
+OBJECTIVE = {"dbc": "dbc", "pbc": "pbc", "avpbc": "avpbc", "sdw": "sdw"}
 
 
 @dataclass
@@ -223,24 +224,27 @@ def _key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
-def _load(settings: SweepSettings, sdw: bool) -> DistillConfig:
-    """The preset with the distillation overrides, as a DistillConfig (not validated); without SDW the
-    ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only."""
+def _load(settings: SweepSettings, objective: str | None = None) -> DistillConfig:
+    """The preset with the distillation overrides, its objective set to ``objective`` when given, as a
+    DistillConfig (not validated); unless the objective is ``sdw`` the ``density`` section and
+    ``density.*`` overrides are left out, since they belong to SDW trials only."""
     raw = copy.deepcopy(settings.preset)
     overrides = settings.overrides
-    if not sdw:
+    if objective != "sdw":
         raw.pop("density", None)
         overrides = [o for o in overrides if _key(o) != "density" and not _key(o).startswith("density.")]
     cfg, _ = load_run_config(None, overrides, base=raw)
+    if objective is not None:
+        cfg.objective = objective
     return cfg
 
 
 def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
     """The DistillConfig of one distillation trial: preset <- overrides <- what the method and seed fix
-    (objective, sdw, seed, checkpoint_every). Non-SDW methods drop ``density``; the dataset and teacher are
+    (objective, seed, checkpoint_every). Non-SDW methods drop ``density``; the dataset and teacher are
     the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
-    cfg = _load(settings, method == "sdw")
-    cfg.objective, cfg.sdw, cfg.seed = OBJECTIVE[method], method == "sdw", seed
+    cfg = _load(settings, OBJECTIVE[method])
+    cfg.seed = seed
     cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
     cfg.validate()
     return cfg
@@ -253,7 +257,7 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
     for m in methods:
         if m not in METHODS:
             raise ObdError(f"--methods: unknown method '{m}'; expected some of {list(METHODS)}")
-    base = _load(settings, sdw=False)
+    base = _load(settings)
     labels: dict[str, str] = {}
     for spec in datasets:
         check_dataset(spec)
@@ -286,6 +290,6 @@ def trial_budget(trial: Trial) -> dict[str, Any]:
     if trial.distill is None:
         return {"n_syn": trial.base.n_syn} if trial.method == "random" else {}
     cfg = config_to_dict(trial.distill)
-    keep = ("objective", "sdw", "density", "n_syn", "init", "student", "inner", "outer", "outer_steps",
+    keep = ("objective", "density", "n_syn", "init", "student", "inner", "outer", "outer_steps",
             "checkpoint_every", "beta")
     return {k: cfg[k] for k in keep if k in cfg}

@@ -19,7 +19,7 @@ from obd.distill.config import DistillConfig
 from obd.errors import ObdError
 from obd.sweep.grid import METHODS, task_and_level
 
-LABELS = {"random": "Random selection", "dbc": "DBC", "pbc": "PBC", "avpbc": "Av-PBC", "sdw": "SDW (Av-PBC)",
+LABELS = {"random": "Random selection", "dbc": "DBC", "pbc": "PBC", "avpbc": "Av-PBC", "sdw": "SDW",
           "bc": "BC on the whole dataset", "teacher": "Teacher"}
 PAPER_COLUMNS = [f"{env}-{level}" for env in ("halfcheetah", "hopper", "walker2d")
                  for level in ("medium-replay", "medium", "medium-expert")]
@@ -88,7 +88,7 @@ def _budget_line(b: dict[str, Any]) -> str:
             f"inner {inner.get('steps')} steps lr {inner.get('lr')}; "
             f"outer {outer.get('optimizer')} lr {outer.get('lr')}, "
             f"batch {outer.get('batch')}")
-    shown = {"objective", "sdw", "n_syn", "init", "outer_steps", "checkpoint_every", "student.kind", "student.hidden",
+    shown = {"objective", "n_syn", "init", "outer_steps", "checkpoint_every", "student.kind", "student.hidden",
              "student.depth", "inner.steps", "inner.lr", "outer.optimizer", "outer.lr", "outer.batch"}
     default = _flat(config_to_dict(DistillConfig()))
     extras = {k: v for k, v in _flat(b).items() if k not in shown and v != default.get(k)}
@@ -140,7 +140,7 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
         "",
         "Budgets:",
         *[f"- {ms}: {_budget_line(b)}" for b, ms in _grouped_by(
-            distill_rows, lambda r: {k: v for k, v in r["budget"].items() if k not in ("objective", "sdw")})],
+            distill_rows, lambda r: {k: v for k, v in r["budget"].items() if k != "objective"})],
         "",
         "Evaluation:",
         *[f"- {ms}: {_eval_line(e)}" for e, ms in _grouped_by(
