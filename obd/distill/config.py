@@ -253,13 +253,18 @@ class DistillConfig:
 
     @staticmethod
     def upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
-        """The mapping of a config written before SDW was an objective, in today's keys (called by
-        :func:`obd.config.load_config` before building): ``sdw: false`` is dropped, ``sdw: true`` with
+        """The mapping of a config written by an older obd, in today's keys (called by
+        :func:`obd.config.load_config` before building): a key of ``RETIRED_KEYS`` with its old value is
+        dropped (any other value is an :class:`ObdError`); ``sdw: false`` is dropped, ``sdw: true`` with
         objective ``avpbc`` (or none, the default) becomes ``objective: sdw``; ``sdw: true`` with another
         objective is an :class:`ObdError`, since SDW weights Av-PBC only."""
+        raw = dict(raw)
+        for key, old in RETIRED_KEYS.items():
+            if key in raw and raw.pop(key) != old:
+                raise ObdError(f"config key '{key}' is no longer a setting (evaluate checkpoints with "
+                               f"`obd evaluate synthetic RUN/checkpoints/step_XXXXXXX.hdf5`)")
         if "sdw" not in raw:
             return raw
-        raw = dict(raw)
         if not _coerce(raw.pop("sdw"), bool, "sdw"):
             return raw
         objective = raw.get("objective", "avpbc")
@@ -358,15 +363,9 @@ class RunInputs:
 
 
 def split_inputs(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], RunInputs]:
-    """A config file's mapping -> (the hyperparameters' mapping, the :class:`RunInputs`); a retired key
-    with its old value is dropped, any other value of it is an error naming ``where``."""
+    """A config file's mapping -> (the hyperparameters' mapping, the :class:`RunInputs`); errors name
+    ``where``."""
     raw = dict(raw)
-    for key, old in RETIRED_KEYS.items():
-        if key in raw:
-            value = raw.pop(key)
-            if value != old:
-                raise ObdError(f"{where}: config key '{key}' is no longer a setting (evaluate checkpoints with "
-                               f"`obd evaluate synthetic RUN/checkpoints/step_XXXXXXX.hdf5`), got {value!r}")
     inputs = {k: raw.pop(k) for k in INPUT_KEYS if k in raw}
     for key, value in inputs.items():
         if value is not None and not isinstance(value, str):
