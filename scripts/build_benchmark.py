@@ -15,8 +15,8 @@ than everything it is made from (``--force`` reruns it):
   snapshot) and ``-medium-expert`` (2M: medium, then the shipped expert policy).
 * ``bc``: whole-data BC (``obd evaluate bc``, 3 students x 10 episodes) of each dataset, JSON into
   ``docs/benchmark/bc/`` (``--results``).
-* ``teachers``: ``obd teacher train`` on each full dataset, resumable, the teacher written as the shipped
-  ``teacher_<algo>_<level>.pt``.
+* ``teachers``: ``obd teacher train`` on each full dataset (evaluated every 25k updates on 10 episodes,
+  ``--select best``), resumable, the teacher written as the shipped ``teacher_<algo>_<level>.pt``.
 
 Every command runs with one torch thread (``--threads 1``); run one invocation per free core.
 """
@@ -61,11 +61,13 @@ Command = tuple[str, list[str], "Path | None", Callable[[], list[Path]]]
 
 
 def commands(task: str, stages: list[str], algos: list[str], teacher_steps: int, cache: Path,
-             results: Path) -> list[Command]:
+             results: Path, teacher_runs: Path | None = None) -> list[Command]:
     """``(stage, argv, output, inputs)`` for every command of ``stages`` on ``task``. ``inputs()`` lists what the
     output is made from, looked up when the command is reached (earlier stages may have just made it);
-    ``output`` None: always run (the SAC stage, which resumes by itself)."""
+    ``output`` None: always run (the SAC stage, which resumes by itself). Teacher runs go to
+    ``teacher_runs`` (default ``cache/teachers``)."""
     obd = [sys.executable, "-m", "obd"]
+    teacher_runs = teacher_runs or cache / "teachers"
     run = cache / "behavior" / task
     recipe = RECIPES[task]
     shipped = _task_dir(task)
@@ -96,8 +98,10 @@ def commands(task: str, stages: list[str], algos: list[str], teacher_steps: int,
             for algo in algos:
                 teacher = shipped / f"teacher_{algo}_{level.replace('-', '_')}.pt"
                 out.append(("teachers", [*obd, "teacher", "train", "--dataset", dataset, "--algo", algo,
-                                         "--steps", str(teacher_steps),
-                                         "--out", str(cache / "teachers" / f"{dataset}-{algo}"),
+                                         "--steps", str(teacher_steps), "--eval-every", "25000",
+                                         "--eval-episodes", "10", "--checkpoint-every", "10000",
+                                         "--select", "best",
+                                         "--out", str(teacher_runs / f"{dataset}-{algo}"),
                                          "--teacher-out", str(teacher), "--resume", "--threads", "1",
                                          "--no-progress"],
                             teacher, lambda level=level: [_d4rl_file(task, level)]))
@@ -124,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algos", default="td3bc", help="teacher algorithms (td3bc, iql, calql)")
     p.add_argument("--teacher-steps", type=int, default=1_000_000)
     p.add_argument("--cache", type=Path, default=Path(".obd_cache"), help="SAC and teacher run folders")
+    p.add_argument("--teacher-runs", type=Path, default=None,
+                   help="teacher run folders (default CACHE/teachers; a run that continues in a later session "
+                        "keeps its rolling checkpoint in docs/benchmark/teacher_runs)")
     p.add_argument("--results", type=Path, default=REPO / "docs" / "benchmark", help="where measurements go")
     p.add_argument("--force", action="store_true", help="rerun stages whose outputs exist")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     for task in tasks:
         for stage, cmd, output, inputs in commands(task, stages, args.algos.split(","), args.teacher_steps, args.cache,
-                                                   args.results):
+                                                   args.results, args.teacher_runs):
             if not args.force and up_to_date(output, inputs()):
                 print(f"[{stage}] skip (up to date: {output})", flush=True)
                 continue
