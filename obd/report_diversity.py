@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from obd.distill.config import DistillConfig
 from obd.errors import ObdError
 
 IMAGE = "diversity.png"
@@ -78,8 +79,10 @@ class DiversityPanel:
 
 
 def _is_sdw(cfg: dict[str, Any]) -> bool:
-    # run folders written before SDW was an objective hold objective avpbc and the flag sdw: true
-    return cfg.get("objective") == "sdw" or cfg.get("sdw") is True
+    try:  # older run folders' keys (the flag sdw: true) read as today's
+        return DistillConfig.upgrade_legacy(cfg).get("objective") == "sdw"
+    except ObdError:
+        return False
 
 
 def _takes_part(cfg: dict[str, Any]) -> bool:
