@@ -158,6 +158,8 @@ def write_minari(dataset_id: str, episodes: Sequence[Episode], env_id: str, ref_
     import minari
     from minari.data_collector import EpisodeBuffer
 
+    from obd.envs import install_mujoco_warning_handler
+
     if not is_minari_id(dataset_id):
         raise ObdError(f"'{dataset_id}': not a Minari dataset id; expected 'namespace/env/name-vN'")
     if not episodes:
@@ -173,6 +175,7 @@ def write_minari(dataset_id: str, episodes: Sequence[Episode], env_id: str, ref_
                              truncations=np.asarray(e.truncations, bool).tolist())
                for i, e in enumerate(episodes)]
     env_spec = gym.spec(env_id)
+    install_mujoco_warning_handler()   # Minari makes the env from its spec itself
     with atomic_path(final, is_dir=True) as target:
         staging = target.parent / "root"
         with _datasets_path(staging):

@@ -140,7 +140,10 @@ def _mujoco_warning(message: str) -> None:
 
 
 @cache
-def _install_mujoco_warning_handler() -> None:
+def install_mujoco_warning_handler() -> None:
+    """Route MuJoCo's warnings through :func:`_mujoco_warning` for this process (once; a handler the user
+    installed is kept). Called by everything in obd that compiles a Gymnasium MuJoCo model: ``make_env``, and
+    the Minari writer, whose ``gym.make`` of the env spec would otherwise print the deprecation."""
     try:
         import mujoco
     except ImportError:
@@ -158,7 +161,7 @@ def make_env(task: str | TaskSpec, normalizer: Any = None, seed: int | None = No
     import gymnasium as gym
 
     spec = get_task(task)
-    _install_mujoco_warning_handler()
+    install_mujoco_warning_handler()
     env = gym.make(spec.env_id, max_episode_steps=spec.max_episode_steps, **kwargs)
     if normalizer is not None:
         obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(spec.obs_dim,), dtype=np.float32)
@@ -172,4 +175,4 @@ def make_env(task: str | TaskSpec, normalizer: Any = None, seed: int | None = No
 
 
 __all__ = ["TaskSpec", "get_task", "list_tasks", "infer_task", "check_dims", "normalized_score", "make_env",
-           "tasks_dir"]
+           "tasks_dir", "install_mujoco_warning_handler"]
