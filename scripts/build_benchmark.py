@@ -47,7 +47,7 @@ class Recipe:
 RECIPES = {
     "hopper": Recipe(update_every=2, total_steps=300_000),
     "halfcheetah": Recipe(update_every=2, total_steps=150_000),
-    "walker2d": Recipe(update_every=1, total_steps=1_000_000),
+    "walker2d": Recipe(update_every=1, total_steps=300_000),
 }
 
 
