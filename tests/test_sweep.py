@@ -4,6 +4,7 @@ teacher lookup and the table's layout. Ray starts once for this module."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def problem(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    driver.init_ray(None, 2, False)
     yield
     ray.shutdown()
 
@@ -133,6 +134,14 @@ def test_tiny_grid_writes_rows_and_table_then_resumes_after_a_kill(problem, loca
     assert len(sweep["commands"]) == 1
 
 
+def test_local_trials_run_at_the_drivers_niceness(local_ray):
+    @ray.remote(num_cpus=1)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)
+
+
 def test_changed_settings_refuse_the_same_out(problem, tmp_path, capsys):
     tmp, data = problem
     out = tmp_path / "grid"
@@ -196,7 +205,9 @@ def test_ray_is_local_by_default_and_resources_follow_the_cluster(monkeypatch):
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setenv(driver.WORKER_NICENESS_ENV, "7")   # the user's own setting is kept
     assert driver.init_ray(None, 2, False) and driver.init_ray("ray://head:10001", None, True)
+    assert os.environ[driver.WORKER_NICENESS_ENV] == "7"
     assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2 and not calls[0]["include_dashboard"]
     assert calls[1]["address"] == "ray://head:10001" and "num_cpus" not in calls[1]
     assert Path(calls[1]["runtime_env"]["py_modules"][0]) == Path(driver.__file__).resolve().parents[1]

@@ -62,6 +62,10 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(out / RESULTS_NAME, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+#: the raylet setting of the niceness Ray adds to its worker processes (Ray's default: 15)
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
+
+
 def local_cpus() -> int:
     """The CPU cores this process may use."""
     try:
@@ -78,6 +82,10 @@ def init_ray(address: str | None, cpus: int | None, verbose: bool) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
+        # Ray starts its workers at niceness 15 so that its own daemons stay responsive; on a machine that
+        # runs anything else, trials at that niceness get a sliver of a core. Ours run at the driver's
+        # niceness unless the user set RAY_worker_niceness.
+        os.environ.setdefault(WORKER_NICENESS_ENV, "0")
         # "local": a new Ray of our own, even where RAY_ADDRESS or a `ray start` cluster is around
         ray.init(address="local", num_cpus=cpus or local_cpus(), include_dashboard=False, log_to_driver=verbose,
                  logging_level=logging.WARNING)
