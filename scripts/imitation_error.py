@@ -1,0 +1,82 @@
+"""How well do a run's synthetic sets teach the teacher's actions, checkpoint by checkpoint, and where not?
+
+    python scripts/imitation_error.py RUN --dataset FILE --teacher hopper-medium-v5
+    python scripts/imitation_error.py RUN --dataset hopper-medium-v5 --teacher T.pt --states 50000 --students 10
+
+For every ``RUN/checkpoints/step_*.hdf5`` it trains ``--students`` fresh students on the set exactly as its
+distillation's inner loop did (the set's own student and steps) and measures, on ``--states`` held-out real
+states drawn uniformly from the dataset, the squared error e(s) = mean_j (tanh(mu(s))_j - a*(s)_j)^2 to the
+teacher's deterministic action a*, averaged over students:
+
+* ``mse``: the mean of e(s) (PBC's outer loss with a deterministic teacher);
+* ``avpbc``: the mean of 0.02 Q(s, a*) e(s) (Av-PBC's outer loss, the paper's beta);
+* ``by_q_quartile``: the mean of e(s) within each quarter of the states ranked by the teacher's Q, lowest first;
+* ``out_of_bounds``: the share of the set's action entries outside [-1, 1].
+
+One JSON line per checkpoint. No rollouts: this is what the outer objective sees, for comparison with the
+checkpoints' rollout scores (``obd evaluate synthetic`` or a sweep's ``eval_cache.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from obd.assets import resolve_asset
+from obd.data import load_dataset
+from obd.distill.synthetic import SyntheticDataset
+from obd.evaluate.protocol import train_students
+from obd.evaluate.student_spec import distilled_student
+from obd.teachers import Teacher
+
+BETA = 0.02
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="an obd.distill run folder (with checkpoints/)")
+    p.add_argument("--dataset", required=True, help="the run's dataset spec")
+    p.add_argument("--teacher", required=True, help="teacher file or shipped name")
+    p.add_argument("--states", type=int, default=20_000)
+    p.add_argument("--students", type=int, default=10)
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    ds = load_dataset(args.dataset)
+    teacher = Teacher.load(resolve_asset("teacher", args.teacher))
+    idx = np.random.default_rng(args.seed).choice(len(ds.observations), min(args.states, len(ds.observations)),
+                                                  replace=False)
+    obs = torch.as_tensor(ds.observations[idx], dtype=torch.float32)
+    with torch.no_grad():
+        a_star = teacher.act(obs)
+        q = teacher.q(obs, a_star).reshape(-1)
+    states = ds.normalizer.normalize(obs)
+    quartile = torch.bucketize(q, torch.quantile(q, torch.tensor([0.25, 0.5, 0.75])))
+    checkpoints = sorted((args.run / "checkpoints").glob("step_*.hdf5"))
+    if not checkpoints:
+        raise SystemExit(f"{args.run}: no checkpoints/step_*.hdf5")
+    for path in checkpoints:
+        syn = SyntheticDataset.load(path)
+        spec = distilled_student(syn.metadata, str(path))
+        if spec is None:
+            raise SystemExit(f"{path}: no distillation student in its metadata")
+        batch, _, _ = train_students(spec, syn.states, syn.actions, args.students, args.seed)
+        with torch.no_grad():
+            mean, _ = batch.forward(states)
+            err = ((torch.tanh(mean) - a_star) ** 2).mean(-1).mean(0)
+        print(json.dumps({
+            "checkpoint": path.name, "mse": round(err.mean().item(), 5),
+            "avpbc": round((BETA * q * err).mean().item(), 5),
+            "by_q_quartile": [round(err[quartile == b].mean().item(), 5) for b in range(4)],
+            "out_of_bounds": round((syn.actions.abs() > 1).float().mean().item(), 4),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
