@@ -122,6 +122,22 @@ def test_package_data_globs_cover_the_shipped_files():
     assert {"hopper", "halfcheetah", "walker2d"} <= {p.parent.name for p in tasks_dir().glob("*/task.yaml")}
 
 
+@pytest.mark.parametrize("task", ["hopper", "halfcheetah", "walker2d"])
+def test_every_benchmark_dataset_ships_one_teacher_trained_on_it(task):
+    """A stale teacher beside a new one would win by algorithm preference, so each dataset ships exactly one,
+    and its provenance names that dataset's full build."""
+    from obd.teachers import Teacher
+
+    for level in ("medium-replay", "medium", "medium-expert"):
+        files = sorted((tasks_dir() / task).glob(f"teacher_*_{level.replace('-', '_')}.pt"))
+        files = [f for f in files if "_" not in f.name[len("teacher_"):-len(f"_{level.replace('-', '_')}.pt")]]
+        assert len(files) == 1, f"{task}-{level}: {[f.name for f in files]}"
+        meta = Teacher.load(files[0]).metadata
+        assert meta["dataset"] == f"{task}-{level}-v5" and len(meta["dataset_sha256"]) == 64
+        assert meta["training_steps"] > 0 and meta["normalized_score"] is not None
+        assert resolve_asset("teacher", f"{task}-{level}-v5") == files[0]
+
+
 def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
     hopper = tasks_dir() / "hopper"
     assert resolve_asset("teacher", "hopper-medium-v5") == hopper / "teacher_td3bc_medium.pt"
