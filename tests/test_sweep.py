@@ -158,6 +158,7 @@ def test_changed_settings_refuse_the_same_out(problem, tmp_path, capsys):
     (["--seeds", "0,x"], "--seeds"),
     (["inner.stepz=3"], "inner.stepz"),
     (["eval.students=0"], "eval.students"),
+    (["objective=pbc"], "every trial sets objective itself (from --methods)"),
 ])
 def test_bad_input_fails_before_ray_starts_with_one_line(problem, monkeypatch, capsys, extra, message):
     tmp, data = problem
@@ -229,7 +230,7 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
     from obd.sweep.trial import run_trial
 
     tmp, data = problem
-    settings = load_settings(str(tmp / "tiny.yaml"), ["density.estimator=gmm", "objective=pbc", "eval.bc_steps=3"])
+    settings = load_settings(str(tmp / "tiny.yaml"), ["density.estimator=gmm", "eval.bc_steps=3"])
     trials = build_grid([data], ["random", "bc", "teacher", "sdw", "avpbc"], [0], settings,
                         {data: str(tmp / "teacher.pt")}, tmp_path)
     by_method = {t.method: t for t in trials}

@@ -187,6 +187,12 @@ def parse_teachers(text: str | None, datasets: list[str]) -> dict[str, str]:
     return out
 
 
+#: DistillConfig keys each trial fixes, and where they come from
+TRIAL_KEYS = {"objective": "from --methods", "seed": "from --seeds", "dataset": "from --datasets",
+              "teacher": "from --teachers or the shipped one",
+              "checkpoint_every": "outer_steps / eval.checkpoints"}
+
+
 @dataclass
 class SweepSettings:
     """What must stay the same for a sweep folder to be resumed: the preset's content, the overrides and
@@ -211,6 +217,8 @@ def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
     eval_over, distill_over = [], []
     for item in overrides:
         key = _key(item)
+        if key in TRIAL_KEYS:
+            raise ObdError(f"config override '{item}': every trial sets {key} itself ({TRIAL_KEYS[key]})")
         if key == "eval":
             raise ObdError(f"config override '{item}': set eval's keys, e.g. eval.students=10")
         (eval_over if key.startswith("eval.") else distill_over).append(item)
