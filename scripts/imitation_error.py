@@ -1,7 +1,7 @@
 """How well do a run's synthetic sets teach the teacher's actions, checkpoint by checkpoint, and where not?
 
-    python scripts/imitation_error.py RUN --dataset FILE --teacher hopper-medium-v5
-    python scripts/imitation_error.py RUN --dataset hopper-medium-v5 --teacher T.pt --states 50000 --students 10
+    python scripts/imitation_error.py RUN                     # the run's own dataset, teacher and beta
+    python scripts/imitation_error.py RUN --dataset FILE --teacher T.pt --states 50000 --students 10
 
 For every ``RUN/checkpoints/step_*.hdf5`` it trains ``--students`` fresh students on the set exactly as its
 distillation's inner loop did (the set's own student and steps) and measures, on ``--states`` held-out real
@@ -9,7 +9,7 @@ states drawn uniformly from the dataset, the squared error e(s) = mean_j (tanh(m
 teacher's deterministic action a*, averaged over students:
 
 * ``mse``: the mean of e(s) (PBC's outer loss with a deterministic teacher);
-* ``avpbc``: the mean of 0.02 Q(s, a*) e(s) (Av-PBC's outer loss, the paper's beta);
+* ``avpbc``: the mean of beta Q(s, a*) e(s) (Av-PBC's outer loss, with the run's beta);
 * ``by_q_quartile``: the mean of e(s) within each quarter of the states ranked by the teacher's Q, lowest first;
 * ``out_of_bounds``: the share of the set's action entries outside [-1, 1].
 
@@ -28,19 +28,19 @@ import torch
 
 from obd.assets import resolve_asset
 from obd.data import load_dataset
+from obd.distill.config import load_run_config
+from obd.distill.objectives import build_objective
 from obd.distill.synthetic import SyntheticDataset
 from obd.evaluate.protocol import train_students
 from obd.evaluate.student_spec import distilled_student
 from obd.teachers import Teacher
 
-BETA = 0.02
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="an obd.distill run folder (with checkpoints/)")
-    p.add_argument("--dataset", required=True, help="the run's dataset spec")
-    p.add_argument("--teacher", required=True, help="teacher file or shipped name")
+    p.add_argument("--dataset", default=None, help="dataset spec (default: the run's, from its config.yaml)")
+    p.add_argument("--teacher", default=None, help="teacher file or shipped name (default: the run's)")
     p.add_argument("--states", type=int, default=20_000)
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--seed", type=int, default=123)
@@ -48,14 +48,17 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    ds = load_dataset(args.dataset)
-    teacher = Teacher.load(resolve_asset("teacher", args.teacher))
+    cfg, inputs = load_run_config(args.run / "config.yaml")
+    ds = load_dataset(args.dataset or inputs.dataset)
+    teacher = Teacher.load(resolve_asset("teacher", args.teacher or inputs.teacher))
     idx = np.random.default_rng(args.seed).choice(len(ds.observations), min(args.states, len(ds.observations)),
                                                   replace=False)
     obs = torch.as_tensor(ds.observations[idx], dtype=torch.float32)
-    with torch.no_grad():
-        a_star = teacher.act(obs)
-        q = teacher.q(obs, a_star).reshape(-1)
+    obj = build_objective("avpbc", ds.observations[idx], ds.actions[idx], teacher, torch.device("cpu"),
+                          beta=cfg.beta, progress=False)
+    # the deterministic action a*: a tanh-Gaussian teacher's objective keeps its mean, not the action
+    a_star = obj.teacher_action if obj.teacher_action is not None else torch.tanh(obj.teacher_mean)
+    q = obj.q_values.reshape(-1)
     states = ds.normalizer.normalize(obs)
     quartile = torch.bucketize(q, torch.quantile(q, torch.tensor([0.25, 0.5, 0.75])))
     checkpoints = sorted((args.run / "checkpoints").glob("step_*.hdf5"))
@@ -72,7 +75,7 @@ def main() -> None:
             err = ((torch.tanh(mean) - a_star) ** 2).mean(-1).mean(0)
         print(json.dumps({
             "checkpoint": path.name, "mse": round(err.mean().item(), 5),
-            "avpbc": round((BETA * q * err).mean().item(), 5),
+            "avpbc": round((obj.beta * q * err).mean().item(), 5),
             "by_q_quartile": [round(err[quartile == b].mean().item(), 5) for b in range(4)],
             "out_of_bounds": round((syn.actions.abs() > 1).float().mean().item(), 4),
         }), flush=True)

@@ -126,11 +126,10 @@ def test_package_data_globs_cover_the_shipped_files():
 def test_every_benchmark_dataset_ships_one_teacher_trained_on_it(task):
     """A stale teacher beside a new one would win by algorithm preference, so each dataset ships exactly one,
     and its provenance names that dataset's full build."""
-    from obd.teachers import Teacher
+    from obd.teachers import ALGOS, Teacher
 
     for level in ("medium-replay", "medium", "medium-expert"):
-        files = sorted((tasks_dir() / task).glob(f"teacher_*_{level.replace('-', '_')}.pt"))
-        files = [f for f in files if "_" not in f.name[len("teacher_"):-len(f"_{level.replace('-', '_')}.pt")]]
+        files = [f for a in ALGOS if (f := tasks_dir() / task / f"teacher_{a}_{level.replace('-', '_')}.pt").is_file()]
         assert len(files) == 1, f"{task}-{level}: {[f.name for f in files]}"
         meta = Teacher.load(files[0]).metadata
         assert meta["dataset"] == f"{task}-{level}-v5" and len(meta["dataset_sha256"]) == 64
