@@ -11,6 +11,10 @@ teacher's deterministic action a*, averaged over students:
 * ``mse``: the mean of e(s) (PBC's outer loss with a deterministic teacher);
 * ``avpbc``: the mean of beta Q(s, a*) e(s) (Av-PBC's outer loss, with the run's beta);
 * ``by_q_quartile``: the mean of e(s) within each quarter of the states ranked by the teacher's Q, lowest first;
+* ``by_density_quartile``: the same within each quarter of the states ranked by their log-density, rarest
+  first, under one density fit on all of the dataset's normalized states (``--density``, obd.distill.density
+  with its defaults and ``--seed``), so an SDW run and an Av-PBC run on the same data share the quarters: it
+  shows whether SDW's weighting bought accuracy on rare states and what it cost on common ones;
 * ``out_of_bounds``: the share of the set's action entries outside [-1, 1].
 
 One JSON line per checkpoint. No rollouts: this is what the outer objective sees, for comparison with the
@@ -29,6 +33,7 @@ import torch
 from obd.assets import resolve_asset
 from obd.data import load_dataset
 from obd.distill.config import load_run_config
+from obd.distill.density import ESTIMATORS, DensityConfig, log_density
 from obd.distill.objectives import build_objective
 from obd.distill.synthetic import SyntheticDataset
 from obd.evaluate.protocol import train_students
@@ -44,6 +49,8 @@ def main() -> None:
     p.add_argument("--states", type=int, default=20_000)
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--density", default="gmm", choices=ESTIMATORS,
+                   help="density estimator for by_density_quartile (default gmm)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -60,7 +67,10 @@ def main() -> None:
     a_star = obj.teacher_action if obj.teacher_action is not None else torch.tanh(obj.teacher_mean)
     q = obj.q_values.reshape(-1)
     states = ds.normalizer.normalize(obs)
-    quartile = torch.bucketize(q, torch.quantile(q, torch.tensor([0.25, 0.5, 0.75])))
+    quartile = _quartiles(q)
+    all_states = ds.normalizer.normalize(torch.as_tensor(ds.observations, dtype=torch.float32))
+    log_p = log_density(all_states, DensityConfig(estimator=args.density, seed=args.seed), progress=False)
+    density_quartile = _quartiles(torch.as_tensor(log_p[idx]))
     checkpoints = sorted((args.run / "checkpoints").glob("step_*.hdf5"))
     if not checkpoints:
         raise SystemExit(f"{args.run}: no checkpoints/step_*.hdf5")
@@ -77,8 +87,15 @@ def main() -> None:
             "checkpoint": path.name, "mse": round(err.mean().item(), 5),
             "avpbc": round((obj.beta * q * err).mean().item(), 5),
             "by_q_quartile": [round(err[quartile == b].mean().item(), 5) for b in range(4)],
+            "by_density_quartile": [round(err[density_quartile == b].mean().item(), 5) for b in range(4)],
             "out_of_bounds": round((syn.actions.abs() > 1).float().mean().item(), 4),
         }), flush=True)
+
+
+def _quartiles(values: torch.Tensor) -> torch.Tensor:
+    """The quarter (0 = lowest) of each of ``values`` (M,) among them, as (M,) int64."""
+    values = values.double()
+    return torch.bucketize(values, torch.quantile(values, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)))
 
 
 if __name__ == "__main__":

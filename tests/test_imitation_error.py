@@ -1,0 +1,68 @@
+"""scripts/imitation_error.py on a tiny Av-PBC run: one JSON line per checkpoint whose per-quarter errors
+(by teacher Q and by state density) average back to the overall error, on equal-sized quarters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from obd.data import load_dataset, write_d4rl
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "imitation_error.py"
+OBS, ACT, N = 11, 3, 400
+
+TINY = """objective: avpbc
+n_syn: 8
+student: {kind: tanh_gaussian, hidden: 8, depth: 2}
+inner: {steps: 2, lr: 0.1}
+outer: {optimizer: adam, lr: 0.05, batch: 16}
+outer_steps: 4
+checkpoint_every: 2
+device: cpu
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished 4-step Av-PBC run folder (checkpoints at steps 2 and 4) on a random Hopper-shaped file."""
+    from obd.nn import Actor, EnsembleQ
+    from obd.teachers import Teacher
+
+    tmp = tmp_path_factory.mktemp("imitation")
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(N, OBS)).astype(np.float32)
+    terminals = np.zeros(N, bool)
+    terminals[49::50] = True
+    data = write_d4rl(tmp / "hopper-tiny.hdf5", observations=obs,
+                      actions=np.tanh(rng.normal(size=(N, ACT))).astype(np.float32), rewards=rng.normal(size=N),
+                      terminals=terminals, timeouts=np.zeros(N, bool), next_observations=obs + 0.01)
+    torch.manual_seed(0)
+    Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
+            load_dataset(str(data)).normalizer, device="cpu").save(tmp / "teacher.pt")
+    (tmp / "tiny.yaml").write_text(TINY)
+    subprocess.run([sys.executable, "-m", "obd", "distill", "--config", str(tmp / "tiny.yaml"), f"dataset={data}",
+                    f"teacher={tmp / 'teacher.pt'}", "--out", str(tmp / "run"), "--threads", "1", "--no-progress"],
+                   check=True, capture_output=True, text=True)
+    return tmp / "run"
+
+
+def test_imitation_error_lines_and_quarters(run):
+    out = subprocess.run([sys.executable, str(SCRIPT), str(run), "--states", "200", "--students", "2",
+                          "--density", "knn"], check=True, capture_output=True, text=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["checkpoint"] for r in rows] == sorted(p.name for p in (run / "checkpoints").glob("step_*.hdf5"))
+    assert len(rows) >= 2
+    for r in rows:
+        for key in ("by_q_quartile", "by_density_quartile"):
+            assert len(r[key]) == 4 and all(np.isfinite(r[key]))
+            # 200 distinct values: four quarters of 50, so their means average to the overall mean
+            assert np.mean(r[key]) == pytest.approx(r["mse"], abs=2e-5)
+        assert r["by_density_quartile"] != r["by_q_quartile"]
+        assert 0.0 <= r["out_of_bounds"] <= 1.0
