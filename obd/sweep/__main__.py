@@ -3,6 +3,7 @@
     obd sweep --datasets hopper-medium-v5,walker2d-medium-v5 --methods avpbc,sdw,random,bc,teacher \\
         --seeds 0,1,2 --config paper_avpbc eval.students=10 --out runs/sweep
     obd sweep ... --address auto            # an existing Ray cluster (ray start --head)
+    obd sweep merge runs/a runs/b --out runs/grid   # one table from sweeps run apart (obd.sweep.merge)
 
 ``--config`` is a YAML file or a shipped preset. Teachers: ``--teachers SPEC=FILE,...``, else the one
 shipped for the dataset's task and level (``obd.assets``). ``key=value`` overrides go to every distillation's config,
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        from obd.sweep.merge import _main as merge_main
+
+        return merge_main(argv[1:])
     args = parse_args(build_parser(), argv)
     from obd.io import check_writable
     from obd.sweep.driver import run_sweep

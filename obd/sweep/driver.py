@@ -2,9 +2,11 @@
 
 Ray does the scheduling. Each trial is a task declaring ``num_cpus`` (its torch thread count) and, when the
 cluster has GPUs, a ``num_gpus`` fraction (the GPUs shared evenly by as many trials as the CPUs admit at
-once), so a 2-core machine runs two one-thread trials side by side and never more. Only this process
-writes ``OUT/results.jsonl`` (rewritten atomically after every finished trial), ``OUT/table.md`` and
-``OUT/table.png``; workers write only inside their own trial folders.
+once), so a 2-core machine runs two one-thread trials side by side and never more. Drivers write
+``OUT/results.jsonl`` (rewritten atomically after every finished trial), ``OUT/table.md`` and
+``OUT/table.png``; workers write only inside their own trial folders. Each write happens under a lock on
+``OUT/.results.lock`` and re-reads the file first, so several drivers may share one ``OUT`` (e.g. one per
+dataset, started as the data lands, or one per machine on a shared file system) without losing rows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from obd.errors import ObdError
 from obd.io import write_json_atomic, write_text_atomic
 from obd.sweep.grid import SweepSettings, Trial
@@ -24,6 +28,12 @@ from obd.sweep.table import read_results, write_outputs
 
 RESULTS_NAME = "results.jsonl"
 SWEEP_NAME = "sweep.json"
+LOCK_NAME = ".results.lock"
+
+
+def results_lock(out: Path) -> FileLock:
+    """The lock every writer of ``OUT/results.jsonl`` and ``OUT/sweep.json`` holds while it reads and rewrites them."""
+    return FileLock(str(out / LOCK_NAME))
 
 
 def _ray_trial(trial: Trial, threads: int) -> dict[str, Any]:
@@ -42,6 +52,12 @@ def _jsonable(obj: Any) -> Any:
 def record_command(out: Path, settings: SweepSettings, argv: list[str]) -> list[list[str]]:
     """Check that ``out`` holds no sweep with other settings, then add ``argv`` to ``OUT/sweep.json``.
     Returns every command recorded there."""
+    out.mkdir(parents=True, exist_ok=True)
+    with results_lock(out):
+        return _record_command(out, settings, argv)
+
+
+def _record_command(out: Path, settings: SweepSettings, argv: list[str]) -> list[list[str]]:
     path = out / SWEEP_NAME
     current = _jsonable(settings.as_dict())
     commands: list[list[str]] = []
@@ -60,6 +76,19 @@ def record_command(out: Path, settings: SweepSettings, argv: list[str]) -> list[
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(out / RESULTS_NAME, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def record_row(out: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add ``row`` to ``OUT/results.jsonl`` as it is on disk now (another driver may have added rows since
+    this one read it), replacing an earlier row of the same trial, and regenerate the table; returns the rows."""
+    key = (row["dataset"], row["method"], row["seed"])
+    with results_lock(out):
+        rows = [r for r in read_results(out / RESULTS_NAME) if (r["dataset"], r["method"], r["seed"]) != key]
+        rows.append(row)
+        write_results(out, rows)
+        sweep = json.loads((out / SWEEP_NAME).read_text()) if (out / SWEEP_NAME).is_file() else {}
+        write_outputs(out, rows, sweep.get("commands"))
+    return rows
 
 
 #: the raylet setting of the niceness Ray adds to its worker processes (Ray's default: 15)
@@ -138,7 +167,8 @@ def run_sweep(trials: list[Trial], out: Path, settings: SweepSettings, argv: lis
     todo = [t for t in trials if t.key not in done]
     print(f"{len(trials)} trials: {len(trials) - len(todo)} finished already, {len(todo)} to run", flush=True)
     if not todo:
-        write_outputs(out, rows, commands)
+        with results_lock(out):
+            write_outputs(out, rows, commands)
         return 0
     started = init_ray(address, cpus, verbose)
     failures = []
@@ -158,9 +188,7 @@ def run_sweep(trials: list[Trial], out: Path, settings: SweepSettings, argv: lis
                 print(f"trial {trial.name} failed: {cause.__class__.__name__}: {str(cause).splitlines()[0]}",
                       file=sys.stderr, flush=True)
                 continue
-            rows.append(row)
-            write_results(out, rows)
-            write_outputs(out, rows, commands)
+            rows = record_row(out, row)
             print(f"[{len(rows)}] {trial.name}: {row['normalized_score_mean']:.1f} ({row['seconds']:.0f} s, node "
                   f"{row['ray_node_id'][:8]})", flush=True)
     finally:
