@@ -95,3 +95,15 @@ def test_drivers_sharing_a_folder_keep_each_others_rows(tmp_path):
         t.join()
     assert sorted(r["seed"] for r in rows_of(out) if r["method"] == "dbc") == list(range(8))
     assert len(rows_of(out)) == 11
+
+
+def test_table_columns_follow_the_papers_order_then_other_datasets():
+    from obd.sweep.table import render_table
+
+    table = render_table([row("avpbc", 0, 1.0, "walker2d-medium-v5"), row("avpbc", 0, 2.0, "/x/tiny-v5.hdf5"),
+                          row("avpbc", 0, 3.0, "halfcheetah-medium-replay-v5"),
+                          row("avpbc", 0, 4.0, "hopper-medium-expert-v5")])
+    head = next(line for line in table.splitlines() if line.startswith("| method |"))
+    assert head == ("| method | halfcheetah-medium-replay-v5 (ours) | paper | hopper-medium-expert-v5 (ours) | paper "
+                    "| walker2d-medium-v5 (ours) | paper | /x/tiny-v5.hdf5 (ours) | paper |")
+    assert "| Av-PBC | 3.0 | 35.9 | 4.0 | 38.7 | 1.0 | 39.5 | 2.0 |  |" in table

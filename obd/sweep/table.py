@@ -56,7 +56,16 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def _grouped(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    """Datasets (the paper's nine in its Table 1 order, then others as they first appear), methods, and the
+    seeds' scores of each (dataset, method) cell."""
+    spec_of = {r["dataset"]: r["spec"] for r in rows}
+    appearance = list(spec_of)
+
+    def order(d: str) -> tuple[int, int]:
+        column = paper_column(spec_of[d])
+        return (PAPER_COLUMNS.index(column), 0) if column else (len(PAPER_COLUMNS), appearance.index(d))
+
+    datasets = sorted(appearance, key=order)
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     cells: dict[tuple[str, str], list[float]] = {}
     for r in sorted(rows, key=lambda r: r["seed"]):
