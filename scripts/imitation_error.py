@@ -49,6 +49,8 @@ def main() -> None:
     p.add_argument("--states", type=int, default=20_000)
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--last", type=int, default=None, metavar="K",
+                   help="only the last K checkpoints (a sweep scores its last 5); default all")
     p.add_argument("--density", default="gmm", choices=ESTIMATORS,
                    help="density estimator for by_density_quartile (default gmm)")
     p.add_argument("--threads", type=int, default=1)
@@ -72,6 +74,10 @@ def main() -> None:
     log_p = log_density(all_states, DensityConfig(estimator=args.density, seed=args.seed), progress=False)
     density_quartile = _quartiles(torch.as_tensor(log_p[idx]))
     checkpoints = sorted((args.run / "checkpoints").glob("step_*.hdf5"))
+    if args.last is not None:
+        if args.last < 1:
+            raise SystemExit(f"--last: expected an integer >= 1, got {args.last}")
+        checkpoints = checkpoints[-args.last:]
     if not checkpoints:
         raise SystemExit(f"{args.run}: no checkpoints/step_*.hdf5")
     for path in checkpoints:

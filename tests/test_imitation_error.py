@@ -66,3 +66,10 @@ def test_imitation_error_lines_and_quarters(run):
             assert np.mean(r[key]) == pytest.approx(r["mse"], abs=2e-5)
         assert r["by_density_quartile"] != r["by_q_quartile"]
         assert 0.0 <= r["out_of_bounds"] <= 1.0
+
+
+def test_imitation_error_last_checkpoints(run):
+    out = subprocess.run([sys.executable, str(SCRIPT), str(run), "--states", "40", "--students", "1",
+                          "--density", "knn", "--last", "1"], check=True, capture_output=True, text=True).stdout
+    names = sorted(p.name for p in (run / "checkpoints").glob("step_*.hdf5"))
+    assert [json.loads(line)["checkpoint"] for line in out.splitlines()] == names[-1:]
