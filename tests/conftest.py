@@ -63,3 +63,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def make_problem():
+    """``make_problem(folder, obs, name="hopper-tiny.hdf5", episode=50, task=None)``: write a D4RL file of
+    the (N, 11) hopper-dims states ``obs`` (tanh-Gaussian actions, random rewards, a terminal every
+    ``episode`` steps) and a tiny seeded teacher for it (3-action 8x8 tanh-Gaussian actor, twin 8x8
+    critics); returns (data file, teacher file)."""
+    from obd.data import load_dataset, write_d4rl
+    from obd.nn import Actor, EnsembleQ
+    from obd.teachers import Teacher
+
+    def make(folder: Path, obs: np.ndarray, name: str = "hopper-tiny.hdf5", episode: int = 50,
+             task: str | None = None) -> tuple[Path, Path]:
+        n, obs_dim = obs.shape
+        rng = np.random.default_rng(0)
+        terminals = np.zeros(n, bool)
+        terminals[episode - 1::episode] = True
+        obs = obs.astype(np.float32)
+        data = write_d4rl(folder / name, observations=obs, actions=np.tanh(rng.normal(size=(n, 3))).astype(np.float32),
+                          rewards=rng.normal(size=n), terminals=terminals, timeouts=np.zeros(n, bool),
+                          next_observations=obs + 0.01)
+        torch.manual_seed(0)
+        Teacher(Actor(obs_dim, 3, (8, 8), "tanh_gaussian"), EnsembleQ(obs_dim, 3, (8, 8), 2),
+                load_dataset(str(data)).normalizer, task=task, device="cpu").save(folder / "teacher.pt")
+        return Path(data), folder / "teacher.pt"
+
+    return make

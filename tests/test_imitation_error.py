@@ -10,13 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-from obd.data import load_dataset, write_d4rl
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "imitation_error.py"
-OBS, ACT, N = 11, 3, 400
+OBS, N = 11, 400
 
 TINY = """objective: avpbc
 n_syn: 8
@@ -30,25 +27,13 @@ device: cpu
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, make_problem):
     """A finished 4-step Av-PBC run folder (checkpoints at steps 2 and 4) on a random Hopper-shaped file."""
-    from obd.nn import Actor, EnsembleQ
-    from obd.teachers import Teacher
-
     tmp = tmp_path_factory.mktemp("imitation")
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=(N, OBS)).astype(np.float32)
-    terminals = np.zeros(N, bool)
-    terminals[49::50] = True
-    data = write_d4rl(tmp / "hopper-tiny.hdf5", observations=obs,
-                      actions=np.tanh(rng.normal(size=(N, ACT))).astype(np.float32), rewards=rng.normal(size=N),
-                      terminals=terminals, timeouts=np.zeros(N, bool), next_observations=obs + 0.01)
-    torch.manual_seed(0)
-    Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
-            load_dataset(str(data)).normalizer, device="cpu").save(tmp / "teacher.pt")
+    data, teacher = make_problem(tmp, np.random.default_rng(0).normal(size=(N, OBS)))
     (tmp / "tiny.yaml").write_text(TINY)
     subprocess.run([sys.executable, "-m", "obd", "distill", "--config", str(tmp / "tiny.yaml"), f"dataset={data}",
-                    f"teacher={tmp / 'teacher.pt'}", "--out", str(tmp / "run"), "--threads", "1", "--no-progress"],
+                    f"teacher={teacher}", "--out", str(tmp / "run"), "--threads", "1", "--no-progress"],
                    check=True, capture_output=True, text=True)
     return tmp / "run"
 

@@ -9,30 +9,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-
-from obd.data import load_dataset, write_d4rl
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sdw_rare_states.py"
-OBS, ACT, N = 11, 3, 600
+OBS, N = 11, 600
 
 
-def test_rarest_states_are_placed_in_the_file(tmp_path):
-    from obd.nn import Actor, EnsembleQ
-    from obd.teachers import Teacher
-
+def test_rarest_states_are_placed_in_the_file(tmp_path, make_problem):
     rng = np.random.default_rng(0)
     obs = np.concatenate([rng.normal(scale=3.0, size=(N // 2, OBS)), rng.normal(scale=0.3, size=(N // 2, OBS))])
-    obs = obs.astype(np.float32)
-    terminals = np.zeros(N, bool)
-    terminals[99::100] = True
-    data = write_d4rl(tmp_path / "hopper-tiny.hdf5", observations=obs,
-                      actions=np.tanh(rng.normal(size=(N, ACT))).astype(np.float32), rewards=rng.normal(size=N),
-                      terminals=terminals, timeouts=np.zeros(N, bool), next_observations=obs + 0.01)
-    torch.manual_seed(0)
-    Teacher(Actor(OBS, ACT, (8, 8), "tanh_gaussian"), EnsembleQ(OBS, ACT, (8, 8), 2),
-            load_dataset(str(data)).normalizer, device="cpu").save(tmp_path / "teacher.pt")
-    out = subprocess.run([sys.executable, str(SCRIPT), str(data), "--teacher", str(tmp_path / "teacher.pt"),
+    data, teacher = make_problem(tmp_path, obs, episode=100)
+    out = subprocess.run([sys.executable, str(SCRIPT), str(data), "--teacher", str(teacher),
                           "--density", "knn", "--states", "300"], check=True, capture_output=True, text=True).stdout
     (r,) = [json.loads(line) for line in out.splitlines()]
     assert r["states"] == 300 and r["dataset"] == str(data)
