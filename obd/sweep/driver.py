@@ -29,6 +29,13 @@ from obd.sweep.table import read_results, write_outputs
 RESULTS_NAME = "results.jsonl"
 SWEEP_NAME = "sweep.json"
 LOCK_NAME = ".results.lock"
+#: the parts of a sweep's settings that must agree for two trials' rows to share one table
+SETTINGS_KEYS = ("preset", "overrides", "eval")
+
+
+def settings_mismatch(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """The first of :data:`SETTINGS_KEYS` on which the sweep settings ``a`` and ``b`` differ, or None."""
+    return next((key for key in SETTINGS_KEYS if a.get(key) != b.get(key)), None)
 
 
 def results_lock(out: Path) -> FileLock:
@@ -63,10 +70,10 @@ def _record_command(out: Path, settings: SweepSettings, argv: list[str]) -> list
     commands: list[list[str]] = []
     if path.is_file():
         saved = json.loads(path.read_text())
-        for key in ("preset", "overrides", "eval"):
-            if saved["settings"].get(key) != current[key]:
-                raise ObdError(f"--out {out}: holds a sweep with other {key} settings ({saved['settings'].get(key)} "
-                               f"then, {current[key]} now); use another --out")
+        key = settings_mismatch(saved["settings"], current)
+        if key is not None:
+            raise ObdError(f"--out {out}: holds a sweep with other {key} settings ({saved['settings'].get(key)} "
+                           f"then, {current[key]} now); use another --out")
         commands = saved.get("commands", [])
     if argv not in commands:
         commands.append(argv)

@@ -21,11 +21,11 @@ from typing import Any
 from obd.cli import parse_args
 from obd.errors import ObdError, cli_entry
 
-SETTINGS_KEYS = ("preset", "overrides", "eval")
-
 
 def _read_sweep(folder: Path) -> dict[str, Any]:
-    path = folder / "sweep.json"
+    from obd.sweep.driver import SWEEP_NAME
+
+    path = folder / SWEEP_NAME
     if not path.is_file():
         raise ObdError(f"{folder}: no sweep.json (not an obd sweep folder)")
     try:
@@ -41,7 +41,7 @@ def merge_sweeps(sources: list[Path], out: Path) -> list[dict[str, Any]]:
     """Merge the rows of ``sources`` (and of ``out``, when it is a sweep folder already) into ``out``;
     returns the merged rows (sources' order, each trial once)."""
     from obd.io import write_json_atomic
-    from obd.sweep.driver import RESULTS_NAME, SWEEP_NAME, results_lock, write_results
+    from obd.sweep.driver import RESULTS_NAME, SWEEP_NAME, results_lock, settings_mismatch, write_results
     from obd.sweep.table import read_results, write_outputs
 
     if not sources:
@@ -56,12 +56,10 @@ def merge_sweeps(sources: list[Path], out: Path) -> list[dict[str, Any]]:
         sweep = _read_sweep(folder)
         if settings is None:
             settings, first = sweep["settings"], folder
-        else:
-            for key in SETTINGS_KEYS:
-                if sweep["settings"].get(key) != settings.get(key):
-                    raise ObdError(f"{folder}: ran with other {key} settings than {first} "
-                                   f"({sweep['settings'].get(key)} against {settings.get(key)}); "
-                                   "its cells would not be comparable")
+        elif (key := settings_mismatch(sweep["settings"], settings)) is not None:
+            raise ObdError(f"{folder}: ran with other {key} settings than {first} "
+                           f"({sweep['settings'].get(key)} against {settings.get(key)}); "
+                           "its cells would not be comparable")
         commands += [c for c in sweep.get("commands", []) if c not in commands]
         for row in read_results(folder / RESULTS_NAME):
             key = (row["dataset"], row["method"], row["seed"])
