@@ -25,6 +25,7 @@ from obd.distill.sdw import (
     ess_fraction,
     sdw_weights_with_stats,
     solve_alpha,
+    value_band_labels,
     weights_from_log_density,
 )
 from obd.errors import ObdError
@@ -219,6 +220,65 @@ def test_the_two_modes_draw_different_batches():
         d = sdw_config(mode).create(data, teacher, progress=False)
         losses[mode] = [d.step()["loss"] for _ in range(2)]
     assert losses["weight"] != losses["sample"]
+
+
+# ---------------------------------------------------------------- value bands
+def test_value_bands_are_equal_count_and_ordered():
+    values = np.random.default_rng(0).normal(size=1003)
+    labels = value_band_labels(values, 10)
+    counts = np.bincount(labels)
+    assert len(counts) == 10 and counts.max() - counts.min() <= 1
+    # every state of band b has a lower value than every state of band b + 1
+    for b in range(9):
+        assert values[labels == b].max() < values[labels == b + 1].min()
+    assert list(value_band_labels(np.array([3.0, 3.0, 1.0, 2.0]), 2)) == [1, 1, 0, 0]
+    with pytest.raises(ObdError, match="density.value_bands"):
+        value_band_labels(values[:3], 4)
+    with pytest.raises(ObdError, match="finite teacher Q"):
+        value_band_labels(np.array([1.0, np.nan, 2.0]), 2)
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.3])
+def test_value_bands_keep_each_band_s_share_and_the_target_ess(floor):
+    # rare states (low log p) are also the low-value ones, as in a medium-replay buffer's early part:
+    # plain SDW moves weight towards low values, banded SDW leaves each band its uniform share
+    x, log_p = gaussian_states(20_000, 4)
+    values = -np.abs(x[:, 0]) + 0.1 * np.random.default_rng(1).normal(size=len(x))
+    labels = value_band_labels(values, 8)
+    plain = weights_from_log_density(log_p, 0.3, 0.99, floor).astype(np.float64)
+    banded = weights_from_log_density(log_p, 0.3, 0.99, floor, labels).astype(np.float64)
+    share = np.bincount(labels, banded) / np.bincount(labels)
+    np.testing.assert_allclose(share, 1.0, rtol=1e-5)
+    assert (np.bincount(labels, plain) / np.bincount(labels))[0] > 1.3  # the lowest band gains without bands
+    # the mean value moves only by what varies inside a band
+    shift_plain, shift_banded = ((w * values).mean() - values.mean() for w in (plain, banded))
+    assert shift_plain < -0.1 and abs(shift_banded) < 0.15 * abs(shift_plain)
+    # inside a band the rarer state still weighs more
+    band0 = labels == 0
+    assert np.corrcoef(banded[band0], log_p[band0])[0, 1] < -0.5
+    alpha = solve_alpha(log_p, 0.5, 0.99, floor, bands=labels)
+    assert ess_fraction(weights_from_log_density(log_p, alpha, 0.99, floor, labels)) == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["weight", "sample"])
+def test_value_banded_sdw_leaves_the_outer_q_unshifted(mode, capsys):
+    data, teacher = make_dataset(n=96), TinyTeacher()
+    plain = Distiller(sdw_config(mode), data, teacher, progress=False)
+    banded = Distiller(sdw_config(mode, **{"density.value_bands": 4}), data, teacher, progress=False)
+    assert banded.sdw.stats.value_bands == 4 and abs(banded.sdw.stats.q_shift) < 0.5 * abs(plain.sdw.stats.q_shift)
+    assert plain.sdw.stats.value_bands == 0
+    assert "4 value bands" in capsys.readouterr().err
+    w = banded.sdw.loss_weights if mode == "weight" else banded.sdw.sampler_weights
+    labels = value_band_labels(banded.objective.q_values.numpy(), 4)
+    np.testing.assert_allclose(np.bincount(labels, w) / np.bincount(labels), 1.0, rtol=1e-5)
+    if mode == "weight":
+        torch.testing.assert_close(banded.objective.density_weights, torch.as_tensor(w))
+    assert banded.step()["loss"] != plain.step()["loss"]
+
+
+def test_value_bands_need_at_least_two():
+    with pytest.raises(ObdError, match="density.value_bands: expected 0 .off. or an integer >= 2"):
+        DensityConfig(value_bands=1)
 
 
 def test_low_ess_warns(capsys):

@@ -47,7 +47,10 @@ class DensityConfig:
     uniform share of the floor mix ``w' = floor + (1 - floor) w``; ``clip_quantile`` clips the tempered
     weight at that quantile (1 = off); ``mode`` ``weight`` multiplies the outer error by w, ``sample``
     draws the outer batch with probability proportional to w; a run warns when the outer loss's ESS
-    fraction is below ``warn_ess``.
+    fraction is below ``warn_ess``. ``value_bands`` K >= 2 makes the weighting value-neutral: the states
+    are split into K equal-count bands of the teacher's Q1(s, a_det) (the Av-PBC factor) and the
+    weights are rescaled to mean 1 inside each band, so SDW moves weight only between states of similar
+    value and the outer batch keeps Av-PBC's distribution of Q (0 = off).
 
     Estimation (timings: ``scripts/bench_density.py``, README): ``fit_samples`` caps the states an
     estimator is fitted on (0 = all, None = the estimator's entry in ``DEFAULT_FIT_SAMPLES``);
@@ -67,6 +70,7 @@ class DensityConfig:
     clip_quantile: float = 0.99
     mode: Literal["weight", "sample"] = "weight"
     warn_ess: float = 0.1
+    value_bands: int = 0
     fit_samples: int | None = None
     seed: int | None = None
     chunk_size: int = 50_000
@@ -123,6 +127,9 @@ class DensityConfig:
         elif not (_is_number(self.bandwidth) and self.bandwidth > 0):
             raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
                            f"got {self.bandwidth!r}")
+        if isinstance(self.value_bands, bool) or not isinstance(self.value_bands, int) or self.value_bands < 0 \
+                or self.value_bands == 1:
+            raise ObdError(f"density.value_bands: expected 0 (off) or an integer >= 2, got {self.value_bands!r}")
         for name in ("fit_samples", "seed"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):

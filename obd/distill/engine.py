@@ -121,11 +121,16 @@ class Distiller:
         self.sdw: SDWSetup | None = None
         density = cfg.density_config()
         is_sdw = cfg.objective == "sdw"
-        if is_sdw or density_weights is not None:
-            self.sdw = SDWSetup.create(normalized, density if is_sdw else None, density_weights, progress)
         self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
-                                         cfg.beta, self.sdw.loss_weights if self.sdw else None, cfg.teacher_chunk,
-                                         progress, cfg.q_clip)
+                                         cfg.beta, None, cfg.teacher_chunk, progress, cfg.q_clip)
+        if is_sdw or density_weights is not None:
+            # SDW's value bands rank states by the objective's teacher Q, so the weights come after it
+            q = self.objective.q_values
+            self.sdw = SDWSetup.create(normalized, density if is_sdw else None, density_weights, progress,
+                                       None if q is None else q.cpu().numpy())
+            if self.sdw.loss_weights is not None:
+                self.objective.density_weights = torch.as_tensor(self.sdw.loss_weights, dtype=torch.float32,
+                                                                 device=self.device)
         self.sampler = OuterSampler(len(self.real_states), self.device, self.sdw.sampler_weights if self.sdw else None)
         if self.sdw is not None:
             self.objective.sdw_sampled = self.sdw.sampler_weights is not None

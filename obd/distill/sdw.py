@@ -9,7 +9,11 @@ SDW (``objective: sdw``) makes rare states count more in Av-PBC's outer objectiv
     v_i = exp(min(z_i, c) - c) / mean(exp(min(z, c) - c))
     w_i = floor + (1 - floor) * v_i               (floor mix: every state keeps at least ``floor``)
 
-so ``mean(w) = 1`` over the dataset. A fixed alpha is a poor knob: on hopper-medium-like data alpha 0.5
+so ``mean(w) = 1`` over the dataset. With ``value_bands`` K (value-neutral SDW), the states are split
+into K equal-count bands b(i) of the teacher's Q1(s_i, a_det) and v is renormalized inside each band,
+``v_i <- v_i / mean_{j: b(j) = b(i)} v_j``: every band keeps its uniform share of the weight, so the
+outer batch holds as much of each value level as Av-PBC's and rare states gain weight only against
+states of similar value. A fixed alpha is a poor knob: on hopper-medium-like data alpha 0.5
 with a 99% clip leaves an effective sample size of about 2% of the batch. Instead alpha is *solved* so
 that the weights keep a target effective sample size fraction over the whole dataset,
 
@@ -63,11 +67,29 @@ def clean_log_density(log_p: np.ndarray) -> np.ndarray:
     return np.clip(log_p, log_p[finite].min(), log_p[finite].max())
 
 
-def _unit_weights(log_p: np.ndarray, alpha: float, clip_quantile: float) -> np.ndarray:
-    """``v`` of the module docstring, float64 with mean 1; ``log_p`` already cleaned."""
+def value_band_labels(values: np.ndarray, bands: int) -> np.ndarray:
+    """Band index in [0, bands) of each of ``values`` (N,): equal-count bands by rank (ties broken by
+    position), band 0 the lowest values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise ObdError(f"SDW value bands: expected finite teacher Q values (N,), got shape {values.shape}"
+                       + ("" if values.ndim != 1 else " with non-finite entries"))
+    if not 2 <= bands <= values.size:
+        raise ObdError(f"density.value_bands: expected 2 to {values.size} bands (the number of states), got {bands}")
+    ranks = np.empty(values.size, dtype=np.int64)
+    ranks[np.argsort(values, kind="stable")] = np.arange(values.size)
+    return ranks * bands // values.size
+
+
+def _unit_weights(log_p: np.ndarray, alpha: float, clip_quantile: float,
+                  bands: np.ndarray | None = None) -> np.ndarray:
+    """``v`` of the module docstring, float64 with mean 1 (and mean 1 in every band of ``bands`` (N,));
+    ``log_p`` already cleaned."""
     z = -alpha * log_p
     c = np.quantile(z, clip_quantile, method="inverted_cdf")
     v = np.exp(np.minimum(z, c) - c)  # in (0, 1]: the clip level (or the maximum) becomes 1, nothing overflows
+    if bands is not None:
+        v = v / (np.bincount(bands, v) / np.bincount(bands))[bands]
     return v / v.mean()
 
 
@@ -83,19 +105,22 @@ def _check_weight_args(alpha: float, clip_quantile: float, floor: float) -> None
 
 
 def weights_from_log_density(log_p: np.ndarray, alpha: float = 0.5, clip_quantile: float = 0.99,
-                             floor: float = 0.0) -> np.ndarray:
-    """SDW weights ``w`` (N,) float32, mean 1, from ``log_p`` (N,) for a fixed ``alpha`` (module docstring)."""
+                             floor: float = 0.0, bands: np.ndarray | None = None) -> np.ndarray:
+    """SDW weights ``w`` (N,) float32, mean 1, from ``log_p`` (N,) for a fixed ``alpha`` (module docstring);
+    ``bands`` (N,) int: value-band labels (:func:`value_band_labels`) to renormalize within."""
     _check_weight_args(alpha, clip_quantile, floor)
-    v = _unit_weights(clean_log_density(log_p), alpha, clip_quantile)
+    v = _unit_weights(clean_log_density(log_p), alpha, clip_quantile, bands)
     return (floor + (1.0 - floor) * v).astype(np.float32)
 
 
 def solve_alpha(log_p: np.ndarray, target_ess: float, clip_quantile: float = 1.0, floor: float = 0.0,
-                xtol: float = 1e-6) -> float:
-    """The alpha in (0, 1] whose weights have ``ess_fraction == target_ess`` over all of ``log_p`` (N,).
+                xtol: float = 1e-6, bands: np.ndarray | None = None) -> float:
+    """The alpha in (0, 1] whose weights have ``ess_fraction == target_ess`` over all of ``log_p`` (N,)
+    (renormalized within ``bands`` (N,) when given).
 
     Returns 1.0 when alpha = 1 still keeps the ESS at or above the target (a nearly flat density, or a
-    floor too high for the target).
+    floor too high for the target). With bands the ESS need not be monotone in alpha; the root found
+    is one where the ESS crosses the target.
     """
     _check_weight_args(0.5, clip_quantile, floor)
     if not 0.0 < target_ess < 1.0:
@@ -103,7 +128,7 @@ def solve_alpha(log_p: np.ndarray, target_ess: float, clip_quantile: float = 1.0
     log_p = clean_log_density(log_p)
 
     def gap(alpha: float) -> float:
-        v = _unit_weights(log_p, alpha, clip_quantile)
+        v = _unit_weights(log_p, alpha, clip_quantile, bands)
         # mean(w^2) of the floor mix, from mean(v^2) (both have mean 1)
         second = 1.0 + (1.0 - floor) ** 2 * (np.mean(np.square(v)) - 1.0)
         return math.log(1.0 / second) - math.log(target_ess)
@@ -125,6 +150,9 @@ class SDWStats:
     ``clipped_fraction``: states holding the maximum weight. ``log_density_q01``/``q99``: 1%/99% quantiles
     of log p (nats; kNN up to its bias). ``heldout_log_likelihood``: mean log p of states the estimator
     did not fit on (see :func:`obd.distill.density.fit_log_density`); None for weights given directly.
+    ``value_bands``: the number of teacher-Q bands the weights were renormalized in (0: none).
+    ``q_shift``: how far the weights move the mean teacher Q of the outer states, ``(E_w[Q] - E[Q]) / std(Q)``
+    (negative: SDW favours low-value states); None until the engine fills it in.
     """
 
     estimator: str
@@ -146,6 +174,8 @@ class SDWStats:
     heldout_log_likelihood: float | None
     seconds: float
     outer_ess_fraction: float | None = None
+    value_bands: int = 0
+    q_shift: float | None = None
     estimator_info: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -153,13 +183,16 @@ class SDWStats:
                else f"alpha {self.alpha:.4g}")
         q = self.weight_quantiles
         text = (f"SDW[{self.estimator}, {self.mode}] N={self.num_states} {how}, floor {self.floor:g}, "
-                f"clip_q {self.clip_quantile:g}: ESS {100 * self.ess_fraction:.1f}%")
+                f"clip_q {self.clip_quantile:g}" + (f", {self.value_bands} value bands" if self.value_bands else "")
+                + f": ESS {100 * self.ess_fraction:.1f}%")
         if self.outer_ess_fraction is not None:
             text += f" (outer loss {100 * self.outer_ess_fraction:.1f}%)"
         text += (f"; w 1/5/50/95/99% {q['q01']:.3g}/{q['q05']:.3g}/{q['q50']:.3g}/{q['q95']:.3g}/{q['q99']:.3g}, "
                  f"max {self.max_weight:.3g}")
         if self.rare5_share is not None:
             text += f", rarest 5% hold {100 * self.rare5_share:.1f}%"
+        if self.q_shift is not None:
+            text += f"; teacher Q shift {self.q_shift:+.2f} std"
         if self.heldout_log_likelihood is not None:
             text += f"; held-out log-lik {self.heldout_log_likelihood:.2f}"
         return text + f" ({self.seconds:.1f} s)"
@@ -191,28 +224,35 @@ def weight_stats(weights: np.ndarray, log_p: np.ndarray | None = None, **fields:
 
 
 def sdw_weights_with_stats(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
-                           progress: bool = True) -> tuple[np.ndarray, SDWStats]:
+                           progress: bool = True, values: np.ndarray | None = None) -> tuple[np.ndarray, SDWStats]:
     """SDW weights (N,) float32, mean 1, for (N, d) normalized states, and their :class:`SDWStats`.
 
     ``cfg.alpha`` set: that alpha; otherwise alpha solved for ``cfg.target_ess`` (:func:`solve_alpha`).
+    ``values`` (N,): the teacher's Q of each state, needed when ``cfg.value_bands`` is set.
     """
     cfg = cfg or DensityConfig()
+    bands = None
+    if cfg.value_bands:
+        if values is None:
+            raise ObdError("density.value_bands: needs the teacher's Q of every state (objective sdw with a teacher)")
+        bands = value_band_labels(values, cfg.value_bands)
     t0 = time.perf_counter()
     log_p, info = fit_log_density(normalized_states, cfg, progress)
     solved = cfg.alpha is None
-    alpha = solve_alpha(log_p, cfg.target_ess, cfg.clip_quantile, cfg.floor) if solved else float(cfg.alpha)
-    w = weights_from_log_density(log_p, alpha, cfg.clip_quantile, cfg.floor)
+    alpha = (solve_alpha(log_p, cfg.target_ess, cfg.clip_quantile, cfg.floor, bands=bands) if solved
+             else float(cfg.alpha))
+    w = weights_from_log_density(log_p, alpha, cfg.clip_quantile, cfg.floor, bands)
     stats = weight_stats(w, log_p, estimator=cfg.estimator, mode=cfg.mode, alpha=alpha, alpha_solved=solved,
                          target_ess=cfg.target_ess if solved else None, floor=cfg.floor,
                          clip_quantile=cfg.clip_quantile, heldout_log_likelihood=info["heldout_log_likelihood"],
-                         seconds=time.perf_counter() - t0, estimator_info=info)
+                         seconds=time.perf_counter() - t0, value_bands=cfg.value_bands, estimator_info=info)
     return w, stats
 
 
 def sdw_weights(normalized_states: np.ndarray | torch.Tensor, cfg: DensityConfig | None = None,
-                progress: bool = True) -> np.ndarray:
+                progress: bool = True, values: np.ndarray | None = None) -> np.ndarray:
     """SDW weights (N,) float32, mean 1, for (N, d) normalized states (see :func:`sdw_weights_with_stats`)."""
-    return sdw_weights_with_stats(normalized_states, cfg, progress)[0]
+    return sdw_weights_with_stats(normalized_states, cfg, progress, values)[0]
 
 
 class OuterSampler:
@@ -259,11 +299,11 @@ class SDWSetup:
 
     @classmethod
     def create(cls, normalized_states: np.ndarray, cfg: DensityConfig | None, weights: np.ndarray | None,
-               progress: bool = True) -> SDWSetup:
-        """Estimate the weights from ``cfg`` or take ``weights`` (N,) as given (then ``cfg`` may be None:
-        ``weight`` mode); split them by mode."""
+               progress: bool = True, values: np.ndarray | None = None) -> SDWSetup:
+        """Estimate the weights from ``cfg`` (with the teacher's Q ``values`` (N,) for value bands) or take
+        ``weights`` (N,) as given (then ``cfg`` may be None: ``weight`` mode); split them by mode."""
         if weights is None:
-            weights, stats = sdw_weights_with_stats(normalized_states, cfg, progress)
+            weights, stats = sdw_weights_with_stats(normalized_states, cfg, progress, values)
         else:
             weights = np.asarray(weights, dtype=np.float32)
             stats = weight_stats(weights, mode=cfg.mode if cfg else "weight")
@@ -271,10 +311,13 @@ class SDWSetup:
         return cls(None if sample else weights, weights if sample else None, stats)
 
     def record_outer_ess(self, q_values: torch.Tensor | None) -> None:
-        """Fill ``stats.outer_ess_fraction`` from the objective's per-state factor ``q_values`` (N,) (None: 1)."""
+        """Fill ``stats.outer_ess_fraction`` (and ``stats.q_shift``) from the objective's per-state factor
+        ``q_values`` (N,) (None: 1)."""
         w = np.asarray(self.loss_weights if self.loss_weights is not None else self.sampler_weights,
                        dtype=np.float64)
         q = np.ones_like(w) if q_values is None else q_values.detach().cpu().double().numpy()
+        if q_values is not None and q.std() > 0:
+            self.stats.q_shift = float(((w * q).sum() / w.sum() - q.mean()) / q.std())
         if self.stats.mode == "sample":
             value = (w * q).sum() ** 2 / (w.sum() * (w * q * q).sum())
         else:
