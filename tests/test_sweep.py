@@ -200,6 +200,10 @@ def test_table_gives_mean_std_over_seeds_beside_the_paper():
     assert "| Av-PBC | 32.0 ± 2.0 | 32.5 |" in table
     assert "| Teacher | 50.0 | 56.4 |" in table
     assert "`hopper-medium-v5`: `t.pt`" in table and "100 transitions" in table
+    # a shipped teacher is named by its place in the package, not by the trial machine's install path
+    installed = "/home/u/.venv/lib/site-packages/obd/tasks/hopper/teacher_td3bc_medium.pt"
+    shipped = row("teacher", 0, 50.0) | {"teacher": installed}
+    assert "`hopper-medium-v5`: `obd/tasks/hopper/teacher_td3bc_medium.pt` (shipped)" in render_table([shipped])
 
 
 def test_ray_is_local_by_default_and_resources_follow_the_cluster(monkeypatch):

@@ -81,6 +81,15 @@ def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
+def _teacher_label(path: str) -> str:
+    """A teacher file as the table names it: a shipped one (``.../obd/tasks/<task>/<file>.pt``, wherever
+    obd was installed on the machine that ran the trial) by its place in the package, any other by its path."""
+    parts = Path(path).parts
+    if len(parts) >= 4 and parts[-4:-2] == ("obd", "tasks"):
+        return f"`{'/'.join(parts[-4:])}` (shipped)"
+    return f"`{path}`"
+
+
 def _distinct(values: list[Any]) -> list[Any]:
     out: list[Any] = []
     for v in values:
@@ -145,7 +154,8 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
           for d, r in {r["dataset"]: r for r in rows}.items()],
         "",
         "Teachers:",
-        *[f"- `{d}`: `{t}`" for d, t in _distinct([(r["dataset"], r["teacher"]) for r in rows if r["teacher"]])],
+        *[f"- `{d}`: {_teacher_label(t)}"
+          for d, t in _distinct([(r["dataset"], r["teacher"]) for r in rows if r["teacher"]])],
         "",
         "Budgets:",
         *[f"- {ms}: {_budget_line(b)}" for b, ms in _grouped_by(
