@@ -65,7 +65,9 @@ def default_dataset(settings: QuickstartSettings) -> Any:
 
     folder = cache_dir(settings)
     # overwrite: a half-built Minari copy left by a killed run must not block the rebuild
-    cfg = BuildConfig(settings.task, settings.level, settings.transitions, seed=settings.seed,
+    # one default dataset whatever --seed: the cache folder is keyed by task, level and size only, and
+    # --seed varies the distillation and evaluation, not the data
+    cfg = BuildConfig(settings.task, settings.level, settings.transitions, seed=0,
                       out_dir=str(folder), minari_dir=str(folder / "minari"), overwrite=True,
                       progress=settings.progress)
     if not cfg.d4rl_file.is_file():
@@ -90,7 +92,8 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     out = check_writable(settings.out, is_dir=True)
     t_start = time.perf_counter()
     teacher_file = resolve_asset("teacher", settings.teacher)
-    cfg, _ = load_run_config(settings.config, list(settings.overrides), base={"seed": settings.seed})
+    # the seed goes after the preset (whose own ``seed: 0`` would otherwise win) and before key=value overrides
+    cfg, _ = load_run_config(settings.config, [f"seed={settings.seed}", *settings.overrides])
     cfg.validate()
 
     dataset = load_dataset(settings.dataset) if settings.dataset else default_dataset(settings)

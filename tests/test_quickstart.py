@@ -18,7 +18,7 @@ def test_quickstart_tiny_budget_end_to_end(tmp_path, capsys):
     out = tmp_path / "qs"
     report = run_quickstart(QuickstartSettings(
         out=out, transitions=2000, overrides=("outer_steps=3", "checkpoint_every=3", "n_syn=32"),
-        students=2, episodes=1, max_steps=30, cache=tmp_path / "cache", progress=False))
+        students=2, episodes=1, max_steps=30, seed=3, cache=tmp_path / "cache", progress=False))
     on_disk = json.loads((out / "report.json").read_text())
     for row in ROWS:
         assert set(on_disk[row]) >= {"normalized_score_mean", "normalized_score_std", "episode_length_mean",
@@ -27,6 +27,8 @@ def test_quickstart_tiny_budget_end_to_end(tmp_path, capsys):
         assert 0 < on_disk[row]["episode_length_mean"] <= 30
     # both sets are scored with the distillation's own student (obd/configs/quickstart.yaml's), not 3x256
     distilled = yaml.safe_load((out / "distill" / "config.yaml").read_text())
+    # --seed reaches the distillation, over the preset's own seed: 0
+    assert distilled["seed"] == 3 and on_disk["settings"]["seed"] == 3
     student = on_disk["settings"]["student"]
     assert student["source"] == "distillation" and student["cross"] == []
     assert student["arch"]["hidden"] == distilled["student"]["hidden"]
