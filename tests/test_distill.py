@@ -309,11 +309,12 @@ def test_fit_reduces_loss_and_saves_loadable_set(tmp_path):
     np.testing.assert_array_equal(raw.actions, syn.actions.numpy())
 
 
-@pytest.mark.parametrize("optimizer,schedule", [("sgd", "constant"), ("adam", "constant"), ("adam", "cosine")])
-def test_kill_and_resume_is_bit_identical(tmp_path, optimizer, schedule):
+@pytest.mark.parametrize("optimizer,schedule,spikes", [("sgd", "constant", 0), ("adam", "constant", 0),
+                                                        ("adam", "cosine", 0), ("adam", "constant", 1.01)])
+def test_kill_and_resume_is_bit_identical(tmp_path, optimizer, schedule, spikes):
     data, teacher = make_dataset(), TinyTeacher()
     cfg = tiny_config(**{"outer.optimizer": optimizer, "inner.momentum": 0.5, "inner.students": 2,
-                         "outer.schedule": schedule})
+                         "outer.schedule": schedule, "outer.skip_spikes": spikes})
     full = start(cfg, tmp_path / "full", data, teacher, progress=False)
 
     class Killed(Exception):
@@ -338,8 +339,43 @@ def test_kill_and_resume_is_bit_identical(tmp_path, optimizer, schedule):
         return [{k: v for k, v in json.loads(x).items() if k not in ("sec", "wall_time", "cpu_sec", "cpu_time")}
                 for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
     assert lines("full") == lines("killed") and len(lines("full")) == 6
+    if spikes:  # a factor this close to 1 skips some steps, and the resumed run skips the same ones
+        skipped = [m["skipped"] for m in lines("full")]
+        assert 0 < sum(skipped) < 6, skipped
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == [
         f"step_{s:07d}.{ext}" for s in (2, 4, 6) for ext in ("hdf5", "state.pt")]
+
+
+def test_skip_spikes_leaves_the_set_and_optimizer_untouched(tmp_path):
+    cfg = tiny_config(**{"outer.skip_spikes": 10, "outer_steps": 8})
+    d = cfg.create(make_dataset(), TinyTeacher(), progress=False)
+    norms = [d.step()["grad_norm"] for _ in range(3)]
+    expected = norms[0]
+    for n in norms[1:]:
+        expected = 0.95 * expected + 0.05 * n
+    assert d.grad_norm_mean == pytest.approx(expected) and d.skipped_steps == 0
+    before = (d.states.detach().clone(), d.actions.detach().clone(),
+              {k: v.clone() for k, v in d.optimizer.state[d.states].items()})
+    honest = d.meta_loss
+    for scale in (1e6, float("nan")):  # an exploding and a non-finite meta-gradient
+        d.meta_loss = lambda scale=scale: honest() * scale
+        m = d.step()
+        assert m["skipped"] == 1 and d.outer_step == 4 + (scale != 1e6)
+        assert torch.equal(d.states, before[0]) and torch.equal(d.actions, before[1])
+        assert all(torch.equal(d.optimizer.state[d.states][k], v) for k, v in before[2].items())
+    assert d.skipped_steps == 2 and d.grad_norm_mean == pytest.approx(expected)
+    d.meta_loss = honest
+    assert d.step()["skipped"] == 0 and not torch.equal(d.states, before[0])
+    # in a run, a skipped non-finite step does not stop it (an applied one does: test_cli_runs_and_resumes...)
+    run_dir = tmp_path / "run"
+    d = cfg.create(make_dataset(), TinyTeacher(), progress=False)
+    honest = d.meta_loss
+    d.meta_loss = lambda: honest() * (float("nan") if d.outer_step == 3 else 1.0)
+    from obd.distill import run as run_mod
+
+    run_mod.run(d, run_dir)
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["skipped"] for m in lines] == [0, 0, 0, 1, 0, 0, 0, 0]
 
 
 def test_cosine_schedule_sets_the_outer_lr_every_step():
@@ -394,7 +430,7 @@ def test_inputs_fingerprint_tracks_teacher_weights():
     ("inner.truncate=9", "inner.truncate"), ("outer.optimizer=rmsprop", "outer.optimizer"),
     ("eval_every=5", "eval_every"), ("outer.schedule=step", "outer.schedule"), ("outer.lr_min=1", "outer.lr_min"),
     ("outer.decay_steps=-1", "outer.decay_steps"), ("density.alpha=0.5", "density"),
-    ("student.kind=gauss", "student.kind"),
+    ("student.kind=gauss", "student.kind"), ("outer.skip_spikes=0.5", "outer.skip_spikes"),
 ])
 def test_bad_configs_fail_fast(override, message):
     with pytest.raises(ObdError, match=message.replace(".", r"\.")):

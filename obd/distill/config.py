@@ -33,6 +33,8 @@ DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 ESTIMATORS = ("kde", "knn", "gmm", "flow")
 MODES = ("weight", "sample")
+#: weight of the newest accepted gradient norm in the running mean that ``outer.skip_spikes`` compares against
+SPIKE_EMA = 0.05
 # Fit subsample per estimator when ``fit_samples`` is None (0 = all states). KDE scoring costs
 # O(N * fit_samples) kernel sums, so it gets the smallest; the MAF only draws minibatches from it.
 DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
@@ -195,7 +197,12 @@ class OuterConfig:
     extends ``outer_steps`` keeps its original horizon). ``action``: the trained student's
     action the outer error is measured on, ``mean`` = tanh(mean) (the action it is evaluated with) or
     ``sample`` = a reparameterized sample tanh(mean + std eps) drawn fresh per real state (the published
-    code's; tanh-Gaussian students only)."""
+    code's; tanh-Gaussian students only). ``skip_spikes``: skip the outer step (the synthetic set and the
+    optimizer state stay as they are) when the gradient norm is not finite or exceeds ``skip_spikes`` times
+    the running mean of the accepted steps' norms (exponential, weight ``SPIKE_EMA`` on the newest); 0 = off.
+    Why: at a large inner lr some student inits make the unrolled inner loop chaotic, and its meta-gradient
+    grows by orders of magnitude; even clipped, such a step moves the set in an arbitrary direction and
+    inflates Adam's second moment, which then damps the steps that follow."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 0.01
@@ -206,6 +213,7 @@ class OuterConfig:
     lr_min: float = 0.0
     decay_steps: int = 0
     action: Literal["mean", "sample"] = "mean"
+    skip_spikes: float = 0.0
 
     def lr_at(self, step: int) -> float:
         """The outer learning rate for outer step ``step`` (0-based)."""
@@ -314,6 +322,10 @@ class DistillConfig:
         if not (math.isfinite(self.outer.lr_min) and 0 <= self.outer.lr_min <= self.outer.lr):
             raise ObdError(f"config key 'outer.lr_min': expected a number in [0, outer.lr = {self.outer.lr}], got "
                            f"{self.outer.lr_min}")
+        spikes = self.outer.skip_spikes
+        if not (math.isfinite(spikes) and (spikes == 0 or spikes > 1)):
+            raise ObdError(f"config key 'outer.skip_spikes': expected 0 (off) or a factor > 1, got "
+                           f"{self.outer.skip_spikes}")
         if not (math.isfinite(self.outer.clip) and self.outer.clip >= 0):
             raise ObdError(f"config key 'outer.clip': expected a number >= 0 (0 = off), got {self.outer.clip}")
         if self.density is not None:

@@ -23,6 +23,7 @@ in :mod:`obd.distill.run`, the config in :mod:`obd.distill.config`.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
-from obd.distill.config import DistillConfig
+from obd.distill.config import SPIKE_EMA, DistillConfig
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import NEEDS_TEACHER, build_objective, outer_loss, query_teacher
@@ -159,6 +160,9 @@ class Distiller:
         # process CPU seconds in outer steps: with one torch thread this is what the wall time would be on an
         # otherwise idle core, so runs made on a shared machine stay comparable
         self.cpu_time = 0.0
+        #: ``outer.skip_spikes``: running mean of the accepted steps' gradient norms, and the steps skipped
+        self.grad_norm_mean: float | None = None
+        self.skipped_steps = 0
         self.inputs = inputs_fingerprint(dataset, teacher)
 
     def _check_inputs(self, dataset: TransitionDataset, teacher: Any) -> None:
@@ -209,20 +213,39 @@ class Distiller:
             grad_norm = torch.nn.utils.clip_grad_norm_(tensors, self.config.outer.clip)
         else:
             grad_norm = torch.linalg.vector_norm(torch.stack([t.grad.norm() for t in tensors]))
-        if self.config.outer.schedule != "constant":
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.outer.lr_at(self.outer_step)
-        self.optimizer.step()
-        if self.config.synthetic_actions == "clamp":
-            with torch.no_grad():
-                self.actions.clamp_(-1.0, 1.0)
+        skipped = self._is_spike(grad_norm)
+        if not skipped:
+            if self.config.outer.schedule != "constant":
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.config.outer.lr_at(self.outer_step)
+            self.optimizer.step()
+            if self.config.synthetic_actions == "clamp":
+                with torch.no_grad():
+                    self.actions.clamp_(-1.0, 1.0)
         self.outer_step += 1
         loss_value = loss.item()  # synchronizes a GPU before the clocks stop
         sec, cpu_sec = time.perf_counter() - start, time.process_time() - cpu_start
         self.wall_time += sec
         self.cpu_time += cpu_sec
-        return {"step": self.outer_step, "loss": loss_value, "grad_norm": float(grad_norm), "sec": sec,
-                "cpu_sec": cpu_sec}
+        metrics = {"step": self.outer_step, "loss": loss_value, "grad_norm": float(grad_norm), "sec": sec,
+                   "cpu_sec": cpu_sec}
+        if self.config.outer.skip_spikes > 0:
+            metrics["skipped"] = int(skipped)
+        return metrics
+
+    def _is_spike(self, grad_norm: torch.Tensor) -> bool:
+        """``outer.skip_spikes``: whether this step's (pre-clip) gradient norm is a spike to skip; updates the
+        running mean of the accepted norms."""
+        factor = self.config.outer.skip_spikes
+        if factor <= 0:
+            return False
+        norm = float(grad_norm)
+        if not math.isfinite(norm) or (self.grad_norm_mean is not None and norm > factor * self.grad_norm_mean):
+            self.skipped_steps += 1
+            return True
+        self.grad_norm_mean = norm if self.grad_norm_mean is None else \
+            (1.0 - SPIKE_EMA) * self.grad_norm_mean + SPIKE_EMA * norm
+        return False
 
     def fit(self, outer_steps: int | None = None, callback: Callable[[Distiller, dict], None] | None = None,
             ) -> SyntheticDataset:
@@ -255,6 +278,7 @@ class Distiller:
         return {"outer_step": self.outer_step, "wall_time": self.wall_time, "cpu_time": self.cpu_time,
                 "states": self.states.detach().cpu().clone(), "actions": self.actions.detach().cpu().clone(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "grad_norm_mean": self.grad_norm_mean, "skipped_steps": self.skipped_steps,
                 "inputs": dict(self.inputs)}
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
@@ -278,4 +302,7 @@ class Distiller:
         self.outer_step = int(state["outer_step"])
         self.wall_time = float(state.get("wall_time", 0.0))
         self.cpu_time = float(state.get("cpu_time", 0.0))
+        mean = state.get("grad_norm_mean")
+        self.grad_norm_mean = None if mean is None else float(mean)
+        self.skipped_steps = int(state.get("skipped_steps", 0))
 

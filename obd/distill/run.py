@@ -69,7 +69,8 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     with folder.metrics_path.open("a") as log, make_loggers(cfg.logger, folder.path, logged_config) as sinks, \
             deferred_sigint() as stop:
         def record(d: Distiller, metrics: dict[str, Any]) -> None:
-            bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
+            # a skipped spike (outer.skip_spikes) left the set as it was, so only an applied step can stop the run
+            bad = [] if metrics.get("skipped") else [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
             if bad:
                 last = folder.latest_state()
                 kept = f"last good checkpoint {last[1]} (outer step {last[0]})" if last else "no checkpoint yet"
