@@ -324,8 +324,7 @@ class DistillConfig:
                            f"{self.outer.lr_min}")
         spikes = self.outer.skip_spikes
         if not (math.isfinite(spikes) and (spikes == 0 or spikes > 1)):
-            raise ObdError(f"config key 'outer.skip_spikes': expected 0 (off) or a factor > 1, got "
-                           f"{self.outer.skip_spikes}")
+            raise ObdError(f"config key 'outer.skip_spikes': expected 0 (off) or a factor > 1, got {spikes}")
         if not (math.isfinite(self.outer.clip) and self.outer.clip >= 0):
             raise ObdError(f"config key 'outer.clip': expected a number >= 0 (0 = off), got {self.outer.clip}")
         if self.density is not None:

@@ -213,6 +213,7 @@ class Distiller:
             grad_norm = torch.nn.utils.clip_grad_norm_(tensors, self.config.outer.clip)
         else:
             grad_norm = torch.linalg.vector_norm(torch.stack([t.grad.norm() for t in tensors]))
+        grad_norm = float(grad_norm)  # one host sync, shared by the spike check and the metrics
         skipped = self._is_spike(grad_norm)
         if not skipped:
             if self.config.outer.schedule != "constant":
@@ -227,19 +228,18 @@ class Distiller:
         sec, cpu_sec = time.perf_counter() - start, time.process_time() - cpu_start
         self.wall_time += sec
         self.cpu_time += cpu_sec
-        metrics = {"step": self.outer_step, "loss": loss_value, "grad_norm": float(grad_norm), "sec": sec,
+        metrics = {"step": self.outer_step, "loss": loss_value, "grad_norm": grad_norm, "sec": sec,
                    "cpu_sec": cpu_sec}
         if self.config.outer.skip_spikes > 0:
             metrics["skipped"] = int(skipped)
         return metrics
 
-    def _is_spike(self, grad_norm: torch.Tensor) -> bool:
+    def _is_spike(self, norm: float) -> bool:
         """``outer.skip_spikes``: whether this step's (pre-clip) gradient norm is a spike to skip; updates the
         running mean of the accepted norms."""
         factor = self.config.outer.skip_spikes
         if factor <= 0:
             return False
-        norm = float(grad_norm)
         if not math.isfinite(norm) or (self.grad_norm_mean is not None and norm > factor * self.grad_norm_mean):
             self.skipped_steps += 1
             return True
