@@ -159,6 +159,12 @@ def test_changed_settings_refuse_the_same_out(problem, tmp_path, capsys):
     (["inner.stepz=3"], "inner.stepz"),
     (["eval.students=0"], "eval.students"),
     (["objective=pbc"], "every trial sets objective itself (from --methods)"),
+    (["--methods", "avpbc,avpbc[inner.stepz=3]"], "'avpbc[inner.stepz=3]'"),
+    (["--methods", "random[n_syn=4]"], "only the distillation methods"),
+    (["--methods", "avpbc[seed=3]"], "sets seed, which a variant cannot"),
+    (["--methods", "avpbc[eval.students=3]"], "sets eval.students, which a variant cannot"),
+    (["--methods", "avpbc[]"], "empty brackets"),
+    (["--methods", "avpbc,avpbc[ q_clip=true ],avpbc[q_clip=true]"], "repeats an entry"),
 ])
 def test_bad_input_fails_before_ray_starts_with_one_line(problem, monkeypatch, capsys, extra, message):
     tmp, data = problem
@@ -281,3 +287,41 @@ def test_obd_sweep_help_imports_neither_torch_nor_ray():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "usage: obd sweep" in done.stdout
+
+
+def test_method_variants_are_rows_of_their_own(problem, tmp_path):
+    from obd.sweep.grid import build_grid, load_settings, method_folder, parse_methods, trial_budget
+    from obd.sweep.table import method_label
+
+    tmp, data = problem
+    methods = parse_methods("avpbc,avpbc[q_clip=true; outer.action=sample],sdw[density.target_ess=0.3],random")
+    assert methods == ["avpbc", "avpbc[q_clip=true;outer.action=sample]", "sdw[density.target_ess=0.3]", "random"]
+    assert parse_methods("avpbc[student.hidden=16],dbc") == ["avpbc[student.hidden=16]", "dbc"]
+    settings = load_settings(str(tmp / "tiny.yaml"), ["density.estimator=gmm"])
+    trials = {t.method: t for t in build_grid([data], methods, [0], settings, {data: str(tmp / "teacher.pt")},
+                                              tmp_path)}
+    plain, variant = trials["avpbc"].distill, trials["avpbc[q_clip=true;outer.action=sample]"].distill
+    assert (plain.q_clip, plain.outer.action) == (False, "mean") and (variant.q_clip, variant.outer.action) == \
+        (True, "sample")
+    assert variant.objective == "avpbc" and variant.density is None and variant.outer_steps == plain.outer_steps
+    sdw = trials["sdw[density.target_ess=0.3]"].distill
+    assert sdw.objective == "sdw" and sdw.density.target_ess == 0.3 and sdw.density.estimator == "gmm"
+    assert Path(trials["avpbc[q_clip=true;outer.action=sample]"].trial_dir) == \
+        tmp_path / "trials" / "hopper_tiny-v5" / "avpbc+q_clip=true+outer.action=sample" / "seed0"
+    assert method_folder("avpbc[student.head=paper]") == "avpbc+student.head=paper"
+    assert method_label("avpbc[q_clip=true;outer.action=sample]") == "Av-PBC (q_clip=true, outer.action=sample)"
+
+    def row(method, seed, score, budget):
+        return {"dataset": "hopper-medium-v5", "spec": "hopper-medium-v5", "method": method, "seed": seed,
+                "normalized_score_mean": score, "seconds": 1.0, "distill_seconds": 0.5, "task": "hopper",
+                "dataset_size": 100, "teacher": "t.pt", "device": "cpu", "ray_node_id": "n1",
+                "budget": budget, "eval": {"students": 10}}
+
+    both = trial_budget(trials["avpbc[q_clip=true;outer.action=sample]"])
+    table = render_table([row("avpbc[q_clip=true]", 0, 20.0, both), row("random", 0, 5.0, {}),
+                          row("avpbc", 0, 30.0, trial_budget(trials["avpbc"]))])
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    # the variant sits right below its plain method and carries no published number
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| Random selection", "| Av-PBC", "| Av-PBC (q_clip=true)"]
+    assert lines[4] == "| Av-PBC (q_clip=true) | 20.0 |  |"
+    assert "- Av-PBC (q_clip=true): " in table and "outer.action sample, q_clip True" in table

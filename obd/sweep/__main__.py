@@ -2,6 +2,7 @@
 
     obd sweep --datasets hopper-medium-v5,walker2d-medium-v5 --methods avpbc,sdw,random,bc,teacher \\
         --seeds 0,1,2 --config paper_avpbc eval.students=10 --out runs/sweep
+    obd sweep ... --methods 'avpbc,avpbc[outer.action=sample]'   # a variant: its own row in the table
     obd sweep ... --address auto            # an existing Ray cluster (ray start --head)
     obd sweep merge runs/a runs/b --out runs/grid   # one table from sweeps run apart (obd.sweep.merge)
 
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="distillation config overrides (e.g. outer_steps=2000) and eval.* keys")
     p.add_argument("--datasets", required=True, metavar="SPEC[,SPEC]", help="load_dataset specs, comma-separated")
-    p.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS})")
+    p.add_argument("--methods", default=DEFAULT_METHODS,
+                   help=f"comma-separated (default {DEFAULT_METHODS}); a distillation method with overrides of "
+                        "its own is a variant row: 'avpbc[student.head=paper;q_clip=true]'")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated integers (default 0,1,2)")
     p.add_argument("--config", default=None, metavar="PRESET_OR_FILE",
                    help="distillation preset name or YAML file; an 'eval:' section sets the protocol")
@@ -53,10 +56,10 @@ def _main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     from obd.io import check_writable
     from obd.sweep.driver import run_sweep
-    from obd.sweep.grid import build_grid, load_settings, parse_list, parse_seeds, parse_teachers
+    from obd.sweep.grid import build_grid, load_settings, parse_list, parse_methods, parse_seeds, parse_teachers
 
     datasets = parse_list("--datasets", args.datasets)
-    methods = parse_list("--methods", args.methods)
+    methods = parse_methods(args.methods)
     seeds = parse_seeds(args.seeds)
     settings = load_settings(args.config, args.overrides)
     teachers = parse_teachers(args.teachers, datasets)

@@ -7,12 +7,17 @@ Methods: ``dbc``, ``pbc``, ``avpbc``, ``sdw`` (distillation with that outer obje
 weighted by state density), and the baselines under the same evaluation protocol: ``random`` (N_syn
 random real pairs), ``bc`` (behavior cloning on the whole dataset) and ``teacher`` (the teacher's own
 rollouts).
+
+A distillation method may carry config overrides of its own, ``avpbc[student.head=paper;q_clip=true]``
+(``;`` between items): a *variant*, run and tabulated as a row of its own beside the plain method, which is
+how the options that follow the published code are measured under the table's protocol.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +81,7 @@ class Trial:
 
     ``distill`` is the run's validated config for the distillation methods, None for the baselines;
     ``base`` is the preset with the overrides, whose N_syn, student and inner loop the baselines follow;
-    ``trial_dir`` is ``OUT/trials/<dataset>/<method>/seed<k>``.
+    ``trial_dir`` is ``OUT/trials/<dataset>/<method folder>/seed<k>`` (:func:`method_folder`).
     """
 
     dataset: str
@@ -172,6 +177,60 @@ def parse_seeds(text: str) -> list[int]:
         raise ObdError(f"--seeds: expected comma-separated integers, got {text!r}") from None
 
 
+def parse_methods(text: str) -> list[str]:
+    """``--methods``: comma-separated method names, each optionally a variant ``name[key=value;...]``
+    (commas inside brackets do not split); checked with :func:`split_method`."""
+    items = [t.strip() for t in re.split(r",(?![^\[]*\])", text) if t.strip()]
+    if not items:
+        raise ObdError(f"--methods: expected a comma-separated list, got {text!r}")
+    methods = [format_method(*split_method(t)) for t in items]
+    if len(set(methods)) != len(methods):
+        raise ObdError(f"--methods: {text!r} repeats an entry")
+    return methods
+
+
+def split_method(method: str) -> tuple[str, list[str]]:
+    """``avpbc[student.head=paper;q_clip=true]`` -> ``("avpbc", ["student.head=paper", "q_clip=true"])``;
+    a plain name -> ``(name, [])``. Only distillation methods take overrides, and none of the keys each
+    trial sets itself (:data:`TRIAL_KEYS`) or ``eval.*`` (one protocol per table)."""
+    found = re.fullmatch(r"\s*([\w-]+)\s*(?:\[(.*)\])?\s*", method)
+    if found is None:
+        raise ObdError(f"--methods: expected NAME or NAME[key=value;...], got {method!r}")
+    name, inside = found.group(1), found.group(2)
+    if name not in METHODS:
+        raise ObdError(f"--methods: unknown method '{name}'; expected some of {list(METHODS)}")
+    if inside is None:
+        return name, []
+    overrides = [o.strip() for o in inside.split(";") if o.strip()]
+    if not overrides:
+        raise ObdError(f"--methods: '{method}' has empty brackets; expected {name}[key=value;...]")
+    if name not in OBJECTIVE:
+        raise ObdError(f"--methods: '{method}': only the distillation methods {list(OBJECTIVE)} take overrides")
+    for item in overrides:
+        key = _key(item)
+        if key in TRIAL_KEYS or key.startswith("eval"):
+            why = TRIAL_KEYS.get(key, "one evaluation protocol per sweep")
+            raise ObdError(f"--methods: '{method}' sets {key}, which a variant cannot ({why})")
+    parse_overrides(overrides)
+    return name, overrides
+
+
+def format_method(name: str, overrides: list[str]) -> str:
+    """The canonical spelling of a method in rows and tables: ``name`` or ``name[a=1;b=2]``."""
+    return f"{name}[{';'.join(overrides)}]" if overrides else name
+
+
+def method_folder(method: str) -> str:
+    """A method's folder name under ``trials/<dataset>/``: ``avpbc+student.head=paper+q_clip=true``."""
+    name, overrides = split_method(method)
+    return "+".join([name, *(re.sub(r"[^\w.=-]", "_", o) for o in overrides)])
+
+
+def base_method(method: str) -> str:
+    """The method a (possibly variant) method name runs: ``avpbc`` for ``avpbc[q_clip=true]``."""
+    return method.split("[", 1)[0].strip()
+
+
 def parse_teachers(text: str | None, datasets: list[str]) -> dict[str, str]:
     """``SPEC=FILE,...`` -> {spec: file}; each SPEC must be one of ``datasets`` and each file must exist."""
     out: dict[str, str] = {}
@@ -232,12 +291,12 @@ def _key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
-def _load(settings: SweepSettings, objective: str | None = None) -> DistillConfig:
-    """The preset with the distillation overrides, its objective set to ``objective`` when given, as a
-    DistillConfig (not validated); unless the objective is ``sdw`` the ``density`` section and
-    ``density.*`` overrides are left out, since they belong to SDW trials only."""
+def _load(settings: SweepSettings, objective: str | None = None, extra: list[str] | None = None) -> DistillConfig:
+    """The preset with the distillation overrides (then a variant's ``extra`` ones), its objective set to
+    ``objective`` when given, as a DistillConfig (not validated); unless the objective is ``sdw`` the
+    ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only."""
     raw = copy.deepcopy(settings.preset)
-    overrides = settings.overrides
+    overrides = settings.overrides + list(extra or [])
     if objective != "sdw":
         raw.pop("density", None)
         overrides = [o for o in overrides if _key(o) != "density" and not _key(o).startswith("density.")]
@@ -249,12 +308,18 @@ def _load(settings: SweepSettings, objective: str | None = None) -> DistillConfi
 
 def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
     """The DistillConfig of one distillation trial: preset <- overrides <- what the method and seed fix
-    (objective, seed, checkpoint_every). Non-SDW methods drop ``density``; the dataset and teacher are
-    the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
-    cfg = _load(settings, OBJECTIVE[method])
-    cfg.seed = seed
-    cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
-    cfg.validate()
+    (objective, seed, checkpoint_every); a variant's overrides come after the sweep's. Non-SDW methods drop
+    ``density``; the dataset and teacher are the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
+    name, extra = split_method(method)
+    try:
+        cfg = _load(settings, OBJECTIVE[name], extra)
+        cfg.seed = seed
+        cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
+        cfg.validate()
+    except ObdError as exc:
+        if not extra:
+            raise
+        raise ObdError(f"--methods: '{method}': {exc}") from None
     return cfg
 
 
@@ -263,8 +328,7 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
     """Every trial of datasets x methods x seeds, in that order, checked: methods known, datasets present,
     a teacher for every dataset whose methods need one (``teachers`` first, else the shipped one)."""
     for m in methods:
-        if m not in METHODS:
-            raise ObdError(f"--methods: unknown method '{m}'; expected some of {list(METHODS)}")
+        split_method(m)
     base = _load(settings)
     labels: dict[str, str] = {}
     for spec in datasets:
@@ -277,8 +341,9 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
     for spec in datasets:
         teacher = teachers.get(spec)
         for method in methods:
-            needs = method == "teacher" or (method in OBJECTIVE and
-                                           dataclasses.replace(base, objective=OBJECTIVE[method]).needs_teacher())
+            name = base_method(method)
+            needs = name == "teacher" or (name in OBJECTIVE and
+                                         dataclasses.replace(base, objective=OBJECTIVE[name]).needs_teacher())
             if needs and teacher is None:
                 found = shipped_teacher(spec)
                 if found is None:
@@ -286,9 +351,9 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
                                    f"none shipped for its task and level; pass --teachers {spec}=FILE")
                 teacher = str(found)
             for seed in seeds:
-                cfg = distill_config(settings, method, spec, seed, teacher) if method in OBJECTIVE else None
+                cfg = distill_config(settings, method, spec, seed, teacher) if name in OBJECTIVE else None
                 trials.append(Trial(labels[spec], spec, method, seed,
-                                    str(out / "trials" / labels[spec] / method / f"seed{seed}"),
+                                    str(out / "trials" / labels[spec] / method_folder(method) / f"seed{seed}"),
                                     teacher if needs else None, base, settings.eval, cfg))
     return trials
 
@@ -299,5 +364,5 @@ def trial_budget(trial: Trial) -> dict[str, Any]:
         return {"n_syn": trial.base.n_syn} if trial.method == "random" else {}
     cfg = config_to_dict(trial.distill)
     keep = ("objective", "density", "n_syn", "init", "student", "inner", "outer", "outer_steps",
-            "checkpoint_every", "beta")
+            "checkpoint_every", "beta", "q_clip", "synthetic_actions")
     return {k: cfg[k] for k in keep if k in cfg}

@@ -17,7 +17,7 @@ import numpy as np
 from obd.config import config_to_dict
 from obd.distill.config import DistillConfig
 from obd.errors import ObdError
-from obd.sweep.grid import METHODS, task_and_level
+from obd.sweep.grid import METHODS, OBJECTIVE, base_method, split_method, task_and_level
 
 LABELS = {"random": "Random selection", "dbc": "DBC", "pbc": "PBC", "avpbc": "Av-PBC", "sdw": "SDW",
           "bc": "BC on the whole dataset", "teacher": "Teacher"}
@@ -33,6 +33,12 @@ PUBLISHED = {method: dict(zip(PAPER_COLUMNS, values)) for method, values in {
     "bc": (14.0, 42.3, 59.8, 22.9, 50.2, 51.7, 14.6, 65.9, 89.6),
     "teacher": (45.8, 47.6, 50.8, 98.0, 56.4, 107.3, 87.4, 84.0, 109.0),
 }.items()}
+
+
+def method_label(method: str) -> str:
+    """A method's row label: ``Av-PBC`` for ``avpbc``, ``Av-PBC (student.head=paper)`` for a variant."""
+    name, overrides = split_method(method)
+    return LABELS[name] + (f" ({', '.join(overrides)})" if overrides else "")
 
 
 def paper_column(spec: str) -> str | None:
@@ -66,7 +72,10 @@ def _grouped(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[tup
         return (PAPER_COLUMNS.index(column), 0) if column else (len(PAPER_COLUMNS), appearance.index(d))
 
     datasets = sorted(appearance, key=order)
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    present = list(dict.fromkeys(r["method"] for r in rows))
+    # each variant right below its plain method, variants in the order they first appear
+    methods = [m for name in METHODS for m in sorted((m for m in present if base_method(m) == name),
+                                                     key=lambda m: m != name)]
     cells: dict[tuple[str, str], list[float]] = {}
     for r in sorted(rows, key=lambda r: r["seed"]):
         cells.setdefault((r["dataset"], r["method"]), []).append(float(r["normalized_score_mean"]))
@@ -132,11 +141,11 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
     for m in methods:
         cols = []
         for d in datasets:
-            pub = PUBLISHED.get(m, {}).get(paper_column(spec_of[d]))
+            pub = PUBLISHED.get(m, {}).get(paper_column(spec_of[d]))  # a variant has no published number
             cols += [_cell(cells.get((d, m), [])), "" if pub is None else f"{pub:.1f}"]
-        lines.append(f"| {LABELS[m]} | " + " | ".join(cols) + " |")
+        lines.append(f"| {method_label(m)} | " + " | ".join(cols) + " |")
     seeds = sorted({r["seed"] for r in rows})
-    distill_rows = [r for r in rows if r["method"] in ("dbc", "pbc", "avpbc", "sdw")]
+    distill_rows = [r for r in rows if base_method(r["method"]) in OBJECTIVE]
     out = [
         "# OBD sweep: normalized return (D4RL score: 0 = random policy, 100 = expert)",
         "",
@@ -158,8 +167,9 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
           for d, t in _distinct([(r["dataset"], r["teacher"]) for r in rows if r["teacher"]])],
         "",
         "Budgets:",
-        *[f"- {ms}: {_budget_line(b)}" for b, ms in _grouped_by(
-            distill_rows, lambda r: {k: v for k, v in r["budget"].items() if k != "objective"})],
+        # grouped by the rendered line: rows recorded before a key was kept in budgets read the same
+        *[f"- {ms}: {line}" for line, ms in _grouped_by(
+            distill_rows, lambda r: _budget_line({k: v for k, v in r["budget"].items() if k != "objective"}))],
         "",
         "Evaluation:",
         *[f"- {ms}: {_eval_line(e)}" for e, ms in _grouped_by(
@@ -196,7 +206,7 @@ def _grouped_by(rows: list[dict[str, Any]], key: Any) -> list[tuple[Any, str]]:
                 break
         else:
             groups.append((k, [r["method"]]))
-    return [(value, ", ".join(LABELS[m] for m in methods)) for value, methods in groups]
+    return [(value, ", ".join(method_label(m) for m in methods)) for value, methods in groups]
 
 
 def _compute_line(rows: list[dict[str, Any]]) -> str:
@@ -223,7 +233,7 @@ def plot_table(rows: list[dict[str, Any]]) -> Any:
         xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(datasets))]
         ys = [np.mean(cells[(d, m)]) if (d, m) in cells else np.nan for d in datasets]
         es = [np.std(cells[(d, m)]) if (d, m) in cells else 0.0 for d in datasets]
-        ax.bar(xs, ys, width, yerr=es, capsize=2, label=LABELS[m])
+        ax.bar(xs, ys, width, yerr=es, capsize=2, label=method_label(m))
         pub = [PUBLISHED.get(m, {}).get(paper_column(spec_of[d]), np.nan) for d in datasets]
         ax.scatter(xs, pub, marker="x", color="black", zorder=3)
     ax.set_xticks(range(len(datasets)), datasets, rotation=20, ha="right", fontsize=8)
