@@ -325,3 +325,40 @@ def test_method_variants_are_rows_of_their_own(problem, tmp_path):
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| Random selection", "| Av-PBC", "| Av-PBC (q_clip=true)"]
     assert lines[4] == "| Av-PBC (q_clip=true) | 20.0 |  |"
     assert "- Av-PBC (q_clip=true): " in table and "outer.action sample, q_clip True" in table
+
+
+def test_a_driver_killed_mid_grid_resumes_to_exactly_the_grid(problem, tmp_path):
+    """A real kill: SIGKILL to the driver's whole process group (driver, local Ray, its workers) once the
+    first row is recorded, then the same command again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, data = problem
+    out = tmp_path / "grid"
+    argv = [sys.executable, "-m", "obd.sweep", *_args(tmp, data, out), "--cpus", "2", "outer_steps=300"]
+    env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1"}
+    first = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    deadline = time.monotonic() + 240
+    results = out / "results.jsonl"
+    while not (results.is_file() and results.read_text().strip()):
+        assert first.poll() is None, "the sweep ended before any row was recorded"
+        assert time.monotonic() < deadline, "no row within 240 s"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=60)
+    before = _rows(out)
+    assert 1 <= len(before) < 4
+    finished = {(r["method"], r["seed"]): _files(out / "trials" / "hopper_tiny-v5" / r["method"] / f"seed{r['seed']}")
+                for r in before}
+
+    again = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"4 trials: {len(before)} finished already, {4 - len(before)} to run" in again.stdout
+    rows = _rows(out)
+    assert len(rows) == 4 and len({(r["method"], r["seed"]) for r in rows}) == 4
+    assert rows[:len(before)] == before
+    for (method, seed), files in finished.items():
+        assert _files(out / "trials" / "hopper_tiny-v5" / method / f"seed{seed}") == files
