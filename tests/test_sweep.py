@@ -325,6 +325,10 @@ def test_method_variants_are_rows_of_their_own(problem, tmp_path):
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| Random selection", "| Av-PBC", "| Av-PBC (q_clip=true)"]
     assert lines[4] == "| Av-PBC (q_clip=true) | 20.0 |  |"
     assert "- Av-PBC (q_clip=true): " in table and "outer.action sample, q_clip True" in table
+    # the commands block can be pasted into a shell: a variant's brackets and semicolons are quoted
+    command = ["obd", "sweep", "--methods", "avpbc,avpbc[q_clip=true;outer.action=sample]", "--seeds", "0"]
+    pasted = render_table([row("avpbc", 0, 30.0, trial_budget(trials["avpbc"]))], commands=[command])
+    assert "obd sweep --methods 'avpbc,avpbc[q_clip=true;outer.action=sample]' --seeds 0" in pasted.splitlines()
 
 
 def test_a_driver_killed_mid_grid_resumes_to_exactly_the_grid(problem, tmp_path):

@@ -9,6 +9,7 @@ data, teachers, budgets, evaluation settings and compute the numbers came from, 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
         "Compute: " + _compute_line(rows),
     ]
     if commands:
-        out += ["", "Commands (in order):", "", "```", *(" ".join(c) for c in commands), "```"]
+        out += ["", "Commands (in order):", "", "```", *(shlex.join(c) for c in commands), "```"]
     return "\n".join(out) + "\n"
 
 
