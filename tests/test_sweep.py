@@ -17,7 +17,7 @@ from obd.errors import ObdError
 from obd.sweep import driver
 from obd.sweep.__main__ import main
 from obd.sweep.grid import shipped_teacher, task_and_level
-from obd.sweep.table import render_table
+from obd.sweep.table import _budget_line, render_table
 
 OBS, ACT, N = 11, 3, 3000  # hopper dims: trials roll out in Hopper-v5
 TINY = """objective: avpbc
@@ -275,6 +275,12 @@ def test_an_sdw_preset_gives_every_method_its_own_objective(problem, tmp_path):
     assert trials["sdw"].distill.density.mode == "sample" and trials["avpbc"].distill.density is None
     budget = trial_budget(trials["sdw"])
     assert budget["objective"] == "sdw" and "sdw" not in budget and budget["density"]["estimator"] == "gmm"
+    # the table's budget line names the density settings and only the keys that differ from the defaults
+    budget["density"]["value_bands"] = 10
+    line = _budget_line(budget)
+    assert "density gmm, alpha solved for ESS 0.5, mode sample" in line and "density.value_bands 10" in line
+    assert "{" not in line and "chunk_size" not in line
+    assert "density" not in _budget_line(trial_budget(trials["avpbc"]))
 
 
 def test_obd_sweep_help_imports_neither_torch_nor_ray():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from obd.config import config_to_dict
-from obd.distill.config import DistillConfig
+from obd.distill.config import DensityConfig, DistillConfig
 from obd.errors import ObdError
 from obd.sweep.grid import METHODS, OBJECTIVE, base_method, split_method, task_and_level
 
@@ -117,8 +117,14 @@ def _budget_line(b: dict[str, Any]) -> str:
             f"outer {outer.get('optimizer')} lr {outer.get('lr')}, "
             f"batch {outer.get('batch')}")
     shown = {"objective", "n_syn", "init", "outer_steps", "checkpoint_every", "student.kind", "student.hidden",
-             "student.depth", "inner.steps", "inner.lr", "outer.optimizer", "outer.lr", "outer.batch"}
-    default = _flat(config_to_dict(DistillConfig()))
+             "student.depth", "inner.steps", "inner.lr", "outer.optimizer", "outer.lr", "outer.batch",
+             "density.estimator", "density.target_ess", "density.alpha", "density.mode"}
+    density = b.get("density")
+    if isinstance(density, dict):
+        tempering = (f"alpha {density['alpha']}" if density.get("alpha") is not None
+                     else f"alpha solved for ESS {density.get('target_ess')}")
+        text += f"; density {density.get('estimator')}, {tempering}, mode {density.get('mode')}"
+    default = _flat(config_to_dict(DistillConfig(density=DensityConfig())))
     extras = {k: v for k, v in _flat(b).items() if k not in shown and v != default.get(k)}
     return text + ("; " + ", ".join(f"{k} {v}" for k, v in extras.items()) if extras else "")
 
@@ -126,7 +132,7 @@ def _budget_line(b: dict[str, Any]) -> str:
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, dict) and v and k != "density":
+        if isinstance(v, dict) and v:
             out.update(_flat(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
