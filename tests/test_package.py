@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,14 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
                    timeout=60)
     python = venv / "bin" / "python"
+    # --system-site-packages reaches the base interpreter's packages, not those of the venv running the
+    # tests (where torch lives on a fresh clone); a plain path line appends them after the wheel's site
+    # without running their .pth files, so the repository's editable obd stays out of sight.
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    Path(purelib).mkdir(parents=True, exist_ok=True)
+    here = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(purelib) / "obd_test_parent_env.pth").write_text("".join(f"{d}\n" for d in sorted(here)))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
                    check=True, capture_output=True, env=ENV, timeout=120)
     elsewhere = tmp_path / "elsewhere"
