@@ -45,7 +45,6 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
     # without running their .pth files, so the repository's editable obd stays out of sight.
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True, timeout=60).stdout.strip()
-    Path(purelib).mkdir(parents=True, exist_ok=True)
     here = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(purelib) / "obd_test_parent_env.pth").write_text("".join(f"{d}\n" for d in sorted(here)))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
