@@ -163,6 +163,50 @@ def _is_number(value: object) -> bool:
 
 
 @dataclass
+class CoverageConfig:
+    """State coverage (:mod:`obd.distill.coverage`): outer states and initial synthetic states beyond the data,
+    labelled by the teacher (PBC, Av-PBC, SDW).
+
+    ``scale`` sigma of the outer batch's perturbation in normalized state units (``mixup``: the largest
+    interpolation weight, at most 1); 0 = off, the papers' objective. ``clean`` share of each outer batch
+    kept at its real states. ``kind``: ``gaussian`` noise around real states, ``mixup`` towards another real
+    state, ``synthetic`` noise around the synthetic set's own states. ``shape``: ``isotropic`` or
+    ``covariance`` (noise with the normalized data's covariance). ``q``: the Q in Av-PBC's weight at a
+    perturbed state, ``perturbed`` Q1(s~, pi*(s~)), ``clean`` the source state's, ``none`` the dataset mean.
+    ``init_scale``: Gaussian noise of that sigma on the initial synthetic states (shaped by ``shape``),
+    whose initial actions are then the teacher's there; 0 = the init's own pairs.
+    """
+
+    scale: float = 0.0
+    clean: float = 0.0
+    kind: Literal["gaussian", "mixup", "synthetic"] = "gaussian"
+    shape: Literal["isotropic", "covariance"] = "isotropic"
+    q: Literal["perturbed", "clean", "none"] = "perturbed"
+    init_scale: float = 0.0
+
+    @property
+    def outer_enabled(self) -> bool:
+        return self.scale > 0 and self.clean < 1
+
+    def validate(self) -> None:
+        """Raise :class:`ObdError` naming the first ``coverage.*`` key with an invalid value."""
+        for name in ("kind", "shape", "q"):
+            allowed = typing.get_args(typing.get_type_hints(CoverageConfig)[name])
+            if getattr(self, name) not in allowed:
+                raise ObdError(f"config key 'coverage.{name}': expected one of {list(allowed)}, "
+                               f"got {getattr(self, name)!r}")
+        for name in ("scale", "init_scale"):
+            value = getattr(self, name)
+            if not (_is_number(value) and value >= 0):
+                raise ObdError(f"config key 'coverage.{name}': expected a number >= 0 (0 = off), got {value!r}")
+        if self.kind == "mixup" and self.scale > 1:
+            raise ObdError(f"config key 'coverage.scale': with kind mixup it is the largest interpolation weight, "
+                           f"expected a number in [0, 1], got {self.scale!r}")
+        if not (_is_number(self.clean) and 0 <= self.clean <= 1):
+            raise ObdError(f"config key 'coverage.clean': expected a share in [0, 1], got {self.clean!r}")
+
+
+@dataclass
 class StudentConfig:
     """The student trained in the inner loop: ``tanh_gaussian`` (paper) or ``deterministic`` MLP. ``head``:
     ``corl`` (output gain 1e-2, log-std = raw output) or ``paper`` (the published code's: output gain sqrt 2,
@@ -178,13 +222,17 @@ class StudentConfig:
 @dataclass
 class InnerConfig:
     """T SGD steps (lr, momentum) of BC on the full synthetic batch; ``students`` trained side by side per
-    outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only."""
+    outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only.
+    ``random_unroll`` (with ``truncate`` K): random truncated BPTT (Feng et al., ICLR 2024), each outer step
+    unrolls n ~ U{K, ..., T} inner steps drawn from the run's generator and backpropagates through the
+    last K, so H scores students at every stage from K to T steps."""
 
     steps: int = 100
     lr: float = 0.1
     momentum: float = 0.0
     students: int = 1
     truncate: int = 0
+    random_unroll: bool = False
 
 
 @dataclass
@@ -258,6 +306,7 @@ class DistillConfig:
     teacher_chunk: int = 65536
     q_clip: bool = False
     synthetic_actions: Literal["free", "clamp"] = "free"
+    coverage: CoverageConfig = field(default_factory=CoverageConfig)
     logger: str = ""
 
     def __post_init__(self) -> None:
@@ -316,6 +365,9 @@ class DistillConfig:
         for key, value in (("inner.momentum", self.inner.momentum), ("outer.momentum", self.outer.momentum)):
             if not 0 <= value < 1:
                 raise ObdError(f"config key '{key}': expected a number in [0, 1), got {value}")
+        if self.inner.random_unroll and self.inner.truncate == 0:
+            raise ObdError("config key 'inner.random_unroll': needs inner.truncate K > 0, the window "
+                           "backpropagated through")
         if self.inner.truncate > self.inner.steps:
             raise ObdError(f"config key 'inner.truncate': {self.inner.truncate} exceeds inner.steps "
                            f"{self.inner.steps}")
@@ -336,6 +388,10 @@ class DistillConfig:
                 raise ObdError(f"config key 'density': set only with objective=sdw (its state-density weights), "
                                f"got objective={self.objective}")
             self.density.validate()
+        self.coverage.validate()
+        if (self.coverage.outer_enabled or self.coverage.init_scale > 0) and not NEEDS_TEACHER[self.objective]:
+            raise ObdError(f"config key 'coverage': perturbed states are labelled by the teacher, so they need "
+                           f"objective pbc, avpbc or sdw, got objective={self.objective}")
         if not DEVICE_NAME.match(str(self.device)):
             raise ObdError(f"config key 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         from obd.loggers import parse_loggers
@@ -347,7 +403,8 @@ class DistillConfig:
         to ``outer_steps``, and the ``density`` section dropped unless the objective is ``sdw``."""
         self.validate()
         cfg = dataclasses.replace(self, student=dataclasses.replace(self.student),
-                                  inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer))
+                                  inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer),
+                                  coverage=dataclasses.replace(self.coverage))
         if cfg.outer.schedule == "cosine" and cfg.outer.decay_steps == 0:
             cfg.outer.decay_steps = cfg.outer_steps
         if cfg.objective != "sdw":

@@ -37,6 +37,7 @@ from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
 from obd.distill.config import SPIKE_EMA, DistillConfig
+from obd.distill.coverage import OuterCoverage, perturbed_initial_pairs
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import NEEDS_TEACHER, build_objective, outer_loss, query_teacher
@@ -143,6 +144,12 @@ class Distiller:
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
                                    "teacher Q of dataset pairs", dataset.actions, progress).numpy()
         states, actions = initial_pairs(cfg.init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
+        if cfg.coverage.init_scale > 0:
+            states, actions = perturbed_initial_pairs(states, cfg.coverage, teacher, self.normalizer, normalized,
+                                                      cfg.seed)
+        #: ``coverage``: the outer batch's perturbed states and their teacher targets (None when off)
+        self.coverage = OuterCoverage(cfg.coverage, teacher, self.normalizer, self.real_states, self.objective,
+                                      cfg.q_clip, cfg.seed) if cfg.coverage.outer_enabled else None
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
         self.states = torch.tensor(states, device=self.device, requires_grad=True)
@@ -188,19 +195,26 @@ class Distiller:
         cfg, g = self.config, self.generator
         idx = self.sampler.draw(cfg.outer.batch, g)
         targets, weights = self.objective.targets(idx, g)
+        states = self.real_states[idx]
+        if self.coverage is not None:
+            states, targets, weights = self.coverage.apply(idx, states, targets, weights, self.states, g)
         params = init_params(self.dims, cfg.inner.students, g, cfg.student.orthogonal_init, self.device,
                              head=cfg.student.head)
+        steps = cfg.inner.steps
+        if cfg.inner.random_unroll:
+            steps = int(torch.randint(cfg.inner.truncate, cfg.inner.steps + 1, (1,), generator=g,
+                                      device=self.device))
         noise = None
         if cfg.student.kind == "tanh_gaussian":
-            noise = torch.randn((cfg.inner.steps, cfg.inner.students, cfg.n_syn, self.act_dim), generator=g,
+            noise = torch.randn((steps, cfg.inner.students, cfg.n_syn, self.act_dim), generator=g,
                                 device=self.device)
-        trained = inner_loop(params, self.states, self.actions, cfg.inner.steps, noise, cfg.inner.lr,
+        trained = inner_loop(params, self.states, self.actions, steps, noise, cfg.inner.lr,
                              cfg.inner.momentum, cfg.inner.truncate)
         outer_noise = None
         if cfg.outer.action == "sample":
             outer_noise = torch.randn((cfg.inner.students, cfg.outer.batch, self.act_dim), generator=g,
                                       device=self.device)
-        return outer_loss(student_action(trained, self.real_states[idx], self.act_dim, outer_noise), targets, weights)
+        return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights)
 
     def step(self) -> dict[str, float]:
         """One outer step; returns ``{"step", "loss", "grad_norm", "sec", "cpu_sec"}``."""

@@ -94,11 +94,19 @@ class Objective:
             target = torch.tanh(mean + std * eps)
         else:
             target = self.teacher_action[idx]
-        weights = self.beta * self.q_values[idx] if self.name in Q_WEIGHTED else None
+        return target, self.weights(idx)
+
+    def weights(self, idx: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor | None:
+        """w (B,) for real-state indices ``idx`` (B,): beta * Q of the Q-weighted objectives (``q`` (B,)
+        replaces the precomputed Q1 of those states, e.g. Q at perturbed states), times the density weights;
+        None for w = 1."""
+        weights = None
+        if self.name in Q_WEIGHTED:
+            weights = self.beta * (self.q_values[idx] if q is None else q)
         if self.density_weights is not None:
             w = self.density_weights[idx]
             weights = w if weights is None else weights * w
-        return target, weights
+        return weights
 
     @property
     def label(self) -> str:

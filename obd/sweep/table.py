@@ -163,6 +163,7 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
         "",
         *lines,
         "",
+        *render_iqm(rows),
         "## What ours used",
         "",
         "Data:",
@@ -187,6 +188,67 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
     if commands:
         out += ["", "Commands (in order):", "", "```", *(shlex.join(c) for c in commands), "```"]
     return "\n".join(out) + "\n"
+
+
+def _students_by_seed(rows: list[dict[str, Any]]) -> tuple[list[list[float]], list[list[float]]] | None:
+    """(scores per seed: every student of every evaluated checkpoint, scores per set: per checkpoint) of one
+    cell's rows; None when a row predates per-student scores in ``results.jsonl``."""
+    by_seed, by_set = [], []
+    for r in sorted(rows, key=lambda r: r["seed"]):
+        sets = [c.get("per_student") for c in r["checkpoints"]]
+        if any(s is None for s in sets):
+            return None
+        by_seed.append([x for s in sets for x in s])
+        by_set += sets
+    return by_seed, by_set
+
+
+def render_iqm(rows: list[dict[str, Any]]) -> list[str]:
+    """The robust statistics section: per cell the interquartile mean of all students' scores with its 95%
+    stratified-bootstrap interval (:func:`obd.evaluate.stats.iqm`) and the spread between students of one
+    set; per method the IQM over datasets of the trials' scores (:func:`obd.evaluate.stats.aggregate_iqm`)
+    where it ran every dataset with the same seeds, and its mean share of the teacher's score."""
+    from obd.evaluate.stats import aggregate_iqm, iqm, student_spread
+
+    datasets, methods, cells = _grouped(rows)
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_cell.setdefault((r["dataset"], r["method"]), []).append(r)
+    teacher = {d: float(np.mean(cells[(d, "teacher")])) for d in datasets if (d, "teacher") in cells}
+    lines = []
+    for m in methods:
+        cols = []
+        for d in datasets:
+            found = _students_by_seed(by_cell.get((d, m), []))
+            if not by_cell.get((d, m)) or found is None:
+                cols.append("")
+                continue
+            cols.append(f"{iqm(found[0])} ± {student_spread(found[1]):.1f}")
+        seeds = [sorted(r["seed"] for r in by_cell.get((d, m), [])) for d in datasets]
+        overall = ""
+        if all(seeds) and all(s == seeds[0] for s in seeds):
+            matrix = np.array([[float(r["normalized_score_mean"])
+                                for r in sorted(by_cell[(d, m)], key=lambda r: r["seed"])] for d in datasets]).T
+            overall = str(aggregate_iqm(matrix))
+        share = ""
+        if m != "teacher" and teacher and all((d, m) in cells for d in teacher):
+            share = f"{100 * np.mean([np.mean(cells[(d, m)]) / teacher[d] for d in teacher]):.0f}%"
+        lines.append(f"| {method_label(m)} | " + " | ".join(cols) + f" | {overall} | {share} |")
+    return [
+        "## Interquartile mean and the spread between students",
+        "",
+        "Each cell: the interquartile mean (IQM) of every student's score (seeds x evaluated checkpoints x "
+        "students) with its 95% stratified-bootstrap interval ([rliable](https://github.com/google-research/rliable), "
+        "students resampled within each seed), ± the spread between students trained on the same set (the "
+        "standard deviation over students, averaged over sets). *All*: the IQM over datasets of the trials' scores "
+        "with its interval (seeds resampled within each dataset), where the method ran every dataset with the same "
+        "seeds. *Of teacher*: the mean over datasets of the method's mean score divided by the teacher's.",
+        "",
+        "| method | " + " | ".join(datasets) + " | all | of teacher |",
+        "| --- |" + " --- |" * (len(datasets) + 2),
+        *lines,
+        "",
+    ]
 
 
 def _eval_line(e: dict[str, Any]) -> str:

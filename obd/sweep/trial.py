@@ -90,7 +90,8 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
 
     Row: dataset, spec, method, seed, ``normalized_score_mean`` (mean over the evaluated checkpoints of
     each one's mean over students), ``normalized_score_std`` (std over all of their students),
-    ``checkpoints`` (step and score of each; a baseline has one entry at step 0), ``seconds`` (this
+    ``checkpoints`` (step, score and ``per_student`` scores of each; a baseline has one entry at step 0; the
+    interquartile means and bootstrap intervals of :mod:`obd.sweep.table` come from those), ``seconds`` (this
     call's wall time), ``distill_seconds`` (the run's outer steps over all its attempts), task,
     dataset size, teacher, budget and evaluation settings.
     """
@@ -112,13 +113,13 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
     distill_seconds = 0.0
     if trial.distill is not None:
         checkpoints, res, distill_seconds = _distill(trial, dataset, teacher, device)
-        per_student = [s for c in checkpoints for s in c.pop("per_student")]
+        per_student = [s for c in checkpoints for s in c["per_student"]]
         task = res["task"]
     else:
         res = _baseline(trial, dataset, teacher, device)
         per_student = res["per_policy_normalized_score"]
         checkpoints = [{"step": 0, "normalized_score_mean": res["normalized_score_mean"],
-                        "normalized_score_std": res["normalized_score_std"]}]
+                        "normalized_score_std": res["normalized_score_std"], "per_student": list(per_student)}]
         task = res["task"]
     row = {
         "dataset": trial.dataset, "spec": trial.spec, "method": trial.method, "seed": trial.seed,

@@ -1,0 +1,209 @@
+"""State coverage (obd.distill.coverage) and random truncated BPTT: perturbed outer states reproducible
+from the seed, the teacher queried once per perturbed state, the Q modes, the perturbed initial set,
+resume bit-identical, and config errors. Tiny dims, seconds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_distill import TinyTeacher, make_dataset, tiny_config
+
+from obd.distill.run import latest_checkpoint, resume, start
+from obd.errors import ObdError
+
+torch.set_num_threads(1)
+
+
+class CountingTeacher(TinyTeacher):
+    """TinyTeacher that records the row count of every call, per method."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls: dict[str, list[int]] = {"act": [], "mean_std": [], "q": []}
+
+    def act(self, s):
+        self.calls["act"].append(len(s))
+        return super().act(s)
+
+    def mean_std(self, s):
+        self.calls["mean_std"].append(len(s))
+        return super().mean_std(s)
+
+    def q(self, s, a):
+        self.calls["q"].append(len(s))
+        return super().q(s, a)
+
+    def reset(self):
+        for v in self.calls.values():
+            v.clear()
+
+
+def _step_batch(distiller):
+    """(states, targets, weights) of the distiller's next outer batch, drawn from a copy of its generator."""
+    g = torch.Generator().manual_seed(0)
+    g.set_state(distiller.generator.get_state())
+    idx = distiller.sampler.draw(distiller.config.outer.batch, g)
+    targets, weights = distiller.objective.targets(idx, g)
+    states = distiller.real_states[idx]
+    clean = (states.clone(), targets.clone(), None if weights is None else weights.clone())
+    return idx, clean, distiller.coverage.apply(idx, states, targets, weights, distiller.states, g)
+
+
+def test_perturbed_states_are_reproducible_from_the_seed_and_leave_the_clean_share():
+    data, teacher = make_dataset(), TinyTeacher()
+    cfg = tiny_config(**{"coverage.scale": 0.3, "coverage.clean": 0.25})
+    a, b = cfg.create(data, teacher, progress=False), cfg.create(data, teacher, progress=False)
+    _, clean, (states, targets, weights) = _step_batch(a)
+    _, _, (states_b, targets_b, weights_b) = _step_batch(b)
+    assert torch.equal(states, states_b) and torch.equal(targets, targets_b) and torch.equal(weights, weights_b)
+    n = a.coverage.perturbed_count(16)
+    assert n == 12
+    # the perturbed rows moved by about scale, the clean rows did not move at all
+    moved = (states - clean[0]).norm(dim=1)
+    assert torch.all(moved[:n] > 0) and torch.equal(states[n:], clean[0][n:])
+    assert 0.1 < float(moved[:n].pow(2).mean().div(states.shape[1]).sqrt()) < 0.6
+    other = tiny_config(**{"coverage.scale": 0.3, "coverage.clean": 0.25, "seed": 2}).create(data, teacher,
+                                                                                              progress=False)
+    assert not torch.equal(_step_batch(other)[2][0], states)
+
+
+@pytest.mark.parametrize("stochastic", [True, False])
+@pytest.mark.parametrize("q_mode", ["perturbed", "clean", "none"])
+def test_teacher_is_queried_once_per_perturbed_state(q_mode, stochastic):
+    data, teacher = make_dataset(), CountingTeacher(stochastic=stochastic)
+    d = tiny_config(**{"coverage.scale": 0.3, "coverage.clean": 0.5, "coverage.q": q_mode}).create(
+        data, teacher, progress=False)
+    teacher.reset()
+    for _ in range(3):
+        d.step()
+    n = d.coverage.perturbed_count(16)
+    assert n == 8
+    calls = teacher.calls
+    if stochastic:
+        assert calls["mean_std"] == [n] * 3
+    # act: the deterministic teacher's target and/or the action Q is taken at, one batched call each
+    expected_act = (0 if stochastic else 1) + (1 if q_mode == "perturbed" else 0)
+    assert calls["act"] == [n] * 3 * expected_act
+    assert calls["q"] == ([n] * 3 if q_mode == "perturbed" else [])
+
+
+def test_q_modes_set_the_perturbed_weights():
+    data, teacher = make_dataset(), TinyTeacher()
+    out = {}
+    for mode in ("perturbed", "clean", "none"):
+        d = tiny_config(**{"coverage.scale": 0.5, "coverage.q": mode}).create(data, teacher, progress=False)
+        idx, clean, (states, _, weights) = _step_batch(d)
+        out[mode] = (d, idx, clean, states, weights)
+    d, idx, clean, states, weights = out["clean"]
+    assert torch.allclose(weights, clean[2])
+    d, idx, clean, states, weights = out["none"]
+    assert torch.allclose(weights, torch.full_like(weights, 0.02 * float(d.objective.q_values.mean())))
+    d, idx, clean, states, weights = out["perturbed"]
+    raw = states * d.coverage.std + d.coverage.mean
+    assert torch.allclose(weights, 0.02 * teacher.q(raw, teacher.act(raw)), atol=1e-6)
+
+
+def test_pbc_and_sdw_take_coverage_and_dbc_refuses_it():
+    data, teacher = make_dataset(), TinyTeacher()
+    d = tiny_config(objective="pbc", **{"coverage.scale": 0.3}).create(data, teacher, progress=False)
+    _, _, (_, _, weights) = _step_batch(d)
+    assert weights is None
+    d.step()
+    sdw = tiny_config(objective="sdw", **{"coverage.scale": 0.3, "density.estimator": "knn", "density.k": 3,
+                                          "density.mode": "weight"}).create(data, teacher, progress=False)
+    idx, clean, (_, _, weights) = _step_batch(sdw)
+    # q=perturbed keeps the source state's density weight: the ratio to beta * Q is that weight
+    raw = _step_batch(sdw)[2][0] * sdw.coverage.std + sdw.coverage.mean
+    density = weights / (0.02 * teacher.q(raw, teacher.act(raw)))
+    assert torch.allclose(density, sdw.objective.density_weights[idx], rtol=1e-4)
+    with pytest.raises(ObdError, match="coverage.*objective=dbc"):
+        tiny_config(objective="dbc", **{"coverage.scale": 0.3}).validate()
+
+
+@pytest.mark.parametrize("kind,shape", [("gaussian", "covariance"), ("mixup", "isotropic"),
+                                        ("synthetic", "isotropic")])
+def test_other_kinds_perturb_where_they_say(kind, shape):
+    data, teacher = make_dataset(), TinyTeacher()
+    d = tiny_config(**{"coverage.scale": 0.5, "coverage.kind": kind, "coverage.shape": shape}).create(
+        data, teacher, progress=False)
+    _, clean, (states, targets, _) = _step_batch(d)
+    assert states.shape == clean[0].shape and torch.isfinite(targets).all()
+    if kind == "mixup":  # on the segment between the source state and a real partner: never further than it
+        span = (d.real_states.unsqueeze(0) - clean[0].unsqueeze(1)).norm(dim=-1).max(1).values
+        assert torch.all((states - clean[0]).norm(dim=1) <= 0.5 * span + 1e-5)
+    if kind == "synthetic":  # every perturbed state is near some synthetic state, not near its real source
+        near = torch.cdist(states, d.states.detach()).min(1).values
+        assert float(near.max()) < 0.5 * 6
+    if shape == "covariance":
+        factor = d.coverage.factor
+        cov = np.cov(d.real_states.numpy(), rowvar=False)
+        assert np.allclose((factor @ factor.T).numpy(), cov, atol=1e-4)
+    d.step()
+
+
+def test_perturbed_initial_set_is_seeded_and_teacher_labelled():
+    data, teacher = make_dataset(), TinyTeacher()
+    plain = tiny_config().create(data, teacher, progress=False)
+    cfg = tiny_config(**{"coverage.init_scale": 0.3})
+    a, b = cfg.create(data, teacher, progress=False), cfg.create(data, teacher, progress=False)
+    assert torch.equal(a.states, b.states) and torch.equal(a.actions, b.actions)
+    moved = (a.states - plain.states).detach()
+    assert torch.all(moved.norm(dim=1) > 0) and 0.1 < float(moved.std()) < 0.6
+    raw = a.normalizer.denormalize(a.states.detach().numpy())
+    assert torch.allclose(a.actions.detach(), teacher.act(raw), atol=1e-6)
+    assert a.coverage is None  # init_scale alone leaves the outer batch clean
+
+
+@pytest.mark.parametrize("overrides", [
+    {"coverage.scale": 0.3, "coverage.clean": 0.5, "coverage.init_scale": 0.3},
+    {"coverage.scale": 0.3, "coverage.kind": "synthetic"},
+    {"inner.truncate": 2, "inner.random_unroll": True, "inner.steps": 4},
+])
+def test_resume_with_coverage_or_random_unroll_is_bit_identical(tmp_path, overrides):
+    data, teacher = make_dataset(), TinyTeacher()
+    overrides = {**overrides, "outer.schedule": "constant"}  # a cosine horizon would differ between the two
+    cfg = tiny_config(**overrides)
+    full = start(cfg, tmp_path / "full", data, teacher, progress=False)
+    half = tiny_config(**overrides, outer_steps=4)
+    start(half, tmp_path / "half", data, teacher, progress=False)
+    assert latest_checkpoint(tmp_path / "half")[0] == 4
+    resumed = resume(tmp_path / "half", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
+    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
+
+    def losses(run):
+        return [json.loads(x)["loss"] for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert losses("full") == losses("half")
+
+
+def test_random_unroll_draws_the_number_of_inner_steps(monkeypatch):
+    from obd.distill import engine
+
+    seen = []
+    original = engine.inner_loop
+
+    def spy(params, states, actions, steps, *args, **kw):
+        seen.append(steps)
+        return original(params, states, actions, steps, *args, **kw)
+    monkeypatch.setattr(engine, "inner_loop", spy)
+    data, teacher = make_dataset(), TinyTeacher()
+    d = tiny_config(**{"inner.steps": 6, "inner.truncate": 2, "inner.random_unroll": True}).create(
+        data, teacher, progress=False)
+    for _ in range(12):
+        d.step()
+    assert set(seen) <= set(range(2, 7)) and len(set(seen)) > 2
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"coverage.scale": -0.1}, "coverage.scale"),
+    ({"coverage.clean": 1.5}, "coverage.clean"),
+    ({"coverage.kind": "mixup", "coverage.scale": 2}, "coverage.scale"),
+    ({"coverage.kind": "blur"}, "coverage.kind"),
+    ({"coverage.q": "maybe"}, "coverage.q"),
+    ({"inner.random_unroll": True}, "inner.random_unroll"),
+])
+def test_config_errors_name_the_key(override, message):
+    with pytest.raises(ObdError, match=message):
+        tiny_config(**override).validate()
