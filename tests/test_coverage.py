@@ -161,6 +161,7 @@ def test_perturbed_initial_set_is_seeded_and_teacher_labelled():
     {"coverage.scale": 0.3, "coverage.clean": 0.5, "coverage.init_scale": 0.3},
     {"coverage.scale": 0.3, "coverage.kind": "synthetic"},
     {"inner.truncate": 2, "inner.random_unroll": True, "inner.steps": 4},
+    {"inner.pool": 2, "inner.pool_max_steps": 6},
 ])
 def test_resume_with_coverage_or_random_unroll_is_bit_identical(tmp_path, overrides):
     data, teacher = make_dataset(), TinyTeacher()
@@ -196,6 +197,28 @@ def test_random_unroll_draws_the_number_of_inner_steps(monkeypatch):
     assert set(seen) <= set(range(2, 7)) and len(set(seen)) > 2
 
 
+def test_pool_members_keep_training_and_restart_at_their_limit():
+    data, teacher = make_dataset(), TinyTeacher()
+    d = tiny_config(**{"inner.pool": 3, "inner.pool_max_steps": 9}).create(data, teacher, progress=False)
+    stages = []
+    for _ in range(12):
+        before = list(d.pool_stage)
+        d.step()
+        stages.append((before, list(d.pool_stage)))
+    # every step advanced one member by T = 3 inner steps, or emptied it on reaching 9 (a member drawn at 0
+    # that stays at 0 cannot happen: T < pool_max_steps)
+    for before, after in stages:
+        changed = [i for i in range(3) if before[i] != after[i]]
+        assert len(changed) == 1
+        i = changed[0]
+        assert after[i] == (0 if before[i] + 3 >= 9 else before[i] + 3)
+    assert any(d.pool[i] is not None for i in range(3)) and max(max(a) for _, a in stages) == 6
+    # a member's parameters are the trained ones, not a fresh init: they differ from what it started at
+    fresh = d._fresh_student()
+    kept = next(m for m in d.pool if m is not None)
+    assert not torch.equal(kept[0], fresh[0])
+
+
 @pytest.mark.parametrize("override,message", [
     ({"coverage.scale": -0.1}, "coverage.scale"),
     ({"coverage.clean": 1.5}, "coverage.clean"),
@@ -203,6 +226,8 @@ def test_random_unroll_draws_the_number_of_inner_steps(monkeypatch):
     ({"coverage.kind": "blur"}, "coverage.kind"),
     ({"coverage.q": "maybe"}, "coverage.q"),
     ({"inner.random_unroll": True}, "inner.random_unroll"),
+    ({"inner.pool": -1}, "inner.pool"),
+    ({"inner.pool": 2, "inner.pool_max_steps": 2}, "inner.pool_max_steps"),
 ])
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(ObdError, match=message):

@@ -225,7 +225,10 @@ class InnerConfig:
     outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only.
     ``random_unroll`` (with ``truncate`` K): random truncated BPTT (Feng et al., ICLR 2024), each outer step
     unrolls n ~ U{K, ..., T} inner steps drawn from the run's generator and backpropagates through the
-    last K, so H scores students at every stage from K to T steps."""
+    last K, so H scores students at every stage from K to T steps. ``pool`` P > 0: a pool of P students at
+    different training stages (FRePo, Zhou et al. 2022) replaces the fresh student of every outer step: each
+    step starts from a member drawn from the run's generator, and that member keeps the T steps it trained
+    (detached); a member that has trained ``pool_max_steps`` inner steps restarts from a fresh init."""
 
     steps: int = 100
     lr: float = 0.1
@@ -233,6 +236,8 @@ class InnerConfig:
     students: int = 1
     truncate: int = 0
     random_unroll: bool = False
+    pool: int = 0
+    pool_max_steps: int = 400
 
 
 @dataclass
@@ -365,6 +370,12 @@ class DistillConfig:
         for key, value in (("inner.momentum", self.inner.momentum), ("outer.momentum", self.outer.momentum)):
             if not 0 <= value < 1:
                 raise ObdError(f"config key '{key}': expected a number in [0, 1), got {value}")
+        for key, value in (("inner.pool", self.inner.pool), ("inner.pool_max_steps", self.inner.pool_max_steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ObdError(f"config key '{key}': expected an integer >= 0, got {value!r}")
+        if self.inner.pool and self.inner.pool_max_steps < self.inner.steps:
+            raise ObdError(f"config key 'inner.pool_max_steps': {self.inner.pool_max_steps} is below inner.steps "
+                           f"{self.inner.steps}, so no pool member would outlive one outer step")
         if self.inner.random_unroll and self.inner.truncate == 0:
             raise ObdError("config key 'inner.random_unroll': needs inner.truncate K > 0, the window "
                            "backpropagated through")

@@ -171,6 +171,9 @@ class Distiller:
         self.grad_norm_mean: float | None = None
         self.skipped_steps = 0
         self.inputs = inputs_fingerprint(dataset, teacher)
+        #: ``inner.pool``: the members' parameters (None until first drawn or after a reset) and inner steps
+        self.pool: list[list[torch.Tensor] | None] = [None] * cfg.inner.pool
+        self.pool_stage = [0] * cfg.inner.pool
 
     def _check_inputs(self, dataset: TransitionDataset, teacher: Any) -> None:
         cfg = self.config
@@ -198,8 +201,14 @@ class Distiller:
         states = self.real_states[idx]
         if self.coverage is not None:
             states, targets, weights = self.coverage.apply(idx, states, targets, weights, self.states, g)
-        params = init_params(self.dims, cfg.inner.students, g, cfg.student.orthogonal_init, self.device,
-                             head=cfg.student.head)
+        member = None
+        if cfg.inner.pool:
+            member = int(torch.randint(cfg.inner.pool, (1,), generator=g, device=self.device))
+            if self.pool[member] is None:
+                self.pool[member], self.pool_stage[member] = self._fresh_student(), 0
+            params = self.pool[member]
+        else:
+            params = self._fresh_student()
         steps = cfg.inner.steps
         if cfg.inner.random_unroll:
             steps = int(torch.randint(cfg.inner.truncate, cfg.inner.steps + 1, (1,), generator=g,
@@ -210,11 +219,27 @@ class Distiller:
                                 device=self.device)
         trained = inner_loop(params, self.states, self.actions, steps, noise, cfg.inner.lr,
                              cfg.inner.momentum, cfg.inner.truncate)
+        if member is not None:
+            self._advance_pool(member, trained, steps)
         outer_noise = None
         if cfg.outer.action == "sample":
             outer_noise = torch.randn((cfg.inner.students, cfg.outer.batch, self.act_dim), generator=g,
                                       device=self.device)
         return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights)
+
+    def _fresh_student(self) -> list[torch.Tensor]:
+        cfg = self.config
+        return init_params(self.dims, cfg.inner.students, self.generator, cfg.student.orthogonal_init, self.device,
+                           head=cfg.student.head)
+
+    def _advance_pool(self, member: int, trained: list[torch.Tensor], steps: int) -> None:
+        """``inner.pool``: the member keeps its trained parameters, or is emptied (a fresh init when next drawn)
+        once it has trained ``pool_max_steps`` inner steps."""
+        self.pool_stage[member] += steps
+        if self.pool_stage[member] >= self.config.inner.pool_max_steps:
+            self.pool[member], self.pool_stage[member] = None, 0
+        else:
+            self.pool[member] = [p.detach().clone() for p in trained]
 
     def step(self) -> dict[str, float]:
         """One outer step; returns ``{"step", "loss", "grad_norm", "sec", "cpu_sec"}``."""
@@ -293,7 +318,9 @@ class Distiller:
                 "states": self.states.detach().cpu().clone(), "actions": self.actions.detach().cpu().clone(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
                 "grad_norm_mean": self.grad_norm_mean, "skipped_steps": self.skipped_steps,
-                "inputs": dict(self.inputs)}
+                "inputs": dict(self.inputs),
+                "pool": [None if m is None else [p.cpu().clone() for p in m] for m in self.pool],
+                "pool_stage": list(self.pool_stage)}
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
         for key in ("outer_step", "states", "actions", "optimizer", "generator"):
@@ -319,4 +346,10 @@ class Distiller:
         mean = state.get("grad_norm_mean")
         self.grad_norm_mean = None if mean is None else float(mean)
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        pool = state.get("pool", [])
+        if len(pool) != len(self.pool):
+            raise ObdError(f"{where}: holds a pool of {len(pool)} students, the config's inner.pool is "
+                           f"{len(self.pool)}")
+        self.pool = [None if m is None else [p.to(self.device) for p in m] for m in pool]
+        self.pool_stage = [int(x) for x in state.get("pool_stage", [0] * len(pool))]
 
