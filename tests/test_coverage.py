@@ -232,3 +232,23 @@ def test_pool_members_keep_training_and_restart_at_their_limit():
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(ObdError, match=message):
         tiny_config(**override).validate()
+
+
+def test_onpolicy_error_bands_partition_the_visited_states(tmp_path, make_problem):
+    from obd.data import load_dataset
+    from obd.distill import DistillConfig
+    from obd.evaluate.onpolicy import onpolicy_error
+    from obd.teachers import Teacher
+
+    rng = np.random.default_rng(0)
+    data_file, teacher_file = make_problem(tmp_path, rng.normal(size=(200, 11)) * 0.05, task="hopper")
+    dataset, teacher = load_dataset(str(data_file)), Teacher.load(teacher_file)
+    cfg = DistillConfig(n_syn=8, student=dict(hidden=8, depth=2), inner=dict(steps=3),
+                        outer=dict(batch=16), outer_steps=2, device="cpu")
+    syn = cfg.create(dataset, teacher, progress=False).fit()
+    out = onpolicy_error(syn, teacher, dataset.observations, students=2, episodes=1)
+    assert out["visited_states"] > 0 and out["distance_mean"] >= 0
+    assert sum(b["share"] for b in out["bands"]) == pytest.approx(1.0)
+    # the overall error is the share-weighted mean of the bands' errors
+    assert sum(b["share"] * b["error"] for b in out["bands"] if b["error"] is not None) == \
+        pytest.approx(out["error_mean"], rel=1e-5)
