@@ -39,9 +39,7 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
                 errors.append(str(exc))
         raise ObdError(errors[0] if errors else f"config key '{key}': cannot be {value!r}")
     if typing.get_origin(typ) is typing.Literal:
-        if value not in args:
-            raise ObdError(f"config key '{key}': expected one of {list(args)}, got {value!r}")
-        return value
+        return value  # checked with every other field's type by check_types once the object is built
     if dataclasses.is_dataclass(typ):
         if isinstance(typ, type) and isinstance(value, typ):
             return value
@@ -98,9 +96,68 @@ def _build(cls: type[T], raw: dict[str, Any], prefix: str = "") -> T:
                        f"expected some of {sorted(prefix + f for f in fields)}")
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in raw.items()}
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError as exc:
         raise ObdError(f"config {cls.__name__}: {exc}") from None
+    check_types(obj, prefix)
+    return obj
+
+
+def _conforms(value: Any, typ: Any) -> bool:
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if typ is Any:
+        return True
+    if typ is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if dataclasses.is_dataclass(typ):
+        return isinstance(value, typ)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        inner = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(_conforms(v, inner) for v in value)
+    if origin is dict or typ is dict:
+        return isinstance(value, dict)
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if typ is str:
+        return isinstance(value, str)
+    return True  # other annotations (Path, callables) are the caller's to check
+
+
+def describe_type(typ: Any) -> str:
+    """What a field of type ``typ`` accepts, in words (``an integer``, ``one of ['a', 'b']``, ``... or null``)."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if origin is typing.Literal:
+        return f"one of {list(args)}"
+    if origin in (list, tuple):
+        return "a list"
+    names = {type(None): "null", bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}
+    if typ in names:
+        return names[typ]
+    return "a mapping of its keys" if dataclasses.is_dataclass(typ) else getattr(typ, "__name__", str(typ))
+
+
+def check_types(obj: Any, prefix: str = "") -> None:
+    """Check every field of the (nested) config dataclass ``obj`` against its annotation: ints are ints (not
+    bools or 8.0), floats finite numbers, Literal choices one of theirs; raise a one-line :class:`ObdError`
+    naming the first bad key (``prefix`` + field name). The one place config types and choices are checked,
+    for configs built from YAML and ``key=value`` (:func:`load_config`) and in Python alike."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, typ = getattr(obj, f.name), hints.get(f.name, Any)
+        if not _conforms(value, typ):
+            raise ObdError(f"config key '{prefix}{f.name}': expected {describe_type(typ)}, got {value!r}")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_types(value, f"{prefix}{f.name}.")
 
 
 def coerce_nested(obj: Any) -> None:
@@ -112,6 +169,8 @@ def coerce_nested(obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         typ = hints.get(f.name)
+        if typing.get_origin(typ) in (typing.Union, types.UnionType):  # an optional section: ``X | None``
+            typ = next((a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)), None)
         if isinstance(value, dict) and dataclasses.is_dataclass(typ):
             setattr(obj, f.name, _build(typ, value, prefix=f.name + "."))
 
@@ -192,12 +251,13 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> T:
+                base: dict[str, Any] | None = None, prefix: str = "") -> T:
     """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
 
     ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`). When
     ``cls`` has an ``upgrade_legacy(raw) -> raw`` class or static method, the merged mapping goes through it
-    first, so files and run folders written with keys the class no longer has still load."""
+    first, so files and run folders written with keys the class no longer has still load. ``prefix``: the
+    section the keys sit in where the user wrote them (``eval.``), for error messages."""
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
         raw = _merge(raw, read_config_file(path))
@@ -205,7 +265,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     upgrade = getattr(cls, "upgrade_legacy", None)
     if upgrade is not None:
         raw = upgrade(raw)
-    return _build(cls, raw)
+    return _build(cls, raw, prefix)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def cmd_import_corl(args: argparse.Namespace) -> int:
         data = _load_dataset(args.stats_from)
         normalizer, source = data.normalizer, args.stats_from
     elif args.obs_mean and args.obs_std:
-        normalizer = Normalizer(_floats(args.obs_mean, "--obs-mean"), _floats(args.obs_std, "--obs-std"))
+        normalizer = Normalizer.checked(_floats(args.obs_mean, "--obs-mean"), _floats(args.obs_std, "--obs-std"),
+                                        "--obs-mean/--obs-std")
         source = "--obs-mean/--obs-std"
     else:
         raise ObdError("import-corl: the state normalizer is required: --stats-from DATASET or --obs-mean and "
