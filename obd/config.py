@@ -176,15 +176,19 @@ def coerce_nested(obj: Any) -> None:
 
 
 def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
-    """Flattened ``(dotted key, type name, default)`` of a (nested) config dataclass, in field order."""
+    """Flattened ``(dotted key, type name, default)`` of a (nested) config dataclass, in field order; an
+    optional section (``DensityConfig | None``) lists its keys with the section's own defaults."""
     hints = typing.get_type_hints(cls)
     out: list[tuple[str, str, Any]] = []
     for f in dataclasses.fields(cls):
         if not f.init or f.name.startswith("_"):
             continue
         typ = hints[f.name]
-        if dataclasses.is_dataclass(typ):
-            out += config_fields(typ, prefix + f.name + ".")
+        section = typ if dataclasses.is_dataclass(typ) else None
+        if typing.get_origin(typ) in (typing.Union, types.UnionType):
+            section = next((a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)), None)
+        if section is not None:
+            out += config_fields(section, prefix + f.name + ".")
             continue
         if f.default is not dataclasses.MISSING:
             default = f.default
@@ -192,17 +196,47 @@ def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = "(required)"
-        name = getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
-        out.append((prefix + f.name, name, default))
+        out.append((prefix + f.name, type_name(typ), default))
     return out
 
 
-def config_help(cls: type) -> str:
-    """Text block listing every ``key=value`` override of ``cls`` with its type and default (for ``--help``)."""
+def type_name(typ: Any) -> str:
+    """``int``, ``float | None``, and a Literal's choices spelled out: ``one of dbc|pbc|avpbc|sdw``."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin is typing.Literal:
+        return "one of " + "|".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if typ is type(None):
+        return "None"
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
+
+
+def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + str(key)] = value
+    return out
+
+
+def config_help(cls: type, preset: str | None = None) -> str:
+    """Text block listing every ``key=value`` override of ``cls`` with its type (a choice key's allowed
+    values) and its value: the shipped preset or YAML file ``preset``'s where it sets one, else the default
+    (for ``--help``)."""
     rows = config_fields(cls)
+    values: dict[str, Any] = {}
+    if preset is not None:
+        try:
+            values = _flatten(read_config_file(preset))
+        except ObdError:
+            preset = None  # a help text never fails; running with the missing preset will say why
     width = max(len(k) for k, _, _ in rows)
-    lines = [f"  {k:<{width}}  {t} = {d!r}" for k, t, d in rows]
-    return f"config keys (override with key=value; {cls.__name__} defaults):\n" + "\n".join(lines)
+    lines = [f"  {k:<{width}}  {t} = {values.get(k, d)!r}" for k, t, d in rows]
+    whose = f"preset {preset}'s values, else {cls.__name__} defaults" if preset else f"{cls.__name__} defaults"
+    return f"config keys (override with key=value; {whose}):\n" + "\n".join(lines)
 
 
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
