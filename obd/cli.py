@@ -78,10 +78,11 @@ def add_common(parser: argparse.ArgumentParser, *, out: str | None = "dir", out_
                              "run" if threads else UNUSED)
     parser.add_argument("--device", default=device_default if device else None,
                         help=f"auto (cuda when present), cpu, cuda or cuda:N (default "
-                             f"{device_default or 'the config key device'})" if device else UNUSED)
+                             f"{device_default or 'the config, or a resumed run'})" if device else UNUSED)
+    seed_from = "the config, or a resumed run" if seed_default is None else seed_default
     parser.add_argument("--seed", type=int, default=seed_default if seed else None,
-                        help=f"seed (default {'the config key seed' if seed_default is None else seed_default})"
-                        if seed else UNUSED)
+                        help=(f"seed (default {seed_from})"
+                              if seed else UNUSED))
     parser.add_argument("--no-progress", action="store_true", help="no progress bars" if progress else UNUSED)
     for name, text in (inputs or {}).items():
         parser.add_argument(f"--{name}", default=None, metavar="SPEC", help=text or INPUT_HELP[name])
