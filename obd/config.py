@@ -39,9 +39,7 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
                 errors.append(str(exc))
         raise ObdError(errors[0] if errors else f"config key '{key}': cannot be {value!r}")
     if typing.get_origin(typ) is typing.Literal:
-        if value not in args:
-            raise ObdError(f"config key '{key}': expected one of {list(args)}, got {value!r}")
-        return value
+        return value  # checked with every other field's type by check_types once the object is built
     if dataclasses.is_dataclass(typ):
         if isinstance(typ, type) and isinstance(value, typ):
             return value
@@ -98,9 +96,68 @@ def _build(cls: type[T], raw: dict[str, Any], prefix: str = "") -> T:
                        f"expected some of {sorted(prefix + f for f in fields)}")
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in raw.items()}
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError as exc:
         raise ObdError(f"config {cls.__name__}: {exc}") from None
+    check_types(obj, prefix)
+    return obj
+
+
+def _conforms(value: Any, typ: Any) -> bool:
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if typ is Any:
+        return True
+    if typ is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if dataclasses.is_dataclass(typ):
+        return isinstance(value, typ)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        inner = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(_conforms(v, inner) for v in value)
+    if origin is dict or typ is dict:
+        return isinstance(value, dict)
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if typ is str:
+        return isinstance(value, str)
+    return True  # other annotations (Path, callables) are the caller's to check
+
+
+def describe_type(typ: Any) -> str:
+    """What a field of type ``typ`` accepts, in words (``an integer``, ``one of ['a', 'b']``, ``... or null``)."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if origin is typing.Literal:
+        return f"one of {list(args)}"
+    if origin in (list, tuple):
+        return "a list"
+    names = {type(None): "null", bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}
+    if typ in names:
+        return names[typ]
+    return "a mapping of its keys" if dataclasses.is_dataclass(typ) else getattr(typ, "__name__", str(typ))
+
+
+def check_types(obj: Any, prefix: str = "") -> None:
+    """Check every field of the (nested) config dataclass ``obj`` against its annotation: ints are ints (not
+    bools or 8.0), floats finite numbers, Literal choices one of theirs; raise a one-line :class:`ObdError`
+    naming the first bad key (``prefix`` + field name). The one place config types and choices are checked,
+    for configs built from YAML and ``key=value`` (:func:`load_config`) and in Python alike."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, typ = getattr(obj, f.name), hints.get(f.name, Any)
+        if not _conforms(value, typ):
+            raise ObdError(f"config key '{prefix}{f.name}': expected {describe_type(typ)}, got {value!r}")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_types(value, f"{prefix}{f.name}.")
 
 
 def coerce_nested(obj: Any) -> None:
@@ -112,20 +169,26 @@ def coerce_nested(obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         typ = hints.get(f.name)
+        if typing.get_origin(typ) in (typing.Union, types.UnionType):  # an optional section: ``X | None``
+            typ = next((a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)), None)
         if isinstance(value, dict) and dataclasses.is_dataclass(typ):
             setattr(obj, f.name, _build(typ, value, prefix=f.name + "."))
 
 
 def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
-    """Flattened ``(dotted key, type name, default)`` of a (nested) config dataclass, in field order."""
+    """Flattened ``(dotted key, type name, default)`` of a (nested) config dataclass, in field order; an
+    optional section (``DensityConfig | None``) lists its keys with the section's own defaults."""
     hints = typing.get_type_hints(cls)
     out: list[tuple[str, str, Any]] = []
     for f in dataclasses.fields(cls):
         if not f.init or f.name.startswith("_"):
             continue
         typ = hints[f.name]
-        if dataclasses.is_dataclass(typ):
-            out += config_fields(typ, prefix + f.name + ".")
+        section = typ if dataclasses.is_dataclass(typ) else None
+        if typing.get_origin(typ) in (typing.Union, types.UnionType):
+            section = next((a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)), None)
+        if section is not None:
+            out += config_fields(section, prefix + f.name + ".")
             continue
         if f.default is not dataclasses.MISSING:
             default = f.default
@@ -133,17 +196,47 @@ def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = "(required)"
-        name = getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
-        out.append((prefix + f.name, name, default))
+        out.append((prefix + f.name, type_name(typ), default))
     return out
 
 
-def config_help(cls: type) -> str:
-    """Text block listing every ``key=value`` override of ``cls`` with its type and default (for ``--help``)."""
+def type_name(typ: Any) -> str:
+    """``int``, ``float | None``, and a Literal's choices spelled out: ``one of dbc|pbc|avpbc|sdw``."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin is typing.Literal:
+        return "one of " + "|".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if typ is type(None):
+        return "None"
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
+
+
+def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + str(key)] = value
+    return out
+
+
+def config_help(cls: type, preset: str | None = None) -> str:
+    """Text block listing every ``key=value`` override of ``cls`` with its type (a choice key's allowed
+    values) and its value: the shipped preset or YAML file ``preset``'s where it sets one, else the default
+    (for ``--help``)."""
     rows = config_fields(cls)
+    values: dict[str, Any] = {}
+    if preset is not None:
+        try:
+            values = _flatten(read_config_file(preset))
+        except ObdError:
+            preset = None  # a help text never fails; running with the missing preset will say why
     width = max(len(k) for k, _, _ in rows)
-    lines = [f"  {k:<{width}}  {t} = {d!r}" for k, t, d in rows]
-    return f"config keys (override with key=value; {cls.__name__} defaults):\n" + "\n".join(lines)
+    lines = [f"  {k:<{width}}  {t} = {values.get(k, d)!r}" for k, t, d in rows]
+    whose = f"preset {preset}'s values, else {cls.__name__} defaults" if preset else f"{cls.__name__} defaults"
+    return f"config keys (override with key=value; {whose}):\n" + "\n".join(lines)
 
 
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -192,12 +285,13 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> T:
+                base: dict[str, Any] | None = None, prefix: str = "") -> T:
     """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
 
     ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`). When
     ``cls`` has an ``upgrade_legacy(raw) -> raw`` class or static method, the merged mapping goes through it
-    first, so files and run folders written with keys the class no longer has still load."""
+    first, so files and run folders written with keys the class no longer has still load. ``prefix``: the
+    section the keys sit in where the user wrote them (``eval.``), for error messages."""
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
         raw = _merge(raw, read_config_file(path))
@@ -205,7 +299,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     upgrade = getattr(cls, "upgrade_legacy", None)
     if upgrade is not None:
         raw = upgrade(raw)
-    return _build(cls, raw)
+    return _build(cls, raw, prefix)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -48,13 +48,17 @@ def check_writable(path: str | os.PathLike, *, is_dir: bool = False, flag: str =
     free space; folders made for the probe are removed again. Raises :class:`ObdError` naming ``flag`` and
     the path; returns ``path`` as a Path."""
     path = Path(path).expanduser()
-    if not is_dir and path.is_dir():
-        raise ObdError(f"{flag} {path}: is a folder, expected a file name")
-    if is_dir and path.exists() and not path.is_dir():
-        raise ObdError(f"{flag} {path}: is a file, expected a folder")
-    folder = path if is_dir else path.parent
-    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
+        if not is_dir and path.is_dir():
+            raise ObdError(f"{flag} {path}: is a folder, expected a file name")
+        if is_dir and path.exists() and not path.is_dir():
+            raise ObdError(f"{flag} {path}: is a file, expected a folder")
+    except OSError as exc:  # a name too long for the file system fails already here
+        raise ObdError(f"{flag} {path}: not writable ({exc.strerror or exc.__class__.__name__})") from None
+    folder = path if is_dir else path.parent
+    created = []
+    try:
+        created = [p for p in (folder, *folder.parents) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".obd-write-check.", dir=folder)
         try:
@@ -128,6 +132,29 @@ def torch_save_atomic(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def torch_load_weights(path: str | os.PathLike, what: str, map_location: Any = "cpu",
+                       safe_globals: list[Any] | None = None) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never pickled code.
+
+    torch's own warnings about the file (an unusual pickle protocol, say) are silenced, so a refused or
+    damaged file gives one line: an :class:`ObdError` ``'<path>: not a readable <what> (<reason>)'``
+    (:func:`describe_load_error`; also its ``reason`` attribute). ``safe_globals``: extra classes to allow, as for
+    ``torch.serialization.safe_globals``."""
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings(), torch.serialization.safe_globals(safe_globals or []):
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError for foreign globals, RuntimeError/EOFError for damaged files
+        reason = describe_load_error(exc)
+        error = ObdError(f"{path}: not a readable {what} ({reason})")
+        error.reason = reason  # type: ignore[attr-defined]
+        raise error from None
 
 
 def describe_load_error(exc: BaseException) -> str:

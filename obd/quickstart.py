@@ -179,16 +179,16 @@ def write_plots(out: Path, metrics_path: Path, report: dict[str, Any]) -> list[s
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="obd quickstart", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default=None, help="use this dataset (path / D4RL id / Minari id) instead")
     p.add_argument("--transitions", type=int, default=100_000, help="size of the built default dataset")
-    p.add_argument("--teacher", default=DEFAULT_TEACHER,
-                   help=f"teacher file or shipped name (default {DEFAULT_TEACHER})")
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")
     p.add_argument("--cache", type=Path, default=None, help="dataset cache (default $OBD_CACHE or ~/.cache/obd)")
     add_common(p, out="dir", out_help="output folder (required)",
-               config=lazy("obd.distill.config", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None)
+               config=lazy("obd.distill.config", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None,
+               inputs={"dataset": "use this dataset (D4RL/Minari id or file) instead of building the default "
+                                  "(also dataset=SPEC)",
+                       "teacher": f"teacher file or shipped name (default {DEFAULT_TEACHER}; also teacher=SPEC)"})
     return p
 
 
@@ -207,7 +207,8 @@ def _main(argv: list[str] | None = None) -> int:
         raise ObdError("--out: required (the output folder)")
     apply_common(a)
     run_quickstart(QuickstartSettings(
-        out=a.out, transitions=a.transitions, dataset=a.dataset, teacher=a.teacher, config=a.config,
+        out=a.out, transitions=a.transitions, dataset=a.dataset, teacher=a.teacher or DEFAULT_TEACHER,
+        config=a.config,
         overrides=tuple(a.overrides), students=a.students, episodes=a.episodes, max_steps=a.max_steps,
         seed=a.seed, cache=a.cache, progress=not a.no_progress))
     return 0

@@ -154,7 +154,7 @@ def test_corl_import_never_runs_foreign_pickled_code(tmp_path):
             return (open, (str(marker), "w"))
 
     torch.save({"actor": Evil()}, path)
-    with pytest.raises(ObdError, match="evil.pt: not a loadable CORL checkpoint"):
+    with pytest.raises(ObdError, match="evil.pt: not a readable CORL checkpoint"):
         import_corl(path, "hopper", Normalizer(np.zeros(OBS), np.ones(OBS)))
     assert not marker.exists()
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from obd.errors import ObdError
-from obd.io import torch_save_atomic
+from obd.io import torch_load_weights, torch_save_atomic
 from obd.nn import Actor, tanh_jacobian_log_det
 
 #: state-dict names of policy files written before the behavior actor was an :class:`obd.nn.Actor`
@@ -74,7 +74,7 @@ def load_behavior_policy(path: str | Path) -> tuple[BehaviorActor, dict]:
     path = Path(path)
     if not path.is_file():
         raise ObdError(f"{path}: behavior policy file not found (train it with `obd collect train-behavior`)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = torch_load_weights(path, "behavior policy file")
     for key in ("state_dict", "obs_dim", "act_dim", "hidden"):
         if key not in blob:
             raise ObdError(f"{path}: missing key '{key}' in behavior policy file")

@@ -34,7 +34,7 @@ from obd.collect.behavior import BehaviorActor, save_behavior_policy
 from obd.collect.sac_config import SACConfig
 from obd.envs import get_task, make_env, normalized_score
 from obd.errors import ObdError
-from obd.io import atomic_path, torch_save_atomic
+from obd.io import atomic_path, torch_load_weights, torch_save_atomic
 from obd.nn import EnsembleQ
 
 
@@ -223,7 +223,7 @@ class SACTrainer:
         path = self.out / "checkpoint.pt"
         if not path.is_file():
             raise ObdError(f"{path}: no checkpoint to resume from")
-        st = torch.load(path, map_location="cpu", weights_only=False)
+        st = torch_load_weights(path, "SAC checkpoint")
         arrays = dict(np.load(self.out / "buffer.npz"))
         if len(arrays["observations"]) != st["buffer_size"]:
             raise ObdError(f"{self.out / 'buffer.npz'}: holds {len(arrays['observations'])} rows, "

@@ -3,6 +3,12 @@
 Everything goes to the run folder (default ``.obd_cache/behavior/<task>`` in the working directory):
 checkpoint, replay buffer and the ``behavior_{medium,expert}.pt`` policies (``--policy-dir`` elsewhere).
 The shipped policies inside the installed package are never written.
+
+    obd collect train-behavior hopper --total-steps 1000000
+    obd collect train-behavior --resume .obd_cache/behavior/hopper --total-steps 2000000
+
+A resumed run takes its task and settings from its checkpoint unless a flag changes them (a change is
+recorded in the checkpoint's ``config_changes``).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from obd.collect.sac_config import SACConfig
 from obd.errors import ObdError
@@ -21,26 +28,40 @@ NOT_FLAGS = ("task", "medium_band", "seed")
 MAY_BE_ZERO = ("start_steps",)
 
 
+def _default_out(args: argparse.Namespace) -> Path:
+    from obd.envs import get_task
+
+    if args.task is None:
+        raise ObdError("--resume: name the run folder (--resume RUN_DIR) or the task")
+    return DEFAULT_RUNS / get_task(args.task).name
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from obd.cli import add_common
 
     p = sub.add_parser("train-behavior", help="train SAC behavior policies (medium/expert) for a task",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task")
-    add_common(p, out="dir", out_help=f"run folder (default {DEFAULT_RUNS}/<task>)", device=False)
+    p.add_argument("task", nargs="?", default=None, help="hopper, halfcheetah or walker2d (a resumed run's own "
+                                                         "when left out)")
+    add_common(p, out="dir", out_help=f"run folder (default {DEFAULT_RUNS}/<task>)", device=False,
+               resume="continue the run in RUN_DIR (or, bare, in --out or the default run folder) from its "
+                      "checkpoint, with its own task and settings unless flags change them")
     p.add_argument("--policy-dir", type=Path, default=None,
                    help="where behavior_{medium,expert}.pt go (default: the run folder)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     for f in dataclasses.fields(SACConfig):
         if f.name not in NOT_FLAGS:
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                           help=f"(default {f.default})")
-    p.set_defaults(func=run)
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
+                           help=f"(default {f.default}; a resumed run's own)")
+    p.set_defaults(func=run, _default_out=_default_out)
 
 
-def config_from_args(args: argparse.Namespace) -> SACConfig:
-    """The :class:`SACConfig` of the flags; a non-positive count or rate is a one-line error naming the flag."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SACConfig) if f.name not in NOT_FLAGS}
+def config_from_args(args: argparse.Namespace, saved: dict[str, Any] | None = None) -> SACConfig:
+    """The :class:`SACConfig` of the flags, over ``saved`` (a resumed run's config) or the defaults; a
+    non-positive count or rate is a one-line error naming the flag."""
+    saved = saved or {}
+    defaults = {f.name: saved.get(f.name, f.default) for f in dataclasses.fields(SACConfig) if f.name not in NOT_FLAGS}
+    values = {name: default if getattr(args, name, None) is None else getattr(args, name)
+              for name, default in defaults.items()}
     for name, value in values.items():
         low = 0 if name in MAY_BE_ZERO else 1e-300
         if not value >= low:
@@ -48,15 +69,34 @@ def config_from_args(args: argparse.Namespace) -> SACConfig:
                            f"got {value}")
     if values["start_steps"] >= values["total_steps"]:
         raise ObdError(f"--start-steps {values['start_steps']}: must be below --total-steps {values['total_steps']}")
-    return SACConfig(task=args.task, seed=args.seed, **values)
+    seed = args.seed if args.seed is not None else saved.get("seed", 0)
+    return SACConfig(task=args.task, seed=seed, **values)
+
+
+def _saved_config(out: Path) -> dict[str, Any]:
+    """The config a run folder's ``checkpoint.pt`` was written with ({} when it has none)."""
+    path = out / "checkpoint.pt"
+    if not path.is_file():
+        return {}
+    from obd.io import torch_load_weights
+
+    saved = torch_load_weights(path, "SAC checkpoint").get("config")
+    return saved if isinstance(saved, dict) else {}
 
 
 def run(args: argparse.Namespace) -> int:
     from obd.collect.sac import SACTrainer
     from obd.envs import get_task
 
+    saved = _saved_config(args.out) if args.resume is not None else {}
+    if args.task is None:
+        if not saved.get("task"):
+            raise ObdError("task: required (hopper, halfcheetah or walker2d), or --resume RUN_DIR of a run")
+        args.task = saved["task"]
     task = get_task(args.task).name
-    cfg = config_from_args(args)
+    if saved.get("task") and get_task(saved["task"]).name != task:
+        raise ObdError(f"--resume {args.out}: a run of task '{saved['task']}', not '{task}'")
+    cfg = config_from_args(args, saved)
     out = args.out or DEFAULT_RUNS / task
     from obd.io import check_writable
 
@@ -64,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     policy_dir = args.policy_dir or out
     check_writable(policy_dir, is_dir=True, flag="--policy-dir")
     trainer = SACTrainer(cfg, out, policy_dir=policy_dir)
-    if args.resume and (out / "checkpoint.pt").is_file():
+    if args.resume is not None and (out / "checkpoint.pt").is_file():
         trainer.load_checkpoint()
         print(f"resumed {out} at step {trainer.step}", flush=True)
     result = trainer.train(progress=not args.no_progress)

@@ -27,8 +27,11 @@ class Normalizer:
         std = np.asarray(self.std, dtype=np.float32).reshape(-1)
         if mean.shape != std.shape:
             raise ObdError(f"normalizer: mean has {mean.size} dims but std has {std.size}")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))) or np.any(std <= 0):
-            raise ObdError("normalizer: mean/std must be finite and std > 0")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ObdError("normalizer: mean/std must be finite")
+        if np.any(std <= 0):
+            raise ObdError(f"normalizer: std must be > 0, got {std[std <= 0][0]:g} in dim(s) "
+                           f"{np.flatnonzero(std <= 0).tolist()[:8]}")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
 
@@ -77,7 +80,15 @@ class Normalizer:
         for key in ("mean", "std"):
             if key not in d:
                 raise ObdError(f"{where}: missing '{key}'")
-        return cls(np.asarray(d["mean"]), np.asarray(d["std"]))
+        return cls.checked(d["mean"], d["std"], where)
+
+    @classmethod
+    def checked(cls, mean: Any, std: Any, where: str) -> Normalizer:
+        """``Normalizer(mean, std)`` whose ObdError for bad values names ``where`` (the file it came from)."""
+        try:
+            return cls(np.asarray(mean), np.asarray(std))
+        except ObdError as exc:
+            raise ObdError(f"{where}: {exc}") from None
 
     def write_h5(self, group: Any) -> None:
         """Store as datasets ``mean`` and ``std`` in an h5py group."""
@@ -89,7 +100,7 @@ class Normalizer:
         for key in ("mean", "std"):
             if key not in group:
                 raise ObdError(f"{where}: missing key '{group.name}/{key}'")
-        return cls(group["mean"][()], group["std"][()])
+        return cls.checked(group["mean"][()], group["std"][()], f"{where}: '{group.name}'")
 
 
 @dataclass

@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="path to a .hdf5 file, a D4RL id, a Minari id or a Minari dataset folder")
     p.add_argument("--task", default=None, help="task name when it cannot be inferred")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from obd.cli import add_common
+
+    add_common(p, out=None, threads=False, device=False, seed=False, progress=False)
     p.set_defaults(func=run)
 
 

@@ -12,11 +12,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from obd.config import _coerce, _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
+from obd.config import (
+    _coerce,
+    _merge,
+    check_types,
+    coerce_nested,
+    config_to_dict,
+    load_config,
+    parse_overrides,
+    read_config_file,
+)
 from obd.errors import ObdError
 from obd.io import write_text_atomic
 
@@ -105,10 +113,7 @@ class DensityConfig:
 
     def validate(self) -> None:
         """Raise :class:`ObdError` naming the first field with an invalid value."""
-        if self.estimator not in ESTIMATORS:
-            raise ObdError(f"density.estimator: expected one of {list(ESTIMATORS)}, got {self.estimator!r}")
-        if self.mode not in MODES:
-            raise ObdError(f"density.mode: expected one of {list(MODES)}, got {self.mode!r}")
+        check_types(self, "density.")
         if self.alpha is not None and not (_is_number(self.alpha) and 0.0 < self.alpha <= 1.0):
             raise ObdError(f"density.alpha: expected a number in (0, 1] or null (solve for target_ess), "
                            f"got {self.alpha!r}")
@@ -316,6 +321,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         coerce_nested(self)
+        check_types(self)
 
     def needs_teacher(self) -> bool:
         return NEEDS_TEACHER.get(self.objective, False) or self.init == "topq"
@@ -346,21 +352,19 @@ class DistillConfig:
     def validate(self) -> None:
         """Check the config alone (no files read, nothing changed); raise a one-line :class:`ObdError`
         naming the key."""
-        for prefix, section in (("", self), ("student.", self.student), ("outer.", self.outer)):
-            for name, hint in typing.get_type_hints(type(section)).items():
-                if typing.get_origin(hint) is Literal and getattr(section, name) not in typing.get_args(hint):
-                    raise ObdError(f"config key '{prefix}{name}': expected one of {list(typing.get_args(hint))}, "
-                                   f"got {getattr(section, name)!r}")
+        check_types(self)
         if self.outer.action == "sample" and self.student.kind != "tanh_gaussian":
             raise ObdError("config key 'outer.action': 'sample' needs student.kind tanh_gaussian, got "
                            f"{self.student.kind!r}")
-        for key, value in (("n_syn", self.n_syn), ("student.hidden", self.student.hidden),
+        # outer_steps 0 would write the undistilled initial set as if it were distilled
+        for key, value in (("n_syn", self.n_syn), ("outer_steps", self.outer_steps),
+                           ("student.hidden", self.student.hidden),
                            ("student.depth", self.student.depth), ("inner.steps", self.inner.steps),
                            ("inner.students", self.inner.students), ("outer.batch", self.outer.batch),
                            ("teacher_chunk", self.teacher_chunk)):
             if not value > 0:
                 raise ObdError(f"config key '{key}': expected an integer > 0, got {value}")
-        for key, value in (("outer_steps", self.outer_steps), ("checkpoint_every", self.checkpoint_every),
+        for key, value in (("checkpoint_every", self.checkpoint_every),
                            ("inner.truncate", self.inner.truncate), ("outer.decay_steps", self.outer.decay_steps)):
             if value < 0:
                 raise ObdError(f"config key '{key}': expected an integer >= 0, got {value}")

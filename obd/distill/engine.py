@@ -40,7 +40,7 @@ from obd.distill.config import SPIKE_EMA, DistillConfig
 from obd.distill.coverage import OuterCoverage, perturbed_initial_pairs
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
-from obd.distill.objectives import NEEDS_TEACHER, build_objective, outer_loss, query_teacher
+from obd.distill.objectives import NEEDS_TEACHER, Q_WEIGHTED, build_objective, outer_loss, query_teacher
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
@@ -88,6 +88,17 @@ def load_inputs(dataset: Any, teacher: Any, device: torch.device) -> tuple[Trans
         label = str(teacher)
         teacher = load_teacher(label, device)
     return dataset, teacher, label
+
+
+class NonFiniteStep(ObdError):
+    """An outer step whose loss or gradient norm is NaN or infinite; the synthetic set was left as it was."""
+
+    def __init__(self, step: int, loss: float, grad_norm: float):
+        self.step, self.loss, self.grad_norm = step, loss, grad_norm
+        bad = [f"{name} is {value}" for name, value in (("loss", loss), ("grad_norm", grad_norm))
+               if not math.isfinite(value)]
+        super().__init__(f"outer step {step}: {' and '.join(bad)}; stopped (lower outer.lr or inner.lr, or check "
+                         f"the data and teacher for extreme values)")
 
 
 class Distiller:
@@ -185,6 +196,18 @@ class Distiller:
             raise ObdError(f"config key 'n_syn': {cfg.n_syn} exceeds the {len(dataset)} transitions of {where}")
         if teacher is None:
             return
+        label = self.teacher_label or type(teacher).__name__
+        missing = [name for name in ("obs_dim", "act_dim", "stochastic", "act") if not hasattr(teacher, name)]
+        if not missing and teacher.stochastic and not callable(getattr(teacher, "mean_std", None)):
+            missing.append("mean_std")
+        if missing:
+            raise ObdError(f"teacher {label}: not a TeacherLike (no {', '.join(missing)}; see "
+                           f"obd.teachers.TeacherLike)")
+        if (cfg.objective in Q_WEIGHTED or cfg.init == "topq") and \
+                (not callable(getattr(teacher, "q", None)) or getattr(teacher, "critic", True) is None):
+            need = f"objective '{cfg.objective}'" if cfg.objective in Q_WEIGHTED else "init 'topq'"
+            raise ObdError(f"teacher {label}: {need} weights states by the teacher's Q, but it has no critic "
+                           f"(q(states, actions))")
         if (teacher.obs_dim, teacher.act_dim) != (dataset.obs_dim, dataset.act_dim):
             raise ObdError(f"teacher {self.teacher_label}: dims (obs {teacher.obs_dim}, act {teacher.act_dim}) do "
                            f"not match {where} (obs {dataset.obs_dim}, act {dataset.act_dim})")
@@ -242,7 +265,9 @@ class Distiller:
             self.pool[member] = [p.detach().clone() for p in trained]
 
     def step(self) -> dict[str, float]:
-        """One outer step; returns ``{"step", "loss", "grad_norm", "sec", "cpu_sec"}``."""
+        """One outer step; returns ``{"step", "loss", "grad_norm", "sec", "cpu_sec"}``. A NaN or infinite loss
+        or gradient norm raises :class:`NonFiniteStep` before the synthetic set is changed (with
+        ``outer.skip_spikes`` a non-finite gradient norm skips the step instead)."""
         start, cpu_start = time.perf_counter(), time.process_time()
         loss = self.meta_loss()
         self.optimizer.zero_grad(set_to_none=True)
@@ -253,7 +278,11 @@ class Distiller:
         else:
             grad_norm = torch.linalg.vector_norm(torch.stack([t.grad.norm() for t in tensors]))
         grad_norm = float(grad_norm)  # one host sync, shared by the spike check and the metrics
+        loss_value = loss.item()
         skipped = self._is_spike(grad_norm)
+        if not skipped and not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            # stop before the optimizer step: NaN gradients would turn the whole synthetic set into NaN
+            raise NonFiniteStep(self.outer_step + 1, loss_value, grad_norm)
         if not skipped:
             if self.config.outer.schedule != "constant":
                 for group in self.optimizer.param_groups:
@@ -263,7 +292,8 @@ class Distiller:
                 with torch.no_grad():
                     self.actions.clamp_(-1.0, 1.0)
         self.outer_step += 1
-        loss_value = loss.item()  # synchronizes a GPU before the clocks stop
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the optimizer step's kernels belong to this step's time
         sec, cpu_sec = time.perf_counter() - start, time.process_time() - cpu_start
         self.wall_time += sec
         self.cpu_time += cpu_sec

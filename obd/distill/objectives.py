@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from obd.distill.config import NEEDS_TEACHER  # noqa: F401 (re-exported)
+from obd.errors import ObdError
 
 OBJECTIVES = ("dbc", "pbc", "avpbc", "sdw")
 #: the objectives whose w holds beta * Q (SDW is Av-PBC with state-density weights on top)
@@ -55,17 +56,49 @@ def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: to
 
 
 def query_teacher(fn: Callable[..., Any], observations: np.ndarray, chunk: int, device: torch.device,
-                  desc: str, actions: np.ndarray | None = None, progress: bool = True) -> torch.Tensor:
+                  desc: str, actions: np.ndarray | None = None, progress: bool = True,
+                  width: int | None = None) -> torch.Tensor:
     """``fn(states)`` (or ``fn(states, actions)`` when ``actions`` (N, act) is given) on raw states
-    ``observations`` (N, obs), ``chunk`` rows at a time; the outputs concatenated on ``device``. A bar
-    shows when ``progress`` and there is more than one chunk."""
+    ``observations`` (N, obs), ``chunk`` rows at a time, without gradients; the outputs concatenated on
+    ``device``: (N, ``width``), or (N,) when ``width`` is None (a (n, 1) chunk is accepted as (n,)). A bar
+    shows when ``progress`` and there is more than one chunk. An output of another shape, or one holding
+    NaN or inf, is an :class:`ObdError` naming ``desc``."""
     outs = []
     for start in tqdm(range(0, len(observations), chunk), desc=desc, leave=False,
                       disable=not progress or len(observations) <= chunk):
         rows = slice(start, start + chunk)
-        out = fn(observations[rows]) if actions is None else fn(observations[rows], actions[rows])
-        outs.append(torch.as_tensor(out).to(device, torch.float32))
-    return torch.cat(outs)
+        # a teacher that is an nn.Module may return outputs that carry its autograd graph; the distillation
+        # only reads them, so no graph is built or kept
+        with torch.no_grad():
+            out = fn(observations[rows]) if actions is None else fn(observations[rows], actions[rows])
+        outs.append(_checked_output(out, len(observations[rows]), width, desc).to(device, torch.float32))
+    result = torch.cat(outs)
+    finite = torch.isfinite(result).reshape(len(result), -1).all(1)
+    if not bool(finite.all()):
+        raise ObdError(f"{desc}: NaN or inf for {int((~finite).sum())} of {len(result)} dataset states")
+    return result
+
+
+def _checked_output(out: Any, n: int, width: int | None, desc: str) -> torch.Tensor:
+    """One chunk's teacher output as a detached tensor of shape (n, width) or (n,), else an ObdError."""
+    try:
+        out = torch.as_tensor(out).detach()
+    except (TypeError, ValueError, RuntimeError):
+        raise ObdError(f"{desc}: expected a tensor or array, got {type(out).__name__}") from None
+    if width is None and tuple(out.shape) == (n, 1):
+        out = out.reshape(n)
+    expected = (n,) if width is None else (n, width)
+    if tuple(out.shape) != expected:
+        raise ObdError(f"{desc}: expected shape {expected} for {n} states, got {tuple(out.shape)}")
+    return out
+
+
+def _mean_std(teacher: Any, states: np.ndarray) -> torch.Tensor:
+    """``teacher.mean_std(states)`` as one (B, 2 act) tensor, each half checked to be (B, act)."""
+    mean, std = teacher.mean_std(states)
+    parts = [_checked_output(x, len(states), teacher.act_dim, ("teacher mean", "teacher std")[i])
+             for i, x in enumerate((mean, std))]
+    return torch.cat(parts, -1)
 
 
 @dataclass
@@ -130,12 +163,12 @@ def build_objective(name: str, observations: np.ndarray, dataset_actions: np.nda
         obj.dataset_actions = torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)
     else:
         if teacher.stochastic:
-            mean_std = query_teacher(lambda s: torch.cat(teacher.mean_std(s), -1), observations, chunk, device,
-                                     "teacher mean/std", progress=progress)
+            mean_std = query_teacher(lambda s: _mean_std(teacher, s), observations, chunk, device,
+                                     "teacher mean/std", progress=progress, width=2 * teacher.act_dim)
             obj.teacher_mean, obj.teacher_std = mean_std.chunk(2, -1)
         else:
             obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
-                                               progress=progress)
+                                               progress=progress, width=teacher.act_dim)
         if name in Q_WEIGHTED:
             obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
                                          "teacher Q", progress=progress)

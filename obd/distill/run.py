@@ -16,15 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from obd.distill.config import DistillConfig, RunInputs, load_run_config, run_config_dict, save_run_config
-from obd.distill.engine import Distiller
+from obd.distill.engine import Distiller, NonFiniteStep
 from obd.distill.folder import RunFolder
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import Interrupted, ObdError
 from obd.interrupt import deferred_sigint
-from obd.io import torch_save_atomic, write_json_atomic
+from obd.io import torch_load_weights, torch_save_atomic, write_json_atomic
 from obd.loggers import make_loggers
 
 #: config keys a resumed run may change; anything else would make it a different run.
@@ -58,10 +56,10 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
     folder = RunFolder(run_dir)
     cfg = distiller.config
     total = cfg.outer_steps if outer_steps is None else outer_steps
-    folder.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     if inputs is None:
         inputs = RunInputs(distiller.dataset_source, distiller.teacher_label or None)
-    save_run_config(cfg, inputs, folder.config_path)
+    save_run_config(cfg, inputs, folder.config_path)  # first: from here on the folder is a run to resume
+    folder.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     if distiller.sdw is not None:
         write_json_atomic(folder.sdw_weights_path, distiller.sdw.stats.to_dict())
     folder.truncate_metrics(distiller.outer_step)
@@ -70,13 +68,8 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
             deferred_sigint() as stop:
         def record(d: Distiller, metrics: dict[str, Any]) -> None:
             # a skipped spike (outer.skip_spikes) left the set as it was, so only an applied step can stop the run
-            bad = [] if metrics.get("skipped") else [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
-            if bad:
-                last = folder.latest_state()
-                kept = f"last good checkpoint {last[1]} (outer step {last[0]})" if last else "no checkpoint yet"
-                raise ObdError(f"{folder.path}: outer step {d.outer_step}: {' and '.join(bad)} is "
-                               f"{metrics[bad[0]]}; stopped, {kept}; lower outer.lr or inner.lr, or check the "
-                               f"data and teacher for extreme values")
+            if not metrics.get("skipped") and not all(math.isfinite(metrics[k]) for k in ("loss", "grad_norm")):
+                raise NonFiniteStep(d.outer_step, metrics["loss"], metrics["grad_norm"])
             log.write(json.dumps({**metrics, "wall_time": round(d.wall_time, 4), "cpu_time": round(d.cpu_time, 4)})
                       + "\n")
             log.flush()
@@ -90,7 +83,12 @@ def run(distiller: Distiller, run_dir: str | Path, outer_steps: int | None = Non
                 raise Interrupted(f"saved checkpoint {folder.checkpoint_paths(d.outer_step)[1]} at outer step "
                                   f"{d.outer_step}; continue with: {resume_hint(folder.path)}")
 
-        syn = distiller.fit(total, callback=record)
+        try:
+            syn = distiller.fit(total, callback=record)
+        except NonFiniteStep as exc:
+            last = folder.latest_state()
+            kept = f"last good checkpoint {last[1]} (outer step {last[0]})" if last else "no checkpoint yet"
+            raise ObdError(f"{folder.path}: {exc}; {kept}") from None
     last = folder.latest_state()
     if last is None or last[0] != distiller.outer_step:
         save_checkpoint(distiller, folder)
@@ -115,6 +113,11 @@ def start(cfg: DistillConfig, run_dir: str | Path, dataset: Any, teacher: Any = 
     run_dir = Path(run_dir)
     if RunFolder(run_dir).config_path.exists():
         raise ObdError(f"{run_dir}: already holds a run (config.yaml); use --resume {run_dir} or another --out")
+    if run_dir.is_dir() and any(p.is_file() for p in run_dir.rglob("*")):
+        # its synthetic.hdf5 and metrics.jsonl would be overwritten, and whatever described them (a
+        # quickstart's report.json) would then describe another set
+        raise ObdError(f"{run_dir}: not empty and not a run folder (no config.yaml); give an empty or new folder "
+                       f"as --out")
     distiller = cfg.create(dataset, teacher, progress=progress)
     return run(distiller, run_dir, inputs=inputs or RunInputs(_spec(dataset) or "", _spec(teacher)))
 
@@ -146,11 +149,12 @@ def _newest_readable(run_dir: Path) -> tuple[dict[str, Any] | None, Path | None]
     skipped: list[str] = []
     for step, path in RunFolder(run_dir).states():
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(state, dict) or int(state.get("outer_step", -1)) != step:
-                raise ValueError("not a checkpoint of this step")
-        except Exception as exc:  # a damaged file: torch raises several unrelated types
-            skipped.append(f"{path.name} ({exc.__class__.__name__})")
+            state = torch_load_weights(path, "checkpoint")
+        except ObdError as exc:
+            skipped.append(f"{path.name} ({exc.reason})")
+            continue
+        if not isinstance(state, dict) or state.get("outer_step") != step:
+            skipped.append(f"{path.name} (not a checkpoint of outer step {step})")
             continue
         if skipped:
             print(f"resume: skipped unreadable checkpoint(s) {', '.join(skipped)}; resuming from {path} "

@@ -115,7 +115,7 @@ class SyntheticDataset:
             normalizer = Normalizer.read_h5(f["obd/normalizer"], str(path))
             obs = f["observations"][()].astype(np.float32)
             act = f["actions"][()].astype(np.float32)
-            meta = json.loads(f["obd"].attrs.get("metadata", "{}"))
+            meta = _read_metadata(f["obd"].attrs.get("metadata", "{}"), path) if "obd" in f else {}
         if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(act))):
             raise ObdError(f"{path}: observations/actions contain NaN or inf")
         if obs.ndim != 2 or act.ndim != 2 or len(obs) != len(act):
@@ -124,6 +124,20 @@ class SyntheticDataset:
             raise ObdError(f"{path}: 'observations' have {obs.shape[1]} dims but 'obd/normalizer' has {normalizer.dim}")
         task = meta.pop("task", None)
         return cls.from_observations(obs, act, normalizer, task, meta)
+
+
+def _read_metadata(text: Any, path: Path) -> dict[str, Any]:
+    """The ``obd`` group's ``metadata`` attribute as a dict; an ObdError naming the file when it is not a
+    JSON object."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        meta = json.loads(text)
+    except (TypeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise ObdError(f"{path}: attribute 'obd' metadata: expected a JSON object, got {str(text)[:60]!r}")
+    return meta
 
 
 def _jsonable(o: Any) -> Any:

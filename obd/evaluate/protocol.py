@@ -13,6 +13,7 @@ stands still for the whole episode is told apart from one that walks), plus whic
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -69,13 +70,15 @@ def rollout_students(batch: StudentBatch, task: str, normalizer: Normalizer, epi
     return {**res.summary(), "rollout_seconds": time.perf_counter() - t0, **res.episodes()}
 
 
-def evaluate_synthetic(syn: SyntheticDataset, task: str | None = None, students: int = 10, episodes: int = 10,
+def evaluate_synthetic(syn: SyntheticDataset | str | os.PathLike, task: str | None = None, students: int = 10,
+                       episodes: int = 10,
                        steps: int | None = None, lr: float | None = None, optimizer: str | None = None,
                        arch: str | None = None, hidden: int | None = None, layers: int | None = None,
                        student: StudentSpec | None = None, seed: int = 0, ensemble: bool = False,
                        device: str | torch.device | None = None, max_steps: int | None = None,
                        where: str = "synthetic set") -> dict[str, Any]:
-    """Train ``students`` fresh students on ``syn`` and roll them out.
+    """Train ``students`` fresh students on ``syn`` (a :class:`SyntheticDataset`, or a synthetic set file for
+    :meth:`SyntheticDataset.load`) and roll them out.
 
     The student is ``student`` when given, else the distillation's own (``distilled_student(syn.metadata)``),
     else :data:`PAPER_STUDENT`; ``arch``/``hidden``/``layers``/``steps``/``optimizer``/``lr`` change it
@@ -85,6 +88,12 @@ def evaluate_synthetic(syn: SyntheticDataset, task: str | None = None, students:
     ``forward_progress`` (K, E)) plus the student record, the final BC loss per student and timings. With
     ``ensemble`` there is one policy (the students' average action), so the std is 0.
     """
+    if isinstance(syn, (str, os.PathLike)):
+        if where == "synthetic set":
+            where = str(syn)
+        syn = SyntheticDataset.load(syn)
+    if not isinstance(syn, SyntheticDataset) and not hasattr(syn, "states"):
+        raise ObdError(f"{where}: expected a SyntheticDataset or a synthetic set file, got {type(syn).__name__}")
     if not isinstance(getattr(syn, "normalizer", None), Normalizer):
         raise ObdError(f"{where}: missing the state normalizer (field 'normalizer')")
     base = student or distilled_student(syn.metadata, where) or PAPER_STUDENT

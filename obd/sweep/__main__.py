@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from obd.cli import parse_args
+from obd.cli import add_common, parse_args
 from obd.errors import cli_entry
 
 DEFAULT_METHODS = "random,dbc,pbc,avpbc,sdw,bc,teacher"
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=None,
                    help="GPU fraction per trial (default: the cluster's GPUs shared by the trials run at once)")
     p.add_argument("--verbose", action="store_true", help="show the workers' logs")
+    # each trial's threads, seed and device come from --cpus-per-trial, --seeds and Ray's GPUs
+    add_common(p, out=None, threads=False, device=False, seed=False, progress=False)
     return p
 
 

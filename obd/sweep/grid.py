@@ -232,7 +232,8 @@ def base_method(method: str) -> str:
 
 
 def parse_teachers(text: str | None, datasets: list[str]) -> dict[str, str]:
-    """``SPEC=FILE,...`` -> {spec: file}; each SPEC must be one of ``datasets`` and each file must exist."""
+    """``SPEC=FILE,...`` -> {spec: file}; each SPEC must be one of ``datasets`` and each FILE a readable teacher
+    file."""
     out: dict[str, str] = {}
     for item in parse_list("--teachers", text) if text else []:
         spec, sep, path = item.rpartition("=")
@@ -242,6 +243,12 @@ def parse_teachers(text: str | None, datasets: list[str]) -> dict[str, str]:
             raise ObdError(f"--teachers: '{spec}' is not one of --datasets {datasets}")
         if not Path(path).expanduser().is_file():
             raise ObdError(f"--teachers: teacher file '{path}' for '{spec}' not found")
+        from obd.teachers import Teacher
+
+        try:
+            Teacher.load(Path(path).expanduser(), device="cpu")  # here, not inside a trial after Ray started
+        except ObdError as exc:
+            raise ObdError(f"--teachers: {exc}") from None
         out[spec] = path
     return out
 
@@ -281,7 +288,8 @@ def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
         if key == "eval":
             raise ObdError(f"config override '{item}': set eval's keys, e.g. eval.students=10")
         (eval_over if key.startswith("eval.") else distill_over).append(item)
-    eval_cfg = load_config(EvalConfig, None, [item[len("eval."):] for item in eval_over], base=eval_raw)
+    eval_cfg = load_config(EvalConfig, None, [item[len("eval."):] for item in eval_over], base=eval_raw,
+                           prefix="eval.")
     eval_cfg.validate()
     parse_overrides(distill_over)  # a malformed item fails here, before any trial is built
     return SweepSettings(raw, distill_over, eval_cfg)

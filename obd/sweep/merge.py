@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from obd.cli import parse_args
+from obd.cli import add_common, parse_args
 from obd.errors import ObdError, cli_entry
 
 
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="sweep folders (each with sweep.json)")
     p.add_argument("--out", required=True, type=Path, help="the merged sweep folder (may exist)")
+    add_common(p, out=None, threads=False, device=False, seed=False, progress=False)
     return p
 
 

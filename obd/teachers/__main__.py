@@ -2,7 +2,7 @@
 teacher files.
 
     obd teacher train --dataset hopper-medium-v5 --algo td3bc --steps 50000 --out runs/teachers/x
-    obd teacher train --dataset SPEC --algo iql --steps N --out DIR --resume beta=3.0
+    obd teacher train --resume runs/teachers/x --steps 100000      # the run's own dataset, algo and config
     obd teacher train --dataset SPEC --algo td3bc --print-config     # the resolved algorithm config
     obd teacher train --dataset hopper-medium-v5 --algo calql --out DIR \
         --teacher-out obd/tasks/hopper/teacher_calql_medium.pt
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from obd.cli import add_common, apply_common, parse_args, positive, resolve_config
+from obd.cli import add_common, apply_common, parse_args, positive, resolve_config, resume_dir
 from obd.errors import ObdError, cli_entry
 
 #: flags that set obd.teachers.RunConfig fields; left out, RunConfig's defaults apply (read at run time, so
@@ -50,22 +50,43 @@ def _algo(name: str):
     return ALGOS[name]
 
 
+def _saved_run(folder: Path) -> dict:
+    """The ``config.yaml`` of a teacher run folder (``{"run": ..., "<algo>": ...}``), or {} when it has none."""
+    from obd.config import read_config_file
+
+    path = folder / "config.yaml"
+    return read_config_file(path) if path.is_file() else {}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    # a resumed run keeps what its config.yaml says unless a flag or key=value changes it
+    saved = _saved_run(args.out) if args.resume is not None and args.out is not None else {}
+    saved_run = saved.get("run") if isinstance(saved.get("run"), dict) else {}
+    args.algo = args.algo or saved_run.get("algo") or "td3bc"
+    args.dataset = args.dataset or saved_run.get("dataset")
+    if not args.print_config:
+        if not args.dataset:
+            raise ObdError("--dataset: required (or dataset=SPEC; a resumed run takes its own)")
+        if args.out is None:
+            raise ObdError("--out: required (the run folder)")
     algo_cls, cfg_cls = _algo(args.algo)
-    if args.config is None:
+    base = saved.get(args.algo) if args.config is None and saved_run.get("algo") == args.algo else None
+    if args.config is None and base is None:
         from obd.assets import configs_dir
 
         default = configs_dir() / f"teacher_{args.algo}.yaml"
         args.config = str(default) if default.is_file() else None
-    algo_cfg = resolve_config(args, cls=cfg_cls)
+    algo_cfg = resolve_config(args, cls=cfg_cls, base=base)
     from obd.teachers import RunConfig, train_teacher
 
-    given = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
-    run = RunConfig(dataset=args.dataset, algo=args.algo, seed=args.seed, device=args.device, **given)
-    if args.resume and not (args.out / "checkpoint.pt").is_file():
+    values = {k: saved_run[k] for k in (*RUN_FLAGS, "seed", "device") if saved_run.get(k) is not None}
+    values.update({k: getattr(args, k) for k in (*RUN_FLAGS, "seed", "device") if getattr(args, k) is not None})
+    run = RunConfig(dataset=args.dataset, algo=args.algo, **values)
+    if args.resume is not None and not (args.out / "checkpoint.pt").is_file():
         print(f"no checkpoint in {args.out}; starting a new run", file=sys.stderr)
     data = _load_dataset(args.dataset)
-    teacher = train_teacher(algo_cls, algo_cfg, data, run, args.out, resume=args.resume, progress=not args.no_progress)
+    teacher = train_teacher(algo_cls, algo_cfg, data, run, args.out, resume=args.resume is not None,
+                            progress=not args.no_progress)
     written = [args.out / "teacher.pt"]
     if args.teacher_out is not None:
         teacher.save(args.teacher_out)
@@ -87,7 +108,8 @@ def cmd_import_corl(args: argparse.Namespace) -> int:
         data = _load_dataset(args.stats_from)
         normalizer, source = data.normalizer, args.stats_from
     elif args.obs_mean and args.obs_std:
-        normalizer = Normalizer(_floats(args.obs_mean, "--obs-mean"), _floats(args.obs_std, "--obs-std"))
+        normalizer = Normalizer.checked(_floats(args.obs_mean, "--obs-mean"), _floats(args.obs_std, "--obs-std"),
+                                        "--obs-mean/--obs-std")
         source = "--obs-mean/--obs-std"
     else:
         raise ObdError("import-corl: the state normalizer is required: --stats-from DATASET or --obs-mean and "
@@ -122,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a teacher with offline RL (TD3+BC, IQL, Cal-QL)",
                        epilog="The algorithm's config keys and defaults: obd teacher train --algo ALGO --dataset X "
                               "--out Y --print-config (shipped presets teacher_td3bc, teacher_iql, teacher_calql).")
-    t.add_argument("--dataset", required=True, help="dataset path, D4RL id or Minari id")
-    t.add_argument("--algo", default="td3bc", help="an algorithm of obd.teachers.ALGOS (td3bc, iql, calql)")
+    t.add_argument("--algo", default=None, help="an algorithm of obd.teachers.ALGOS: td3bc (default), iql, calql")
     t.add_argument("--steps", type=int, default=None, help="gradient updates (default: RunConfig's, CORL's 1M)")
     t.add_argument("--eval-every", type=int, default=None, help="updates between evaluations; 0 = none")
     t.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation")
@@ -133,11 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--select", choices=("final", "best"), default=None,
                    help="the teacher: the final policy (default) or the best-scoring one of the periodic evaluations, "
                         "its score re-measured on fresh episodes")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--teacher-out", type=Path, default=None,
                    help="also write the final teacher file here (e.g. obd/tasks/hopper/teacher_td3bc_medium.pt)")
     # the algorithm's config class depends on --algo, so its keys are listed by --print-config, not --help
-    add_common(t, out="dir", out_required=True, out_help="run folder")
+    add_common(t, out="dir", out_help="run folder (required)", seed_default=None, device_default=None,
+               inputs={"dataset": "dataset path, D4RL id or Minari id (also dataset=SPEC)"},
+               resume="continue the run in RUN_DIR (or, bare, in --out) from its checkpoint.pt, with its own dataset, "
+                      "algorithm and config unless given (steps and the evaluation settings may change)")
     t.add_argument("--config", default=None, metavar="PRESET_OR_FILE",
                    help="algorithm config: YAML file or shipped preset (default teacher_ALGO)")
     t.add_argument("--print-config", action="store_true", help="print the resolved algorithm config and exit")
@@ -150,19 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--stats-from", default=None, help="dataset whose state mean/std CORL normalized with")
     c.add_argument("--obs-mean", default=None, help="comma-separated state mean")
     c.add_argument("--obs-std", default=None, help="comma-separated state std")
-    add_common(c, out="file", out_required=True, out_help="teacher file to write", threads=False, device=False,
-               seed=False, progress=False)
+    add_common(c, out="file", out_required=True, out_help="teacher file to write", seed=False, progress=False,
+               device=False)
     c.set_defaults(func=cmd_import_corl)
 
     i = sub.add_parser("info", help="print a teacher file's algorithm, updates, dataset (id, sha256), final score, "
                                     "architecture and metadata")
     i.add_argument("file", help="teacher file or shipped name (hopper-medium-v5)")
+    add_common(i, out=None, seed=False, progress=False, device=False)
     i.set_defaults(func=cmd_info)
     return p
 
 
 def _main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
+    resume_dir(args)
     positive(args, "steps", "eval_episodes")
     positive(args, "eval_every", "eval_max_steps", "checkpoint_every", "log_every", minimum=0)
     apply_common(args)

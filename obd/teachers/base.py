@@ -25,7 +25,7 @@ import obd
 from obd.data.dataset import Normalizer
 from obd.device import resolve_device
 from obd.errors import ObdError
-from obd.io import torch_save_atomic
+from obd.io import torch_load_weights, torch_save_atomic
 from obd.nn import LOG_STD_MAX, LOG_STD_MIN, Actor, EnsembleQ
 
 FILE_FORMAT = "obd-teacher"
@@ -159,10 +159,7 @@ class Teacher:
         from obd.assets import resolve_asset
 
         path = resolve_asset("teacher", path)
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several unrelated types for a foreign or corrupt file
-            raise ObdError(f"{path}: not a readable teacher file ({exc.__class__.__name__})") from None
+        blob = torch_load_weights(path, "teacher file")
         return cls.from_state(blob, str(path), device)
 
     @classmethod

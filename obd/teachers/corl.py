@@ -29,7 +29,7 @@ import torch
 from obd.data.dataset import Normalizer
 from obd.envs import check_dims, get_task
 from obd.errors import ObdError
-from obd.io import describe_load_error
+from obd.io import torch_load_weights
 from obd.nn import Actor, EnsembleQ
 from obd.teachers.base import Teacher
 
@@ -49,11 +49,7 @@ def load_corl_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ObdError(f"{path}: CORL checkpoint not found")
-    try:
-        with torch.serialization.safe_globals(CORL_SAFE_GLOBALS):
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for foreign globals, RuntimeError/EOFError for corrupt files
-        raise ObdError(f"{path}: not a loadable CORL checkpoint ({describe_load_error(exc)})") from None
+    blob = torch_load_weights(path, "CORL checkpoint", safe_globals=CORL_SAFE_GLOBALS)
     if not isinstance(blob, dict):
         raise ObdError(f"{path}: expected a dict with keys 'actor', 'critic1', 'critic2'")
     return blob

@@ -35,7 +35,7 @@ from obd.device import resolve_device
 from obd.envs import get_task, infer_task
 from obd.envs.rollout import rollout
 from obd.errors import ObdError
-from obd.io import torch_save_atomic, truncate_metrics, write_text_atomic
+from obd.io import torch_load_weights, torch_save_atomic, truncate_metrics, write_text_atomic
 from obd.teachers.base import Teacher
 
 
@@ -208,7 +208,7 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
     best_path = out / "teacher_best.pt"
     if resume and ckpt_path.is_file():
         check_resumable(out, run, algo_cfg)
-        st = torch.load(ckpt_path, map_location=device, weights_only=True)
+        st = torch_load_weights(ckpt_path, "teacher checkpoint", map_location=device)
         algo.load_state_dict(st["algo"])
         _set_rng_state(st["rng"], gen)
         step, last_eval, best = int(st["step"]), st.get("last_eval"), st.get("best")
