@@ -194,12 +194,8 @@ class CoverageConfig:
         return self.scale > 0 and self.clean < 1
 
     def validate(self) -> None:
-        """Raise :class:`ObdError` naming the first ``coverage.*`` key with an invalid value."""
-        for name in ("kind", "shape", "q"):
-            allowed = typing.get_args(typing.get_type_hints(CoverageConfig)[name])
-            if getattr(self, name) not in allowed:
-                raise ObdError(f"config key 'coverage.{name}': expected one of {list(allowed)}, "
-                               f"got {getattr(self, name)!r}")
+        """Raise :class:`ObdError` naming the first ``coverage.*`` key with an invalid value (the choices are
+        checked with every config's types, :func:`obd.config.check_types`)."""
         for name in ("scale", "init_scale"):
             value = getattr(self, name)
             if not (_is_number(value) and value >= 0):
