@@ -1,4 +1,4 @@
-"""Packaging: the wheel carries the shipped assets and works from any folder; one `obd` command whose
+"""Packaging: the wheel carries the shipped assets (and no benchmark) and works from any folder; one `obd` command whose
 `--help` is fast; every third-party import is declared; shipped assets resolve by name."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(wheels), str(src)], check=True, capture_output=True, env=ENV, timeout=120)
     wheel = next(wheels.glob("obd-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        modules = [n for n in zf.namelist() if n.endswith(".py")]
+    assert "obd/distill/engine.py" in modules and "obd/configs/fast_avpbc.yaml" in zipfile.ZipFile(wheel).namelist()
+    # benchmarks and their reference implementations live in scripts/, not in what users install
+    benches = [n for n in modules if "bench" in Path(n).name or Path(n).name in ("compare.py", "reproduce.py")]
+    assert not benches, f"benchmark modules in the wheel: {benches}"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
                    timeout=60)

@@ -420,8 +420,8 @@ def test_report_shows_the_diversity_panel_for_sdw_and_avpbc_runs(tmp_path, capsy
     assert "State diversity" not in (out2 / "report.md").read_text() and not (out2 / "diversity.png").exists()
 
 
-def test_bench_sdw_modes_measures_both_modes(tmp_path):
-    from obd.distill import bench_sdw_modes as bench
+def test_bench_sdw_modes_measures_both_modes(tmp_path, load_script):
+    bench = load_script("bench_sdw_modes")
 
     out = tmp_path / "modes.json"
     threads = torch.get_num_threads()

@@ -1,5 +1,5 @@
 """A distillation run folder, the one place that knows its layout (the contract with ``obd.evaluate``,
-``obd.report`` and ``obd.compare``)::
+``obd.report`` and ``scripts/compare_presets.py``)::
 
     RUN/config.yaml                          resolved DistillConfig
     RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec,
