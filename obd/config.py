@@ -195,16 +195,11 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
                 base: dict[str, Any] | None = None) -> T:
     """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
 
-    ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`). When
-    ``cls`` has an ``upgrade_legacy(raw) -> raw`` class or static method, the merged mapping goes through it
-    first, so files and run folders written with keys the class no longer has still load."""
+    ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`)."""
     raw: dict[str, Any] = dict(base or {})
     if path is not None:
         raw = _merge(raw, read_config_file(path))
     raw = _merge(raw, parse_overrides(overrides))
-    upgrade = getattr(cls, "upgrade_legacy", None)
-    if upgrade is not None:
-        raw = upgrade(raw)
     return _build(cls, raw)
 
 

@@ -75,8 +75,8 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
     assert '"task": "hopper"' in scored and '"episode_length_mean": 5.0' in scored
 
 
-@pytest.mark.parametrize("argv", [[], ["collect"], ["collect", "build"], ["data"], ["data", "build"],
-                                  ["data", "train-behavior"], ["teacher"],
+@pytest.mark.parametrize("argv", [[], ["collect"], ["collect", "build"], ["data"], ["data", "inspect"],
+                                  ["collect", "train-behavior"], ["teacher"],
                                   ["teacher", "train"], ["evaluate"], ["evaluate", "synthetic"], ["report"]])
 def test_help_does_not_import_torch(argv):
     code = (f"import sys\nfrom obd.__main__ import main\ntry:\n    main({[*argv, '--help']!r})\n"
@@ -161,9 +161,6 @@ def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
     assert resolve_asset("task", "hopper") == hopper / "task.yaml"
     assert resolve_asset("config", "fast_avpbc") == configs_dir() / "fast_avpbc.yaml"
     assert resolve_asset("config", "fast_avpbc.yaml") == configs_dir() / "fast_avpbc.yaml"
-    # paths written before the move still find the shipped files
-    assert resolve_asset("teacher", "envs/hopper/teacher_td3bc_medium.pt") == hopper / "teacher_td3bc_medium.pt"
-    assert resolve_asset("config", "configs/paper_pbc.yaml") == configs_dir() / "paper_pbc.yaml"
     assert "fast_avpbc" in list_presets() and "teacher_td3bc" in list_presets()
     # a file on disk wins over a shipped name
     monkeypatch.chdir(tmp_path)
@@ -174,22 +171,36 @@ def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
                                ("teacher", "ant-medium-v5", "unknown task 'ant'"),
                                ("teacher", "hopper-median-v5", "level one of"),
                                ("teacher", "nope.pt", "nope.pt: teacher file not found"),
+                               # the folders the assets lived in before they were package data
+                               ("teacher", "envs/hopper/teacher_td3bc_medium.pt", "teacher file not found"),
+                               ("config", "configs/paper_pbc.yaml", "no such file and no shipped preset"),
                                ("config", "fastest", "no shipped preset of that name; presets: ["),
                                ("behavior", "hopper-medium-replay", "ships no medium-replay policy")]:
         with pytest.raises(ObdError, match=expect.replace("[", r"\[").replace("(", r"\(")):
             resolve_asset(kind, name)
 
 
-def test_old_spellings_run_the_same_commands():
-    """``python -m obd.teacher`` and ``obd data build|train-behavior|select-behavior`` stay as aliases."""
-    import obd.teacher
+def test_each_command_has_one_spelling():
+    """``obd collect`` builds data (``obd data`` only inspects it); ``obd teacher`` is ``obd.teachers``."""
+    import importlib.util
+
     from obd.collect.__main__ import build_parser as collect_parser
     from obd.data.__main__ import build_parser as data_parser
-    from obd.teachers.__main__ import main
 
-    assert obd.teacher.main is main
     def commands(parser):
         return set(parser._subparsers._group_actions[0].choices)
 
     assert commands(collect_parser()) == {"build", "train-behavior", "select-behavior"}
-    assert commands(data_parser()) == commands(collect_parser()) | {"inspect"}
+    assert commands(data_parser()) == {"inspect"}
+    assert importlib.util.find_spec("obd.teacher") is None
+
+
+def test_shipped_behavior_policies_load_in_todays_layout():
+    from obd.collect.behavior import load_behavior_policy
+
+    files = sorted(tasks_dir().glob("*/behavior_*.pt"))
+    assert len(files) == 6
+    for path in files:
+        actor, meta = load_behavior_policy(path)  # strict: every parameter under its current name
+        assert actor.log_std_multiplier.item() == 1.0 and actor.log_std_offset.item() == 0.0, path
+        assert meta["obs_dim"] == actor.net[0].in_features, path

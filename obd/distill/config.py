@@ -16,14 +16,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from obd.config import _coerce, _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
+from obd.config import _merge, coerce_nested, config_to_dict, load_config, parse_overrides, read_config_file
 from obd.errors import ObdError
 from obd.io import write_text_atomic
 
 #: the keys of a run's config file that name its inputs rather than hyperparameters
 INPUT_KEYS = ("dataset", "teacher")
-#: keys older run folders' config files hold that are no longer settings (only their old default is accepted)
-RETIRED_KEYS = {"eval_every": 0}
 
 
 #: whether an outer objective needs the teacher (DBC distills the dataset's own actions)
@@ -265,29 +263,6 @@ class DistillConfig:
 
     def needs_teacher(self) -> bool:
         return NEEDS_TEACHER.get(self.objective, False) or self.init == "topq"
-
-    @staticmethod
-    def upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
-        """The mapping of a config written by an older obd, in today's keys (called by
-        :func:`obd.config.load_config` before building): a key of ``RETIRED_KEYS`` with its old value is
-        dropped (any other value is an :class:`ObdError`); ``sdw: false`` is dropped, ``sdw: true`` with
-        objective ``avpbc`` (or none, the default) becomes ``objective: sdw``; ``sdw: true`` with another
-        objective is an :class:`ObdError`, since SDW weights Av-PBC only."""
-        raw = dict(raw)
-        for key, old in RETIRED_KEYS.items():
-            if key in raw and raw.pop(key) != old:
-                raise ObdError(f"config key '{key}' is no longer a setting (evaluate checkpoints with "
-                               f"`obd evaluate synthetic RUN/checkpoints/step_XXXXXXX.hdf5`)")
-        if "sdw" not in raw:
-            return raw
-        if not _coerce(raw.pop("sdw"), bool, "sdw"):
-            return raw
-        objective = raw.get("objective", "avpbc")
-        if objective not in ("avpbc", "sdw"):
-            raise ObdError(f"config key 'sdw': no longer a flag; SDW is objective=sdw (Av-PBC weighted by state "
-                           f"density), got sdw=true with objective={objective}")
-        raw["objective"] = "sdw"
-        return raw
 
     def validate(self) -> None:
         """Check the config alone (no files read, nothing changed); raise a one-line :class:`ObdError`
