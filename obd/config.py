@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,13 @@ from obd.errors import ObdError
 from obd.io import write_text_atomic
 
 T = TypeVar("T")
+#: a torch device string, checked without importing torch (so `--help` and config errors stay fast)
+DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

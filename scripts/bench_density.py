@@ -33,7 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from obd.config import load_config  # noqa: E402
-from obd.distill.density import ESTIMATORS, DensityConfig, fit_log_density  # noqa: E402
+from obd.distill.density import fit_log_density  # noqa: E402
+from obd.distill.density_config import ESTIMATORS, DensityConfig  # noqa: E402
 from obd.distill.sdw import solve_alpha, weight_stats, weights_from_log_density  # noqa: E402
 from obd.errors import ObdError, cli_entry  # noqa: E402
 from obd.io import write_json_atomic  # noqa: E402

@@ -34,7 +34,8 @@ import torch
 from obd.assets import resolve_asset
 from obd.data import load_dataset
 from obd.distill.config import load_run_config
-from obd.distill.density import ESTIMATORS, DensityConfig, log_density
+from obd.distill.density import log_density
+from obd.distill.density_config import ESTIMATORS, DensityConfig
 from obd.distill.folder import RunFolder
 from obd.distill.objectives import build_objective
 from obd.distill.synthetic import SyntheticDataset

@@ -546,3 +546,19 @@ def test_run_config_keeps_the_inputs_beside_the_hyperparameters(tmp_path):
     assert list(saved)[:2] == ["dataset", "teacher"] and saved["n_syn"] == 8
     with pytest.raises(ObdError, match="eval_every"):  # not a setting: checkpoints are evaluated afterwards
         load_run_config(None, ["eval_every=0"])
+
+
+def test_objectives_are_declared_once():
+    """The registry is what the config accepts, what needs a teacher, and the sweep's distillation methods."""
+    import typing
+
+    from obd.distill.registry import OBJECTIVES
+    from obd.sweep.grid import METHODS
+
+    assert typing.get_args(typing.get_type_hints(DistillConfig)["objective"]) == tuple(OBJECTIVES)
+    for name, spec in OBJECTIVES.items():
+        cfg = load_config(DistillConfig, None, [f"objective={name}"])
+        cfg.validate()
+        assert cfg.needs_teacher() == spec.needs_teacher and name in METHODS
+    assert [n for n, s in OBJECTIVES.items() if s.q_weighted] == ["avpbc", "sdw"]
+    assert not OBJECTIVES["dbc"].needs_teacher

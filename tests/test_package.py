@@ -204,3 +204,46 @@ def test_shipped_behavior_policies_load_in_todays_layout():
         actor, meta = load_behavior_policy(path)  # strict: every parameter under its current name
         assert actor.log_std_multiplier.item() == 1.0 and actor.log_std_offset.item() == 0.0, path
         assert meta["obs_dim"] == actor.net[0].in_features, path
+
+
+def _obd_imports() -> dict[str, set[str]]:
+    """module -> the obd modules it imports anywhere (inside functions too; not under ``if TYPE_CHECKING``)."""
+    def name_of(path: Path) -> str:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = {name_of(p): p for p in (ROOT / "obd").rglob("*.py")}
+    graph = {}
+    for module, path in files.items():
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("obd"):
+                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                         for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in files}
+        graph[module] = deps & set(files) - {module}
+    return graph
+
+
+def test_no_import_cycle_in_the_package():
+    graph = _obd_imports()
+    assert {"obd.distill.config", "obd.distill.engine", "obd.distill.registry"} <= set(graph)
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            pytest.fail("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module in done:
+            return
+        for dep in sorted(graph[module]):
+            visit(dep, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])

@@ -17,7 +17,7 @@ from test_distill import TinyTeacher, make_dataset, tiny_config
 
 from obd.config import load_config
 from obd.distill import DistillConfig, Distiller
-from obd.distill.density import DensityConfig
+from obd.distill.density_config import DensityConfig
 from obd.distill.run import resume, start
 from obd.distill.sdw import (
     OuterSampler,

@@ -244,7 +244,7 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
     trials = build_grid([data], ["random", "bc", "teacher", "sdw", "avpbc"], [0], settings,
                         {data: str(tmp / "teacher.pt")}, tmp_path)
     by_method = {t.method: t for t in trials}
-    from obd.distill.density import DensityConfig
+    from obd.distill.density_config import DensityConfig
 
     assert by_method["sdw"].distill.objective == "sdw" and by_method["sdw"].distill.density == \
         DensityConfig(estimator="gmm")

@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,13 +36,19 @@ from tqdm.auto import tqdm
 from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
-from obd.distill.config import SPIKE_EMA, DistillConfig
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
-from obd.distill.objectives import NEEDS_TEACHER, build_objective, outer_loss, query_teacher
+from obd.distill.objectives import build_objective, outer_loss, query_teacher
+from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
+
+if TYPE_CHECKING:  # the config module builds a Distiller (DistillConfig.create), so no import back at run time
+    from obd.distill.config import DistillConfig
+
+#: weight of the newest accepted gradient norm in the running mean that ``outer.skip_spikes`` compares against
+SPIKE_EMA = 0.05
 
 
 def inputs_fingerprint(dataset: TransitionDataset, teacher: Any = None) -> dict[str, str]:
@@ -169,7 +175,7 @@ class Distiller:
         cfg = self.config
         where = dataset.source or "dataset"
         if teacher is None and cfg.needs_teacher():
-            need = f"objective '{cfg.objective}'" if NEEDS_TEACHER[cfg.objective] else "init 'topq'"
+            need = f"objective '{cfg.objective}'" if OBJECTIVES[cfg.objective].needs_teacher else "init 'topq'"
             raise ObdError(f"teacher: {need} needs a teacher (teacher=FILE or a shipped name), none given")
         if cfg.n_syn > len(dataset):
             raise ObdError(f"config key 'n_syn': {cfg.n_syn} exceeds the {len(dataset)} transitions of {where}")

@@ -36,11 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from obd.distill.config import NEEDS_TEACHER  # noqa: F401 (re-exported)
-
-OBJECTIVES = ("dbc", "pbc", "avpbc", "sdw")
-#: the objectives whose w holds beta * Q (SDW is Av-PBC with state-density weights on top)
-Q_WEIGHTED = ("avpbc", "sdw")
+from obd.distill.registry import OBJECTIVES
 
 
 def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -94,7 +90,7 @@ class Objective:
             target = torch.tanh(mean + std * eps)
         else:
             target = self.teacher_action[idx]
-        weights = self.beta * self.q_values[idx] if self.name in Q_WEIGHTED else None
+        weights = self.beta * self.q_values[idx] if OBJECTIVES[self.name].q_weighted else None
         if self.density_weights is not None:
             w = self.density_weights[idx]
             weights = w if weights is None else weights * w
@@ -128,7 +124,7 @@ def build_objective(name: str, observations: np.ndarray, dataset_actions: np.nda
         else:
             obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
                                                progress=progress)
-        if name in Q_WEIGHTED:
+        if OBJECTIVES[name].q_weighted:
             obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
                                          "teacher Q", progress=progress)
             if clip_q:

@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from obd.distill.density import DensityConfig, fit_log_density
+from obd.distill.density import fit_log_density
+from obd.distill.density_config import DensityConfig
 from obd.errors import ObdError
 
 #: weight quantiles reported in :class:`SDWStats` (fractions)
