@@ -130,6 +130,13 @@ def test_every_third_party_import_is_declared():
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
 
 
+def test_dependencies_have_no_upper_caps():
+    """Users get new releases (torch among them); a build is pinned in the install command, not in the range."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    capped = [r for r in project["dependencies"] if "<" in r or "==" in r]
+    assert not capped and "torch>=2.1" in project["dependencies"], capped
+
+
 def test_package_data_globs_cover_the_shipped_files():
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["obd"]
     shipped = [p for p in (ROOT / "obd").rglob("*") if p.is_file() and p.suffix in (".pt", ".yaml")]
