@@ -10,8 +10,11 @@ kind        name                                         resolves to
 ``task``    ``hopper``                                   ``tasks/hopper/task.yaml``
 ``behavior`` ``hopper-medium`` (``-v5`` optional)          ``tasks/hopper/behavior_medium.pt``
 ``teacher`` ``hopper-medium-v5`` (``:iql`` picks an algo)  ``tasks/hopper/teacher_<algo>_medium.pt``
-``config``  ``fast_avpbc`` (or ``fast_avpbc.yaml``)        ``configs/fast_avpbc.yaml``
+``config``  ``fast`` (or ``fast.yaml``)                    ``configs/fast.yaml``
 =========== ============================================ ==============================================
+
+A preset name with an objective, ``fast_sdw``, is read by :func:`obd.config.read_config_file` as ``fast`` with
+that objective.
 
 A path that exists on disk always wins over a shipped name.
 This module imports neither torch nor yaml, so command-line ``--help`` stays fast.
@@ -92,7 +95,7 @@ def resolve_asset(kind: str, name: str | os.PathLike) -> Path:
         if path.parent == Path(".") and found.is_file():
             return found
         raise ObdError(f"config '{text}': no such file and no shipped preset of that name; presets: "
-                       f"{list_presets()}")
+                       f"{list_presets()} (with an objective: <preset>_<objective>, e.g. fast_avpbc)")
     if kind == "task":
         return _task_folder(text.lower(), text, kind) / "task.yaml"
     if path.suffix == ".pt" or len(path.parts) > 1:

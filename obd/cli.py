@@ -17,7 +17,7 @@ Flags (each can be switched off with ``flag=False``; names are the same in every
 ``--seed S``        seed (default 0)
 ``--no-progress``   no progress bars
 ``--out PATH``      output file (``out="file"``) or folder (``out="dir"``); writability is checked up front
-``--config X``      (with ``config=``) a YAML file or a shipped preset name (``fast_avpbc``)
+``--config X``      (with ``config=``) a YAML file or a shipped preset name (``fast``, ``fast_avpbc``)
 ``--print-config``  (with ``config=``) print the resolved config as YAML and exit without running
 ``key=value ...``   (with ``config=``) config overrides; ``--help`` lists every key with its default
 

@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from obd.assets import resolve_asset  # noqa: E402
-from obd.config import config_to_dict  # noqa: E402
+from obd.config import config_to_dict, read_config_file  # noqa: E402
 from obd.device import resolve_device  # noqa: E402
 from obd.distill.config import DistillConfig, load_run_config  # noqa: E402
 from obd.distill.engine import Distiller, load_dataset_spec, load_teacher  # noqa: E402
@@ -115,27 +115,28 @@ class Yardstick:
         return float(h)
 
 
-def parse_presets(text: str) -> list[tuple[str, Path, list[str]]]:
-    """``PATH[@key=value...]`` items separated by commas -> (unique name, path, overrides)."""
-    out: list[tuple[str, Path, list[str]]] = []
+def parse_presets(text: str) -> list[tuple[str, str, list[str]]]:
+    """``PRESET[@key=value...]`` items separated by commas (a config file or shipped preset name, e.g.
+    ``fast_avpbc``) -> (unique name, preset, overrides)."""
+    out: list[tuple[str, str, list[str]]] = []
     names: set[str] = set()
     for item in (s.strip() for s in text.split(",")):
         if not item:
             continue
         path_text, *overrides = item.split("@")
         try:
-            path = resolve_asset("config", path_text)
+            read_config_file(path_text)
         except ObdError:
             raise ObdError(f"--presets: config file '{path_text}' not found") from None
         for o in overrides:
             if "=" not in o:
                 raise ObdError(f"--presets: override '{o}' in '{item}': expected key=value")
-        name = "@".join([path.stem, *overrides])
+        name = "@".join([Path(path_text).stem, *overrides])
         base, k = name, 2
         while name in names:
             name, k = f"{base}#{k}", k + 1
         names.add(name)
-        out.append((name, path, overrides))
+        out.append((name, path_text, overrides))
     if not out:
         raise ObdError("--presets: expected at least one config file")
     return out
@@ -387,8 +388,7 @@ def main_(argv: list[str] | None = None) -> int:
         presets = parse_presets(args.presets)
         cfgs = {name: load_run_config(path, [*overrides, *args.overrides, f"seed={args.seed}"])[0]
                 for name, path, overrides in presets}
-    yard_path = resolve_asset("config", args.yardstick)
-    yard_cfg, _ = load_run_config(yard_path, [*args.yardstick_set, f"inner.students={args.yardstick_students}",
+    yard_cfg, _ = load_run_config(args.yardstick, [*args.yardstick_set, f"inner.students={args.yardstick_students}",
                                               f"outer.batch={args.yardstick_states}", "inner.truncate=0"])
     try:
         teacher_file = resolve_asset("teacher", args.teacher)

@@ -15,7 +15,8 @@ import torch
 
 from obd.config import load_config
 from obd.data import load_dataset, write_d4rl
-from obd.distill.engine import DistillConfig, Distiller
+from obd.distill.config import DistillConfig
+from obd.distill.engine import Distiller
 from obd.distill.inner import init_params, inner_loop, student_action
 
 torch.set_num_threads(1)

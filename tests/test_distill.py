@@ -17,6 +17,7 @@ import yaml
 from obd.config import load_config
 from obd.data.dataset import TransitionDataset
 from obd.distill import DistillConfig, Distiller, SyntheticDataset, load_synthetic
+from obd.distill.config import load_run_config
 from obd.distill.inner import bc_grad, init_params, inner_loop, layer_dims, params_from_module, student_action
 from obd.distill.objectives import outer_loss
 from obd.distill.run import latest_checkpoint, resume, start
@@ -504,6 +505,28 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 def test_shipped_configs_load(name):
     cfg = load_config(DistillConfig, name)
     cfg.validate()
+    preset, objective = name.split("_")
+    assert cfg.objective == objective
+    # the objective is a key: the name is the preset with that objective (and its entry under `objectives:`)
+    assert cfg == load_config(DistillConfig, preset, [f"objective={objective}"])
+    assert load_run_config(f"{preset}.yaml", [f"objective={objective}"])[0] == cfg
+
+
+def test_presets_hold_what_changes_with_the_objective(tmp_path):
+    paper = load_config(DistillConfig, "paper")
+    assert paper.objective == "avpbc" and paper.outer_steps == 20_000
+    assert load_config(DistillConfig, "paper_dbc").outer_steps == 50_000
+    assert load_config(DistillConfig, "paper_sdw").density.estimator == "flow"
+    assert load_config(DistillConfig, "fast_sdw").density.mode == "sample"
+    assert load_config(DistillConfig, "fast_pbc").density is None
+    with pytest.raises(ObdError, match=r"fast\.yaml has no objective 'xyz'; it has \['dbc', 'pbc', 'avpbc', 'sdw'\]"):
+        load_config(DistillConfig, "fast_xyz")
+    (tmp_path / "mine.yaml").write_text("n_syn: 8\nobjectives: [dbc]\n")
+    with pytest.raises(ObdError, match="'objectives' should map each objective"):
+        load_config(DistillConfig, tmp_path / "mine.yaml")
+    (tmp_path / "mine.yaml").write_text("n_syn: 8\nobjectives: {dbc: {n_syn: 4}, pbc: {}}\n")
+    assert load_config(DistillConfig, tmp_path / "mine.yaml", ["objective=dbc"]).n_syn == 4
+    assert load_config(DistillConfig, tmp_path / "mine.yaml", ["objective=pbc"]).n_syn == 8
 
 
 def test_with_a_real_teacher_file_and_dataset_file(tmp_path):

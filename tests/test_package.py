@@ -39,7 +39,7 @@ def test_wheel_installs_and_runs_from_another_folder(tmp_path):
     wheel = next(wheels.glob("obd-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         modules = [n for n in zf.namelist() if n.endswith(".py")]
-    assert "obd/distill/engine.py" in modules and "obd/configs/fast_avpbc.yaml" in zipfile.ZipFile(wheel).namelist()
+    assert "obd/distill/engine.py" in modules and "obd/configs/fast.yaml" in zipfile.ZipFile(wheel).namelist()
     # benchmarks and their reference implementations live in scripts/, not in what users install
     benches = [n for n in modules if "bench" in Path(n).name or Path(n).name in ("compare.py", "reproduce.py")]
     assert not benches, f"benchmark modules in the wheel: {benches}"
@@ -166,9 +166,9 @@ def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
     assert resolve_asset("teacher", "hopper-medium:td3bc") == hopper / "teacher_td3bc_medium.pt"
     assert resolve_asset("behavior", "walker2d-expert-v5") == tasks_dir() / "walker2d" / "behavior_expert.pt"
     assert resolve_asset("task", "hopper") == hopper / "task.yaml"
-    assert resolve_asset("config", "fast_avpbc") == configs_dir() / "fast_avpbc.yaml"
-    assert resolve_asset("config", "fast_avpbc.yaml") == configs_dir() / "fast_avpbc.yaml"
-    assert "fast_avpbc" in list_presets() and "teacher_td3bc" in list_presets()
+    assert resolve_asset("config", "fast") == configs_dir() / "fast.yaml"
+    assert resolve_asset("config", "fast.yaml") == configs_dir() / "fast.yaml"
+    assert {"fast", "paper", "small", "quickstart", "teacher_td3bc"} <= set(list_presets())
     # a file on disk wins over a shipped name
     monkeypatch.chdir(tmp_path)
     (tmp_path / "hopper-medium-v5").write_bytes(b"x")
@@ -180,7 +180,7 @@ def test_shipped_assets_resolve_by_name(tmp_path, monkeypatch):
                                ("teacher", "nope.pt", "nope.pt: teacher file not found"),
                                # the folders the assets lived in before they were package data
                                ("teacher", "envs/hopper/teacher_td3bc_medium.pt", "teacher file not found"),
-                               ("config", "configs/paper_pbc.yaml", "no such file and no shipped preset"),
+                               ("config", "configs/paper.yaml", "no such file and no shipped preset"),
                                ("config", "fastest", "no shipped preset of that name; presets: ["),
                                ("behavior", "hopper-medium-replay", "ships no medium-replay policy")]:
         with pytest.raises(ObdError, match=expect.replace("[", r"\[").replace("(", r"\(")):

@@ -97,7 +97,7 @@ class OuterConfig:
 @dataclass
 class DistillConfig:
     """The hyperparameters of a distillation. Defaults are the fast Av-PBC preset
-    (``obd/configs/fast_avpbc.yaml``: the paper's student and inner loop, an Adam outer optimizer with cosine
+    (``obd/configs/fast.yaml``: the paper's student and inner loop, an Adam outer optimizer with cosine
     decay, 3,000 outer steps), the CPU default; the paper's settings are the ``paper_avpbc`` preset. Nested
     sections may be given as dicts (``DistillConfig(inner=dict(steps=5))``). ``logger``: extra metric sinks
     besides ``metrics.jsonl``, comma-separated, ``tensorboard`` and/or ``wandb`` (see :mod:`obd.loggers`).
@@ -245,9 +245,10 @@ def load_run_config(path: Any = None, overrides: list[str] | None = None,
     """:class:`DistillConfig` and :class:`RunInputs` from ``base`` <- the YAML file or preset at ``path`` <-
     ``key=value`` overrides (``dataset=`` and ``teacher=`` among them), like :func:`obd.config.load_config`."""
     raw: dict[str, Any] = dict(base or {})
+    extra = parse_overrides(overrides)
     if path is not None:
-        raw = _merge(raw, read_config_file(path))
-    raw = _merge(raw, parse_overrides(overrides))
+        raw = _merge(raw, read_config_file(path, extra.get("objective")))
+    raw = _merge(raw, extra)
     hyper, inputs = split_inputs(raw, str(path) if path is not None else "config")
     return load_config(DistillConfig, base=hyper), inputs
 
