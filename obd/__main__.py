@@ -19,7 +19,7 @@ import sys
 #: stage -> (module whose ``main(argv)`` runs it, one-line summary)
 STAGES = {
     "collect": ("obd.collect.__main__", "train SAC behavior policies, build D4RL-style datasets with them"),
-    "data": ("obd.data.__main__", "inspect datasets (and the old spellings of the collect commands)"),
+    "data": ("obd.data.__main__", "inspect datasets"),
     "teacher": ("obd.teachers.__main__", "train offline RL teachers, import CORL checkpoints, inspect teacher files"),
     "distill": ("obd.distill.__main__", "run or resume a distillation (DBC, PBC, Av-PBC, SDW)"),
     "evaluate": ("obd.evaluate.__main__", "evaluate synthetic sets, baselines and teachers (OBD protocol)"),

@@ -10,11 +10,13 @@ kind        name                                         resolves to
 ``task``    ``hopper``                                   ``tasks/hopper/task.yaml``
 ``behavior`` ``hopper-medium`` (``-v5`` optional)          ``tasks/hopper/behavior_medium.pt``
 ``teacher`` ``hopper-medium-v5`` (``:iql`` picks an algo)  ``tasks/hopper/teacher_<algo>_medium.pt``
-``config``  ``fast_avpbc`` (or ``fast_avpbc.yaml``)        ``configs/fast_avpbc.yaml``
+``config``  ``fast`` (or ``fast.yaml``)                    ``configs/fast.yaml``
 =========== ============================================ ==============================================
 
-A path that exists on disk always wins over a shipped name. Paths written before the assets moved into
-the package (``envs/<task>/<file>``, ``configs/<file>``) still resolve to the shipped file.
+A preset name with an objective, ``fast_sdw``, is read by :func:`obd.config.read_config_file` as ``fast`` with
+that objective.
+
+A path that exists on disk always wins over a shipped name.
 This module imports neither torch nor yaml, so command-line ``--help`` stays fast.
 """
 
@@ -68,18 +70,6 @@ def split_dataset_name(name: str) -> tuple[str, str]:
     return task, level
 
 
-def _legacy(path: Path) -> Path | None:
-    """The shipped file a pre-package path named (``envs/hopper/x.pt``, ``configs/x.yaml``), if any."""
-    parts = path.parts
-    if len(parts) >= 3 and parts[-3] == "envs":
-        candidate = tasks_dir() / parts[-2] / parts[-1]
-    elif len(parts) >= 2 and parts[-2] == "configs":
-        candidate = configs_dir() / parts[-1]
-    else:
-        return None
-    return candidate if candidate.is_file() else None
-
-
 def _task_folder(task: str, name: str, kind: str) -> Path:
     folder = tasks_dir() / task
     if not (folder / "task.yaml").is_file():
@@ -98,9 +88,6 @@ def resolve_asset(kind: str, name: str | os.PathLike) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path
-    legacy = _legacy(path)
-    if legacy is not None:
-        return legacy
     text = str(name)
     if kind == "config":
         stem = path.name.removesuffix(".yaml").removesuffix(".yml")
@@ -108,7 +95,7 @@ def resolve_asset(kind: str, name: str | os.PathLike) -> Path:
         if path.parent == Path(".") and found.is_file():
             return found
         raise ObdError(f"config '{text}': no such file and no shipped preset of that name; presets: "
-                       f"{list_presets()}")
+                       f"{list_presets()} (with an objective: <preset>_<objective>, e.g. fast_avpbc)")
     if kind == "task":
         return _task_folder(text.lower(), text, kind) / "task.yaml"
     if path.suffix == ".pt" or len(path.parts) > 1:

@@ -24,7 +24,7 @@ and, where the stage has them:
 ``--dataset SPEC``  (with ``inputs=``) the dataset: a D4RL/Minari id or a file
 ``--teacher SPEC``  (with ``inputs=``) the teacher: a teacher file or a dataset's shipped teacher
 ``--resume [DIR]``  (with ``resume=``) continue the run in DIR (or, bare, in ``--out``)
-``--config X``      (with ``config=``) a YAML file or a shipped preset name (``fast_avpbc``)
+``--config X``      (with ``config=``) a YAML file or a shipped preset name (``fast``, ``fast_avpbc``)
 ``--print-config``  (with ``config=``) print the resolved config as YAML and exit without running
 ``key=value ...``   (with ``config=``) config overrides; ``--help`` lists every key with its default
 

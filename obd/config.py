@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,13 @@ from obd.errors import ObdError
 from obd.io import write_text_atomic
 
 T = TypeVar("T")
+#: a torch device string, checked without importing torch (so `--help` and config errors stay fast)
+DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -270,36 +278,51 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw mapping in a YAML config file or shipped preset (``fast_avpbc``, see :mod:`obd.assets`)."""
-    from obd.assets import resolve_asset
+def read_config_file(path: str | os.PathLike, objective: str | None = None) -> dict[str, Any]:
+    """The raw mapping in a YAML config file or shipped preset (``fast``, see :mod:`obd.assets`).
 
-    p = resolve_asset("config", path)
+    A file may hold ``objectives:``, a mapping from objective to what changes with it (``paper``: DBC and PBC
+    run longer; SDW's ``density`` section): the entry of ``objective`` (given, else the file's own
+    ``objective``) is merged in and the mapping itself dropped. A shipped name ``<preset>_<objective>``
+    (``fast_sdw``) is ``<preset>`` with that objective."""
+    from obd.assets import configs_dir, resolve_asset
+
+    try:
+        p = resolve_asset("config", path)
+    except ObdError:
+        preset, _, named = Path(path).name.removesuffix(".yaml").removesuffix(".yml").partition("_")
+        if Path(path).parent != Path(".") or not named or not (configs_dir() / f"{preset}.yaml").is_file():
+            raise
+        p, objective = configs_dir() / f"{preset}.yaml", objective or named
     try:
         loaded = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ObdError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(loaded, dict):
         raise ObdError(f"{p}: expected a mapping of config keys")
-    return loaded
+    sections = loaded.pop("objectives", None)
+    if sections is None:
+        return loaded
+    if not isinstance(sections, dict) or not all(isinstance(s, dict) for s in sections.values()):
+        raise ObdError(f"{p}: 'objectives' should map each objective to a mapping of config keys")
+    objective = objective or loaded.get("objective")
+    if objective not in sections:
+        raise ObdError(f"config '{path}': {p.name} has no objective '{objective}'; it has {list(sections)}")
+    return _merge({**loaded, "objective": objective}, sections[objective])
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
                 base: dict[str, Any] | None = None, prefix: str = "") -> T:
     """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
 
-    ``path`` is a YAML file or the name of a shipped preset (``fast_avpbc``, see :mod:`obd.assets`). When
-    ``cls`` has an ``upgrade_legacy(raw) -> raw`` class or static method, the merged mapping goes through it
-    first, so files and run folders written with keys the class no longer has still load. ``prefix``: the
-    section the keys sit in where the user wrote them (``eval.``), for error messages."""
+    ``path`` is a YAML file or the name of a shipped preset (``fast``, ``fast_sdw``: :func:`read_config_file`);
+    an ``objective=`` override picks the file's entry for that objective. ``prefix``: the section the keys
+    sit in where the user wrote them (``eval.``), for error messages."""
     raw: dict[str, Any] = dict(base or {})
+    extra = parse_overrides(overrides)
     if path is not None:
-        raw = _merge(raw, read_config_file(path))
-    raw = _merge(raw, parse_overrides(overrides))
-    upgrade = getattr(cls, "upgrade_legacy", None)
-    if upgrade is not None:
-        raw = upgrade(raw)
-    return _build(cls, raw, prefix)
+        raw = _merge(raw, read_config_file(path, extra.get("objective")))
+    return _build(cls, _merge(raw, extra), prefix)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

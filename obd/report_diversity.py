@@ -1,10 +1,10 @@
 """State-diversity panel of ``python -m obd.report``: how the synthetic states of SDW runs cover the
 dataset's states, next to the Av-PBC runs reported beside them.
 
-Shown only when at least one run is an SDW run (``objective: sdw`` in its ``config.yaml``, or ``sdw: true``
-in one written before SDW was an objective); then every SDW and every plain Av-PBC run whose dataset can
-be loaded takes part. Per dataset, a seeded sample of up to ``sample`` dataset states is drawn and, in
-normalized state space (the dataset's mean/std, where distillation learns the synthetic states):
+Shown only when at least one run is an SDW run (``objective: sdw`` in its ``config.yaml``); then every SDW
+and every plain Av-PBC run whose dataset can be loaded takes part. Per dataset, a seeded sample of up to
+``sample`` dataset states is drawn and, in normalized state space (the dataset's mean/std, where
+distillation learns the synthetic states):
 
 - coverage: the Euclidean distance from each sampled dataset state to its nearest state of the run's
   final synthetic set (scikit-learn ``NearestNeighbors``); its mean, median and 90% quantile go to the
@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from obd.distill.config import DistillConfig
 from obd.errors import ObdError
 
 IMAGE = "diversity.png"
@@ -79,10 +78,7 @@ class DiversityPanel:
 
 
 def _is_sdw(cfg: dict[str, Any]) -> bool:
-    try:  # older run folders' keys (the flag sdw: true) read as today's
-        return DistillConfig.upgrade_legacy(cfg).get("objective") == "sdw"
-    except ObdError:
-        return False
+    return cfg.get("objective") == "sdw"
 
 
 def _takes_part(cfg: dict[str, Any]) -> bool:

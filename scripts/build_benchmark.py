@@ -7,11 +7,11 @@
 Stages (each one obd command per task or dataset). Like make, a command is skipped when its output is newer
 than everything it is made from (``--force`` reruns it):
 
-* ``behavior``: the task's SAC run (``obd data train-behavior``, seed 0, the recipe's ``update_every``),
+* ``behavior``: the task's SAC run (``obd collect train-behavior``, seed 0, the recipe's ``update_every``),
   resumed from its checkpoint, to the recipe's ``total_steps``; every evaluation leaves a snapshot.
-* ``select``: ``obd data select-behavior`` picks the earliest snapshot whose stochastic rollouts score the
+* ``select``: ``obd collect select-behavior`` picks the earliest snapshot whose stochastic rollouts score the
   task's ``medium_target`` (+- 5) and writes it as the shipped ``behavior_medium.pt``.
-* ``data``: ``obd data build`` of ``<task>-medium`` (1M), ``-medium-replay`` (the SAC buffer up to that
+* ``data``: ``obd collect build`` of ``<task>-medium`` (1M), ``-medium-replay`` (the SAC buffer up to that
   snapshot) and ``-medium-expert`` (2M: medium, then the shipped expert policy).
 * ``bc``: whole-data BC (``obd evaluate bc``, 3 students x 10 episodes) of each dataset, JSON into
   ``docs/benchmark/bc/`` (``--results``).
@@ -74,18 +74,18 @@ def commands(task: str, stages: list[str], algos: list[str], teacher_steps: int,
     medium = shipped / "behavior_medium.pt"
     out: list[Command] = []
     if "behavior" in stages:
-        out.append(("behavior", [*obd, "data", "train-behavior", task, "--out", str(run), "--resume",
+        out.append(("behavior", [*obd, "collect", "train-behavior", task, "--out", str(run), "--resume",
                                  "--update-every", str(recipe.update_every),
                                  "--total-steps", str(recipe.total_steps), "--threads", "1", "--no-progress"],
                     None, list))
     if "select" in stages:
-        out.append(("select", [*obd, "data", "select-behavior", task, "--run", str(run),
+        out.append(("select", [*obd, "collect", "select-behavior", task, "--run", str(run),
                                "--out", str(medium), "--threads", "1"], medium,
                     lambda: sorted((run / "snapshots").glob("step_*.pt"))[-1:] or [run / "snapshots"]))
     for level in LEVELS:
         dataset = f"{task}-{level}-v5"
         if "data" in stages:
-            argv = [*obd, "data", "build", f"{task}-{level}", "--overwrite", "--threads", "1", "--no-progress"]
+            argv = [*obd, "collect", "build", f"{task}-{level}", "--overwrite", "--threads", "1", "--no-progress"]
             if level == "medium-replay":
                 argv += ["--behavior-run", str(run)]
             out.append(("data", argv, _d4rl_file(task, level), lambda: [medium]))

@@ -3,10 +3,10 @@
     python scripts/imitation_error.py RUN                     # the run's own dataset, teacher and beta
     python scripts/imitation_error.py RUN --dataset FILE --teacher T.pt --states 50000 --students 10
 
-For every ``RUN/checkpoints/step_*.hdf5`` it trains ``--students`` fresh students on the set exactly as its
-distillation's inner loop did (the set's own student and steps) and measures, on ``--states`` held-out real
-states drawn uniformly from the dataset, the squared error e(s) = mean_j (tanh(mu(s))_j - a*(s)_j)^2 to the
-teacher's deterministic action a*, averaged over students:
+For every checkpoint of the run (``RunFolder.checkpoint_sets``) it trains ``--students`` fresh students on the
+set exactly as its distillation's inner loop did (the set's own student and steps) and measures, on
+``--states`` held-out real states drawn uniformly from the dataset, the squared error
+e(s) = mean_j (tanh(mu(s))_j - a*(s)_j)^2 to the teacher's deterministic action a*, averaged over students:
 
 * ``mse``: the mean of e(s) (PBC's outer loss with a deterministic teacher);
 * ``avpbc``: the mean of beta Q(s, a*) e(s) (Av-PBC's outer loss, with the run's beta);
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +34,18 @@ import torch
 from obd.assets import resolve_asset
 from obd.data import load_dataset
 from obd.distill.config import load_run_config
-from obd.distill.density import ESTIMATORS, DensityConfig, log_density
+from obd.distill.density import log_density
+from obd.distill.density_config import ESTIMATORS, DensityConfig
+from obd.distill.folder import RunFolder
 from obd.distill.objectives import build_objective
 from obd.distill.synthetic import SyntheticDataset
+from obd.errors import ObdError, cli_entry
 from obd.evaluate.protocol import train_students
 from obd.evaluate.student_spec import distilled_student
 from obd.teachers import Teacher
 
 
-def main() -> None:
+def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="an obd.distill run folder (with checkpoints/)")
     p.add_argument("--dataset", default=None, help="dataset spec (default: the run's, from its config.yaml)")
@@ -54,10 +58,18 @@ def main() -> None:
     p.add_argument("--density", default="gmm", choices=ESTIMATORS,
                    help="density estimator for by_density_quartile (default gmm)")
     p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    if args.last is not None and args.last < 1:
+        raise ObdError(f"--last: expected an integer >= 1, got {args.last}")
     torch.set_num_threads(args.threads)
 
-    cfg, inputs = load_run_config(args.run / "config.yaml")
+    folder = RunFolder(args.run)
+    checkpoints = folder.checkpoint_sets()
+    if not checkpoints:
+        raise ObdError(f"{folder.checkpoints_dir}: no checkpoints (step_XXXXXXX.hdf5)")
+    if args.last is not None:
+        checkpoints = checkpoints[-args.last:]
+    cfg, inputs = load_run_config(folder.config_path)
     ds = load_dataset(args.dataset or inputs.dataset)
     teacher = Teacher.load(resolve_asset("teacher", args.teacher or inputs.teacher))
     idx = np.random.default_rng(args.seed).choice(len(ds.observations), min(args.states, len(ds.observations)),
@@ -73,18 +85,11 @@ def main() -> None:
     all_states = ds.normalizer.normalize(torch.as_tensor(ds.observations, dtype=torch.float32))
     log_p = log_density(all_states, DensityConfig(estimator=args.density, seed=args.seed), progress=False)
     density_quartile = _quartiles(torch.as_tensor(log_p[idx]))
-    checkpoints = sorted((args.run / "checkpoints").glob("step_*.hdf5"))
-    if args.last is not None:
-        if args.last < 1:
-            raise SystemExit(f"--last: expected an integer >= 1, got {args.last}")
-        checkpoints = checkpoints[-args.last:]
-    if not checkpoints:
-        raise SystemExit(f"{args.run}: no checkpoints/step_*.hdf5")
     for path in checkpoints:
         syn = SyntheticDataset.load(path)
         spec = distilled_student(syn.metadata, str(path))
         if spec is None:
-            raise SystemExit(f"{path}: no distillation student in its metadata")
+            raise ObdError(f"{path}: no distillation student in its metadata")
         batch, _, _ = train_students(spec, syn.states, syn.actions, args.students, args.seed)
         with torch.no_grad():
             mean, _ = batch.forward(states)
@@ -96,6 +101,7 @@ def main() -> None:
             "by_density_quartile": [round(err[density_quartile == b].mean().item(), 5) for b in range(4)],
             "out_of_bounds": round((syn.actions.abs() > 1).float().mean().item(), 4),
         }), flush=True)
+    return 0
 
 
 def _quartiles(values: torch.Tensor) -> torch.Tensor:
@@ -104,5 +110,7 @@ def _quartiles(values: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(values, torch.quantile(values, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)))
 
 
+main = cli_entry(_main)
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,7 +23,8 @@ from scipy.stats import spearmanr
 
 from obd.assets import resolve_asset
 from obd.data import load_dataset
-from obd.distill.density import ESTIMATORS, DensityConfig, log_density
+from obd.distill.density import log_density
+from obd.distill.density_config import ESTIMATORS, DensityConfig
 from obd.teachers import Teacher
 
 

@@ -66,6 +66,19 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """``load_script(name)``: import ``scripts/<name>.py`` as the module ``name`` (benchmarks live in scripts/,
+    outside the installed package; scripts/ goes on ``sys.path`` so one script may import another)."""
+    import importlib
+    import sys
+
+    folder = str(Path(__file__).resolve().parents[1] / "scripts")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module
+
+
+@pytest.fixture(scope="session")
 def make_problem():
     """``make_problem(folder, obs, name="hopper-tiny.hdf5", episode=50, task=None)``: write a D4RL file of
     the (N, 11) hopper-dims states ``obs`` (tanh-Gaussian actions, random rewards, a terminal every

@@ -52,3 +52,18 @@ def test_unknown_task_or_stage_is_one_line(tmp_path):
     for args in (["--tasks", "ant"], ["--stages", "teacher"]):
         res = _run(*args, "--dry-run")
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "unknown" in res.stderr
+
+
+def test_every_command_parses_with_its_stage(tmp_path, load_script):
+    """No retired spelling: each command the script would run parses with the parser of the `obd` stage it names."""
+    import importlib
+
+    from obd.__main__ import STAGES
+
+    script = load_script("build_benchmark")
+    for task in script.RECIPES:
+        cmds = script.commands(task, list(script.STAGES), ["td3bc", "iql"], 1000, tmp_path, tmp_path)
+        assert {c[0] for c in cmds} == set(script.STAGES)
+        for _, argv, _, _ in cmds:
+            assert argv[1:3] == ["-m", "obd"] and argv[3] in STAGES, argv
+            importlib.import_module(STAGES[argv[3]][0]).build_parser().parse_args(argv[4:])

@@ -106,10 +106,10 @@ def test_unwritable_out_fails_before_the_work(tmp_path, capsys, monkeypatch, tin
 
     assert distill([*tiny_distill, "--out", str(blocker / "run"), "--no-progress"]) == 2
     one_line_error(capsys, "--out", "not writable")
-    import obd.evaluate.baselines as baselines
+    import obd.teachers.evaluation as evaluation
     from obd.evaluate.__main__ import main as evaluate
 
-    monkeypatch.setattr(baselines, "evaluate_teacher", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(evaluation, "evaluate_teacher", lambda *a, **k: pytest.fail("work started"))
     assert evaluate(["teacher", "hopper-medium-v5", "--out", str(blocker / "r.json")]) == 2
     one_line_error(capsys, "--out", "a_file/r.json")
 
@@ -137,7 +137,7 @@ def test_os_errors_are_one_line(capsys):
 
 
 def test_train_behavior_negative_steps(tmp_path, capsys):
-    from obd.data.__main__ import main
+    from obd.collect.__main__ import main
 
     assert main(["train-behavior", "hopper", "--total-steps", "-1", "--out", str(tmp_path / "b")]) == 2
     one_line_error(capsys, "--total-steps", "got -1")
@@ -147,7 +147,7 @@ def test_train_behavior_negative_steps(tmp_path, capsys):
 def test_train_behavior_writes_policies_into_its_run_folder(tmp_path, monkeypatch, capsys):
     import obd.collect.sac as sac
     from obd.assets import tasks_dir
-    from obd.data.__main__ import main
+    from obd.collect.__main__ import main
 
     seen = {}
 

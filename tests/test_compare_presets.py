@@ -1,5 +1,4 @@
-"""obd.compare (scripts/compare_presets.py): the common yardstick H and the end-to-end race of two tiny presets
-on a random
+"""scripts/compare_presets.py: the common yardstick H and the end-to-end race of two tiny presets on a random
 Hopper-shaped dataset with a tiny real Teacher file. Tiny dims and budgets so the file runs in seconds."""
 
 from __future__ import annotations
@@ -16,15 +15,14 @@ import torch
 
 from obd.config import load_config
 from obd.data import load_dataset, write_d4rl
-from obd.distill.engine import DistillConfig, Distiller
+from obd.distill.config import DistillConfig
+from obd.distill.engine import Distiller
 from obd.distill.inner import init_params, inner_loop, student_action
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "compare_presets.py"
 OBS, ACT, N = 11, 3, 200  # Hopper dims, so the rollout evaluation runs on the real env
-
-import obd.compare as cp  # noqa: E402
 
 TINY_REF = """objective: avpbc
 n_syn: 8
@@ -40,6 +38,11 @@ inner: {steps: 2, lr: 0.1}
 outer: {optimizer: adam, lr: 0.05, batch: 16}
 device: cpu
 """
+
+
+@pytest.fixture(scope="module")
+def cp(load_script):
+    return load_script("compare_presets")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ def files(tmp_path_factory):
     return data_path, tmp / "teacher.pt", tmp / "ref.yaml", tmp / "fast.yaml"
 
 
-def make_yardstick(files, students=2, states=40, seed=3):
+def make_yardstick(cp, files, students=2, states=40, seed=3):
     from obd.teachers import Teacher
 
     data_path, teacher_path, ref, _ = files
@@ -75,9 +78,9 @@ def make_yardstick(files, students=2, states=40, seed=3):
     return cp.Yardstick(d, students, states, seed), teacher
 
 
-def test_yardstick_is_fixed_and_is_the_paper_objective(files):
-    yard, teacher = make_yardstick(files)
-    yard2, _ = make_yardstick(files)
+def test_yardstick_is_fixed_and_is_the_paper_objective(cp, files):
+    yard, teacher = make_yardstick(cp, files)
+    yard2, _ = make_yardstick(cp, files)
     d = yard.d
     g = torch.Generator().manual_seed(9)
     states, actions = torch.randn(8, OBS, generator=g), torch.rand(8, ACT, generator=g) * 2 - 1
@@ -86,7 +89,7 @@ def test_yardstick_is_fixed_and_is_the_paper_objective(files):
     assert h == yard(states, actions) == yard2(states, actions)
     assert torch.equal(yard.idx, yard2.idx) and torch.equal(yard.targets, yard2.targets)
     assert yard(states, actions * 0.5) != h
-    other, _ = make_yardstick(files, seed=4)
+    other, _ = make_yardstick(cp, files, seed=4)
     assert not torch.equal(other.idx, yard.idx)
     # a synthetic set of another size gets its own fixed noise
     assert yard(states[:5], actions[:5]) == yard2(states[:5], actions[:5])
@@ -108,7 +111,7 @@ def test_yardstick_is_fixed_and_is_the_paper_objective(files):
         assert torch.equal(p, q)
 
 
-def test_parse_presets_and_first_reach(files):
+def test_parse_presets_and_first_reach(cp, files):
     _, _, ref, fast = files
     got = cp.parse_presets(f"{ref},{fast}@inner.steps=3,{ref}")
     assert [n for n, _, _ in got] == ["ref", "fast@inner.steps=3", "ref#2"]
@@ -124,7 +127,7 @@ def test_parse_presets_and_first_reach(files):
     assert cp.speedup(4.0, None) is None
 
 
-def test_cli_races_presets_and_writes_results(files, tmp_path):
+def test_cli_races_presets_and_writes_results(cp, files, tmp_path):
     data_path, teacher_path, ref, fast = files
     out = tmp_path / "cmp"
     rc = cp.main(["--dataset", str(data_path), "--teacher", str(teacher_path), "--presets", f"{ref},{fast}",
@@ -164,7 +167,7 @@ def test_cli_races_presets_and_writes_results(files, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 
-def test_teacher_may_be_a_shipped_name(files, tmp_path, capsys):
+def test_teacher_may_be_a_shipped_name(cp, files, tmp_path, capsys):
     from obd.distill.synthetic import SyntheticDataset
 
     data_path, _, ref, _ = files
@@ -193,7 +196,7 @@ def test_cli_bad_input_is_one_line(files, tmp_path):
     assert done.returncode == 2 and "--budget-seconds" in done.stderr
 
 
-def test_runs_mode_reads_checkpoints_of_resumed_runs(files, tmp_path):
+def test_runs_mode_reads_checkpoints_of_resumed_runs(cp, files, tmp_path):
     from obd.distill.__main__ import main as distill_main
 
     data_path, teacher_path, ref, fast = files
@@ -217,7 +220,7 @@ def test_runs_mode_reads_checkpoints_of_resumed_runs(files, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
     assert [p[0] for p in ref_r["probes"][1:]] == [x["cpu_time"] for x in lines if x["step"] % 2 == 0]
     # H at every checkpoint is the yardstick of that checkpoint's synthetic set
-    yard, _ = make_yardstick(files, students=2, states=40, seed=12345)
+    yard, _ = make_yardstick(cp, files, students=2, states=40, seed=12345)
     from obd.distill.synthetic import SyntheticDataset
 
     syn = SyntheticDataset.load(tmp_path / "ref" / "checkpoints" / "step_0000006.hdf5")

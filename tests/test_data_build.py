@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from obd.collect.__main__ import main
 from obd.collect.behavior import BehaviorActor, save_behavior_policy
 from obd.collect.build import BuildConfig, build
 from obd.data import load_d4rl, load_dataset, load_minari
-from obd.data.__main__ import main
 
 torch.set_num_threads(1)
 FAST = ["--num-envs", "4", "--no-progress"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from obd.collect.__main__ import main
 from obd.collect.behavior import load_behavior_policy
 from obd.collect.sac import SACConfig, SACTrainer
-from obd.data.__main__ import main
 
 TINY = dict(task="hopper", total_steps=360, start_steps=60, batch_size=16, hidden=16, update_every=2,
             eval_every=10**9, checkpoint_every=60, seed=3)
@@ -93,22 +93,3 @@ def test_train_behavior_cli_resumes(tmp_path, capsys):
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert state["config_changes"] == [{"step": 180, "changed": {"update_every": [2, 1]}}]
     assert len(np.load(tmp_path / "run" / "buffer.npz")["rewards"]) == 240
-
-
-def test_behavior_files_in_the_older_trunk_head_layout_load_unchanged(tmp_path):
-    from obd.collect.behavior import BehaviorActor, save_behavior_policy
-
-    torch.manual_seed(0)
-    actor = BehaviorActor(11, 3, 8)
-    names = {"net.0.": "trunk.0.", "net.2.": "trunk.2.", "net.4.": "head."}
-    old = {}
-    for key, value in actor.state_dict().items():
-        if not key.startswith("log_std"):
-            prefix = next(p for p in names if key.startswith(p))
-            old[names[prefix] + key[len(prefix):]] = value
-    torch.save({"state_dict": old, "obs_dim": 11, "act_dim": 3, "hidden": 8}, tmp_path / "old.pt")
-    save_behavior_policy(tmp_path / "new.pt", actor, {"obs_dim": 11, "act_dim": 3, "hidden": 8})
-    obs = np.random.default_rng(0).normal(size=(5, 11)).astype(np.float32)
-    for name in ("old.pt", "new.pt"):
-        loaded, _ = load_behavior_policy(tmp_path / name)
-        np.testing.assert_array_equal(loaded.act(obs, deterministic=True), actor.act(obs, deterministic=True))

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from obd.collect.__main__ import main
 from obd.collect.behavior import BehaviorActor, load_behavior_policy, save_behavior_policy
 from obd.collect.sac import SACConfig, SACTrainer
 from obd.collect.select_behavior import select
-from obd.data.__main__ import main
 from obd.errors import ObdError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # SAC runs are bit-exact with one thread

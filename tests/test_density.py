@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from obd.config import load_config
-from obd.distill.density import ESTIMATORS, MADE, MAF, DensityConfig, fit_log_density, kde_bandwidth, log_density
+from obd.distill.density import MADE, MAF, fit_log_density, kde_bandwidth, log_density
+from obd.distill.density_config import ESTIMATORS, DensityConfig
 from obd.distill.sdw import sdw_weights, sdw_weights_with_stats, weights_from_log_density
 from obd.errors import ObdError
 

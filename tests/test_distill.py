@@ -17,6 +17,7 @@ import yaml
 from obd.config import load_config
 from obd.data.dataset import TransitionDataset
 from obd.distill import DistillConfig, Distiller, SyntheticDataset, load_synthetic
+from obd.distill.config import load_run_config
 from obd.distill.inner import bc_grad, init_params, inner_loop, layer_dims, params_from_module, student_action
 from obd.distill.objectives import outer_loss
 from obd.distill.run import latest_checkpoint, resume, start
@@ -504,6 +505,28 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 def test_shipped_configs_load(name):
     cfg = load_config(DistillConfig, name)
     cfg.validate()
+    preset, objective = name.split("_")
+    assert cfg.objective == objective
+    # the objective is a key: the name is the preset with that objective (and its entry under `objectives:`)
+    assert cfg == load_config(DistillConfig, preset, [f"objective={objective}"])
+    assert load_run_config(f"{preset}.yaml", [f"objective={objective}"])[0] == cfg
+
+
+def test_presets_hold_what_changes_with_the_objective(tmp_path):
+    paper = load_config(DistillConfig, "paper")
+    assert paper.objective == "avpbc" and paper.outer_steps == 20_000
+    assert load_config(DistillConfig, "paper_dbc").outer_steps == 50_000
+    assert load_config(DistillConfig, "paper_sdw").density.estimator == "flow"
+    assert load_config(DistillConfig, "fast_sdw").density.mode == "sample"
+    assert load_config(DistillConfig, "fast_pbc").density is None
+    with pytest.raises(ObdError, match=r"fast\.yaml has no objective 'xyz'; it has \['dbc', 'pbc', 'avpbc', 'sdw'\]"):
+        load_config(DistillConfig, "fast_xyz")
+    (tmp_path / "mine.yaml").write_text("n_syn: 8\nobjectives: [dbc]\n")
+    with pytest.raises(ObdError, match="'objectives' should map each objective"):
+        load_config(DistillConfig, tmp_path / "mine.yaml")
+    (tmp_path / "mine.yaml").write_text("n_syn: 8\nobjectives: {dbc: {n_syn: 4}, pbc: {}}\n")
+    assert load_config(DistillConfig, tmp_path / "mine.yaml", ["objective=dbc"]).n_syn == 4
+    assert load_config(DistillConfig, tmp_path / "mine.yaml", ["objective=pbc"]).n_syn == 8
 
 
 def test_with_a_real_teacher_file_and_dataset_file(tmp_path):
@@ -539,10 +562,26 @@ def test_with_a_real_teacher_file_and_dataset_file(tmp_path):
 def test_run_config_keeps_the_inputs_beside_the_hyperparameters(tmp_path):
     from obd.distill.config import RunInputs, load_run_config, run_config_dict
 
-    (tmp_path / "c.yaml").write_text("dataset: d.hdf5\nteacher: t.pt\neval_every: 0\nn_syn: 8\n")
+    (tmp_path / "c.yaml").write_text("dataset: d.hdf5\nteacher: t.pt\nn_syn: 8\n")
     cfg, inputs = load_run_config(tmp_path / "c.yaml", ["teacher=u.pt"])
     assert inputs == RunInputs("d.hdf5", "u.pt") and cfg.n_syn == 8 and not hasattr(cfg, "dataset")
     saved = run_config_dict(cfg, inputs)
-    assert list(saved)[:2] == ["dataset", "teacher"] and saved["n_syn"] == 8 and "eval_every" not in saved
-    with pytest.raises(ObdError, match="eval_every"):
-        load_run_config(None, ["eval_every=3"])
+    assert list(saved)[:2] == ["dataset", "teacher"] and saved["n_syn"] == 8
+    with pytest.raises(ObdError, match="eval_every"):  # not a setting: checkpoints are evaluated afterwards
+        load_run_config(None, ["eval_every=0"])
+
+
+def test_objectives_are_declared_once():
+    """The registry is what the config accepts, what needs a teacher, and the sweep's distillation methods."""
+    import typing
+
+    from obd.distill.registry import OBJECTIVES
+    from obd.sweep.grid import METHODS
+
+    assert typing.get_args(typing.get_type_hints(DistillConfig)["objective"]) == tuple(OBJECTIVES)
+    for name, spec in OBJECTIVES.items():
+        cfg = load_config(DistillConfig, None, [f"objective={name}"])
+        cfg.validate()
+        assert cfg.needs_teacher() == spec.needs_teacher and name in METHODS
+    assert [n for n, s in OBJECTIVES.items() if s.q_weighted] == ["avpbc", "sdw"]
+    assert not OBJECTIVES["dbc"].needs_teacher

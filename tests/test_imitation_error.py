@@ -58,3 +58,14 @@ def test_imitation_error_last_checkpoints(run):
                           "--density", "knn", "--last", "1"], check=True, capture_output=True, text=True).stdout
     names = sorted(p.name for p in (run / "checkpoints").glob("step_*.hdf5"))
     assert [json.loads(line)["checkpoint"] for line in out.splitlines()] == names[-1:]
+
+
+def test_imitation_error_bad_input_is_one_line(run, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.yaml").write_text((run / "config.yaml").read_text())
+    for argv, expect in (([str(run), "--last", "0"], "--last: expected an integer >= 1, got 0"),
+                         ([str(bare)], f"{bare / 'checkpoints'}: no checkpoints (step_XXXXXXX.hdf5)")):
+        done = subprocess.run([sys.executable, str(SCRIPT), *argv, "--density", "knn", "--states", "20"],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [f"error: {expect}"]

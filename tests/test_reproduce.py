@@ -1,4 +1,4 @@
-"""obd.sweep.reproduce (scripts/reproduce.py) is a preset of obd.sweep: the paper's grid by default, every flag
+"""scripts/reproduce.py is a preset of obd.sweep: the paper's grid by default, every flag
 replaceable, and bad input fails before Ray starts (the sweep itself is tested in tests/test_sweep.py)."""
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from obd.cli import parse_args
 from obd.sweep.__main__ import build_parser
 
 
-def _load_script():
-    import obd.sweep.reproduce
+@pytest.fixture(scope="module")
+def script(load_script):
+    return load_script("reproduce")
 
-    return obd.sweep.reproduce
 
-
-def test_preset_is_the_papers_grid_and_flags_replace_it():
-    script = _load_script()
+def test_preset_is_the_papers_grid_and_flags_replace_it(script):
     args = parse_args(build_parser(), script.preset_argv([]))
     assert args.datasets.split(",") == [f"{env}-{level}-v5" for env in ("halfcheetah", "hopper", "walker2d")
                                         for level in ("medium-replay", "medium", "medium-expert")]
@@ -29,8 +27,7 @@ def test_preset_is_the_papers_grid_and_flags_replace_it():
                                                                                    "eval.students=2"])
 
 
-def test_bad_input_fails_before_ray(monkeypatch, capsys, tmp_path):
-    script = _load_script()
+def test_bad_input_fails_before_ray(script, monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray was started"))
     monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path))
     assert script.main(["--methods", "dbc,nope", "--out", str(tmp_path / "x")]) == 2

@@ -17,7 +17,7 @@ from test_distill import TinyTeacher, make_dataset, tiny_config
 
 from obd.config import load_config
 from obd.distill import DistillConfig, Distiller
-from obd.distill.density import DensityConfig
+from obd.distill.density_config import DensityConfig
 from obd.distill.run import resume, start
 from obd.distill.sdw import (
     OuterSampler,
@@ -306,50 +306,29 @@ def test_density_section_is_typed_and_old_keys_still_load():
     assert load_config(DistillConfig, None, ["objective=pbc"]).resolved().density is None
 
 
-def test_configs_written_when_sdw_was_a_flag_still_load():
-    # `sdw: true` on Av-PBC (the default objective) is SDW
-    for raw in ({"sdw": True, "objective": "avpbc"}, {"sdw": True}, {"sdw": "true", "density": {"alpha": 0.5}}):
-        cfg = load_config(DistillConfig, None, base=raw)
-        cfg.validate()
-        assert cfg.objective == "sdw" and not hasattr(cfg, "sdw")
-    assert load_config(DistillConfig, None, ["sdw=true", "density.k=3"]).density.k == 3
-    # run folders saved before the section was typed hold `density: {}` without SDW: they still load
-    legacy = load_config(DistillConfig, None, base={"sdw": False, "density": {}})
-    legacy.validate()
-    assert legacy.objective == "avpbc" and legacy.resolved().density is None
-    # SDW weighted Av-PBC only: the flag on another objective has no meaning today
-    for objective in ("dbc", "pbc"):
-        with pytest.raises(ObdError, match=r"config key 'sdw'.*objective=sdw \(Av-PBC weighted by state density\)"):
-            load_config(DistillConfig, None, base={"sdw": True, "objective": objective})
+def test_sdw_is_an_objective_not_a_flag():
+    with pytest.raises(ObdError, match="sdw"):
+        load_config(DistillConfig, None, ["sdw=true"])
+    # a default density section is allowed beside any objective (resolved away)
+    plain = load_config(DistillConfig, None, base={"density": {}})
+    plain.validate()
+    assert plain.objective == "avpbc" and plain.resolved().density is None
 
 
-def test_old_run_folders_load_resume_and_report(tmp_path):
+def test_shipped_run_folders_load_and_report():
     from obd.distill.config import load_run_config
     from obd.report_diversity import _is_sdw, _takes_part
 
-    # a run folder written before: `sdw: false` and `density: {}` (docs/compare_long/runs/*/config.yaml)
+    # the committed run folders (docs/compare_long/runs/*/config.yaml) load as Av-PBC runs
     shipped = sorted((Path(__file__).resolve().parents[1] / "docs" / "compare_long" / "runs").glob("*/config.yaml"))
     assert shipped
     for path in shipped:
         cfg, inputs = load_run_config(path)
         cfg.validate()
         assert cfg.objective == "avpbc" and cfg.resolved().density is None and inputs.dataset
-    # an SDW run whose config.yaml says `objective: avpbc` + `sdw: true` resumes bit-identically as objective sdw
-    data, teacher = make_dataset(n=96), TinyTeacher()
-    full = start(sdw_config("weight"), tmp_path / "full", data, teacher, progress=False)
-    start(sdw_config("weight", outer_steps=4, **{"outer.decay_steps": 6}), tmp_path / "old", data, teacher,
-          progress=False)
-    config_path = tmp_path / "old" / "config.yaml"
-    raw = yaml.safe_load(config_path.read_text())
-    raw = {**{k: v for k, v in raw.items() if k not in ("objective", "density")}, "objective": "avpbc",
-           "sdw": True, "density": raw["density"]}
-    config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert _is_sdw(raw) and _takes_part(raw) and load_run_config(config_path)[0].objective == "sdw"
-    (tmp_path / "old" / "synthetic.hdf5").unlink()
-    resumed = resume(tmp_path / "old", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
-    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
-    assert yaml.safe_load(config_path.read_text())["objective"] == "sdw"  # rewritten in today's keys
-    assert not _is_sdw({"objective": "avpbc", "sdw": False}) and _is_sdw({"objective": "sdw"})
+        raw = yaml.safe_load(path.read_text())
+        assert _takes_part(raw) and not _is_sdw(raw)
+    assert _is_sdw({"objective": "sdw"}) and not _takes_part({"objective": "pbc"})
 
 
 @pytest.mark.parametrize("name", ["fast_sdw", "paper_sdw", "small_sdw"])
@@ -420,8 +399,8 @@ def test_report_shows_the_diversity_panel_for_sdw_and_avpbc_runs(tmp_path, capsy
     assert "State diversity" not in (out2 / "report.md").read_text() and not (out2 / "diversity.png").exists()
 
 
-def test_bench_sdw_modes_measures_both_modes(tmp_path):
-    from obd.distill import bench_sdw_modes as bench
+def test_bench_sdw_modes_measures_both_modes(tmp_path, load_script):
+    bench = load_script("bench_sdw_modes")
 
     out = tmp_path / "modes.json"
     threads = torch.get_num_threads()

@@ -1,4 +1,4 @@
-"""``obd.teachers.bench`` (``scripts/bench_teacher.py``): both sides of every algorithm run and are reported
+"""scripts/bench_teacher.py: both sides of every algorithm run and are reported
 (a few updates)."""
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ import torch
 torch.set_num_threads(1)
 
 
-def load_bench():
-    import obd.teachers.bench
-
-    return obd.teachers.bench
+@pytest.fixture(scope="module")
+def bench(load_script):
+    return load_script("bench_teacher")
 
 
 @pytest.mark.parametrize("algo", ["td3bc", "iql", "calql"])
-def test_bench_times_ours_against_the_corl_style_loop(algo):
-    row = load_bench().bench(algo, torch.device("cpu"), steps=2, block=1, warmup=1)
+def test_bench_times_ours_against_the_corl_style_loop(bench, algo):
+    row = bench.bench(algo, torch.device("cpu"), steps=2, block=1, warmup=1)
     assert row["algo"] == algo and row["updates"] == 2 and row["threads"] == 1
     for key in ("ours_per_sec", "corl_per_sec", "ours_per_cpu_sec", "corl_per_cpu_sec", "speedup"):
         assert math.isfinite(row[key]) and row[key] > 0, key
 
 
-def test_corl_style_calql_reference_computes_the_same_losses_it_logs():
-    bench = load_bench()
+def test_corl_style_calql_reference_computes_the_same_losses_it_logs(bench):
     from obd.teachers import CalQLConfig
     from obd.teachers.training import OfflineData
 

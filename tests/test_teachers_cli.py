@@ -1,4 +1,4 @@
-"""``python -m obd.teacher train`` end to end on a tiny D4RL-layout file (hopper dims)."""
+"""``obd teacher train`` end to end on a tiny D4RL-layout file (hopper dims)."""
 
 from __future__ import annotations
 

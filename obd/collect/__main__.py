@@ -10,18 +10,14 @@ import sys
 from obd.cli import subcommand_main
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register the collection commands on ``sub`` (also ``obd data``'s, under their old spellings)."""
+def build_parser() -> argparse.ArgumentParser:
     from obd.collect import build, select_behavior, train_behavior
 
+    parser = argparse.ArgumentParser(prog="obd collect", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
     build.add_parser(sub)
     train_behavior.add_parser(sub)
     select_behavior.add_parser(sub)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="obd collect", description=__doc__)
-    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

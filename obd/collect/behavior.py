@@ -16,10 +16,6 @@ from obd.errors import ObdError
 from obd.io import torch_load_weights, torch_save_atomic
 from obd.nn import Actor, tanh_jacobian_log_det
 
-#: state-dict names of policy files written before the behavior actor was an :class:`obd.nn.Actor`
-#: (the shipped ones): ``trunk`` (two hidden layers) and ``head`` are the actor's ``net.{0,2,4}``
-_OLD_NAMES = {"trunk.0.": "net.0.", "trunk.2.": "net.2.", "head.": "net.4."}
-
 
 class BehaviorActor(Actor):
     """The SAC behavior policy: a tanh-Gaussian :class:`obd.nn.Actor` with two hidden layers of ``hidden`` on
@@ -52,17 +48,6 @@ class BehaviorActor(Actor):
         t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         a, _ = self.sample(t, deterministic=deterministic, with_logprob=False)
         return a.numpy()
-
-    def load_state_dict(self, state_dict: dict, strict: bool = True, assign: bool = False):
-        """Also reads the older ``trunk``/``head`` layout (and its lack of the log-std affine buffers)."""
-        state = {}
-        for key, value in state_dict.items():
-            old = next((o for o in _OLD_NAMES if key.startswith(o)), None)
-            state[key if old is None else _OLD_NAMES[old] + key[len(old):]] = value
-        if any(k.startswith(tuple(_OLD_NAMES)) for k in state_dict):
-            state.setdefault("log_std_multiplier", torch.tensor(1.0))
-            state.setdefault("log_std_offset", torch.tensor(0.0))
-        return super().load_state_dict(state, strict=strict, assign=assign)
 
 
 def save_behavior_policy(path: Path, actor: BehaviorActor, meta: dict) -> None:

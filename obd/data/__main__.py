@@ -1,7 +1,5 @@
-"""``obd data inspect SPEC`` (``python -m obd.data``): the data layer's command line.
-
-``obd data build|train-behavior|select-behavior`` are the old spellings of ``obd collect ...``, kept as
-aliases (this command line is the edge, so it may reach up into :mod:`obd.collect`)."""
+"""``obd data inspect SPEC`` (``python -m obd.data``): the data layer's command line (datasets are built with
+``obd collect``)."""
 
 from __future__ import annotations
 
@@ -16,9 +14,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obd data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     inspect.add_parser(sub)
-    from obd.collect.__main__ import add_commands
-
-    add_commands(sub)
     return parser
 
 

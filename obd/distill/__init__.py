@@ -15,7 +15,7 @@ _EXPORTS = {
     "DistillConfig": "obd.distill.config", "Distiller": "obd.distill.engine", "StudentConfig": "obd.distill.config",
     "InnerConfig": "obd.distill.config", "OuterConfig": "obd.distill.config", "RunInputs": "obd.distill.config",
     "load_run_config": "obd.distill.config", "INITS": "obd.distill.init",
-    "OBJECTIVES": "obd.distill.objectives", "resume_run": "obd.distill.run:resume",
+    "OBJECTIVES": "obd.distill.registry", "resume_run": "obd.distill.run:resume",
     "start_run": "obd.distill.run:start", "SyntheticDataset": "obd.distill.synthetic",
     "load_synthetic": "obd.distill.synthetic:SyntheticDataset.load",
 }

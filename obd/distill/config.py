@@ -11,160 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from obd.config import (
-    _coerce,
+    DEVICE_NAME,
     _merge,
     check_types,
     coerce_nested,
     config_to_dict,
+    is_number,
     load_config,
     parse_overrides,
     read_config_file,
 )
+from obd.distill.density_config import DensityConfig
+from obd.distill.registry import OBJECTIVES, ObjectiveName
 from obd.errors import ObdError
 from obd.io import write_text_atomic
 
 #: the keys of a run's config file that name its inputs rather than hyperparameters
 INPUT_KEYS = ("dataset", "teacher")
-#: keys older run folders' config files hold that are no longer settings (only their old default is accepted)
-RETIRED_KEYS = {"eval_every": 0}
-
-
-#: whether an outer objective needs the teacher (DBC distills the dataset's own actions)
-NEEDS_TEACHER = {"dbc": False, "pbc": True, "avpbc": True, "sdw": True}
-# a torch device string, checked without importing torch (so `--help` and config errors stay fast)
-DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-ESTIMATORS = ("kde", "knn", "gmm", "flow")
-MODES = ("weight", "sample")
-#: weight of the newest accepted gradient norm in the running mean that ``outer.skip_spikes`` compares against
-SPIKE_EMA = 0.05
-# Fit subsample per estimator when ``fit_samples`` is None (0 = all states). KDE scoring costs
-# O(N * fit_samples) kernel sums, so it gets the smallest; the MAF only draws minibatches from it.
-DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
-
-
-@dataclass
-class DensityConfig:
-    """How SDW (``objective: sdw``) estimates log p(s) and turns it into weights (:mod:`obd.distill.sdw`).
-
-    Weights: ``target_ess`` is the effective-sample-size fraction over the whole dataset that alpha is
-    solved for; ``alpha`` set (in (0, 1]) overrides the solve with a fixed tempering; ``floor`` is the
-    uniform share of the floor mix ``w' = floor + (1 - floor) w``; ``clip_quantile`` clips the tempered
-    weight at that quantile (1 = off); ``mode`` ``weight`` multiplies the outer error by w, ``sample``
-    draws the outer batch with probability proportional to w; a run warns when the outer loss's ESS
-    fraction is below ``warn_ess``. ``value_bands`` K >= 2 makes the weighting value-neutral: the states
-    are split into K equal-count bands of the teacher's Q1(s, a_det) (the Av-PBC factor) and the
-    weights are rescaled to mean 1 inside each band, so SDW moves weight only between states of similar
-    value and the outer batch keeps Av-PBC's distribution of Q (0 = off).
-
-    Estimation (timings: ``scripts/bench_density.py``, README): ``fit_samples`` caps the states an
-    estimator is fitted on (0 = all, None = the estimator's entry in ``DEFAULT_FIT_SAMPLES``);
-    ``chunk_size`` is how many states are scored at once; ``seed`` None takes the run's seed.
-    ``bandwidth`` is "scott", "silverman" (rules of thumb for unit-variance data, computed for the
-    fitted states) or a positive number in normalized state units. The MAF trains at most
-    ``flow_steps`` minibatch steps on ``1 - flow_holdout`` of its fitted states, evaluates the held-out
-    log-likelihood every ``flow_eval_every`` steps, lowers the learning rate 3x after
-    ``flow_patience // 2`` evaluations without improvement and stops after ``flow_patience``, keeping
-    the best evaluated weights.
-    """
-
-    estimator: Literal["kde", "knn", "gmm", "flow"] = "gmm"
-    target_ess: float = 0.5
-    alpha: float | None = None
-    floor: float = 0.0
-    clip_quantile: float = 0.99
-    mode: Literal["weight", "sample"] = "weight"
-    warn_ess: float = 0.1
-    value_bands: int = 0
-    fit_samples: int | None = None
-    seed: int | None = None
-    chunk_size: int = 50_000
-    # kde
-    bandwidth: float | str = "scott"
-    # relative tolerance of sklearn's tree-based kernel sums: log p within about kde_rtol nats
-    kde_rtol: float = 0.05
-    # CPU threads for scikit-learn and its BLAS (-1 = all): one, since on a shared machine BLAS threads
-    # that wait on each other slow a GMM fit down many times over
-    n_jobs: int = 1
-    # knn
-    k: int = 10
-    # gmm
-    components: int = 16
-    gmm_reg_covar: float = 1e-4
-    gmm_max_iter: int = 100
-    # flow (MAF)
-    flow_layers: int = 5
-    flow_hidden: int = 128
-    flow_steps: int = 20_000
-    flow_batch: int = 1024
-    flow_lr: float = 1e-3
-    flow_holdout: float = 0.1
-    flow_eval_every: int = 250
-    flow_patience: int = 8
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`ObdError` naming the first field with an invalid value."""
-        check_types(self, "density.")
-        if self.alpha is not None and not (_is_number(self.alpha) and 0.0 < self.alpha <= 1.0):
-            raise ObdError(f"density.alpha: expected a number in (0, 1] or null (solve for target_ess), "
-                           f"got {self.alpha!r}")
-        # (name, whether 0 is allowed, whether 1 is allowed)
-        for name, zero, one in (("target_ess", False, False), ("floor", True, False), ("warn_ess", True, True),
-                                ("flow_holdout", False, False)):
-            value = getattr(self, name)
-            in_range = (0.0 < value or zero and value == 0.0) and (value < 1.0 or one and value == 1.0)
-            if not (_is_number(value) and in_range):
-                raise ObdError(f"density.{name}: expected a number in {'[' if zero else '('}0, 1{']' if one else ')'}, "
-                               f"got {value!r}")
-        if not (_is_number(self.clip_quantile) and 0.0 < self.clip_quantile <= 1.0):
-            raise ObdError(f"density.clip_quantile: expected a number in (0, 1], got {self.clip_quantile!r}")
-        if isinstance(self.bandwidth, str):
-            if self.bandwidth not in ("scott", "silverman"):
-                raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
-                               f"got {self.bandwidth!r}")
-        elif not (_is_number(self.bandwidth) and self.bandwidth > 0):
-            raise ObdError(f"density.bandwidth: expected 'scott', 'silverman' or a positive number, "
-                           f"got {self.bandwidth!r}")
-        if isinstance(self.value_bands, bool) or not isinstance(self.value_bands, int) or self.value_bands < 0 \
-                or self.value_bands == 1:
-            raise ObdError(f"density.value_bands: expected 0 (off) or an integer >= 2, got {self.value_bands!r}")
-        for name in ("fit_samples", "seed"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ObdError(f"density.{name}: expected an integer >= 0 or null, got {value!r}")
-        n_jobs = self.n_jobs
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-            raise ObdError(f"density.n_jobs: expected -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
-        for name, lo in (("chunk_size", 1), ("k", 1), ("components", 1),
-                         ("gmm_max_iter", 1), ("flow_layers", 1), ("flow_hidden", 1), ("flow_steps", 0),
-                         ("flow_batch", 1), ("flow_eval_every", 1), ("flow_patience", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ObdError(f"density.{name}: expected an integer >= {lo}, got {value!r}")
-        for name in ("kde_rtol", "gmm_reg_covar", "flow_lr"):
-            value = getattr(self, name)
-            if not (_is_number(value) and value >= 0):
-                raise ObdError(f"density.{name}: expected a finite number >= 0, got {value!r}")
-        if self.device != "auto" and not DEVICE_NAME.match(str(self.device)):
-            raise ObdError(f"density.device: expected 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
-
-    @property
-    def rng_seed(self) -> int:
-        """The seed the estimators draw from (0 when ``seed`` is null outside a run)."""
-        return 0 if self.seed is None else self.seed
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -198,12 +65,12 @@ class CoverageConfig:
         checked with every config's types, :func:`obd.config.check_types`)."""
         for name in ("scale", "init_scale"):
             value = getattr(self, name)
-            if not (_is_number(value) and value >= 0):
+            if not (is_number(value) and value >= 0):
                 raise ObdError(f"config key 'coverage.{name}': expected a number >= 0 (0 = off), got {value!r}")
         if self.kind == "mixup" and self.scale > 1:
             raise ObdError(f"config key 'coverage.scale': with kind mixup it is the largest interpolation weight, "
                            f"expected a number in [0, 1], got {self.scale!r}")
-        if not (_is_number(self.clean) and 0 <= self.clean <= 1):
+        if not (is_number(self.clean) and 0 <= self.clean <= 1):
             raise ObdError(f"config key 'coverage.clean': expected a share in [0, 1], got {self.clean!r}")
 
 
@@ -253,7 +120,7 @@ class OuterConfig:
     ``sample`` = a reparameterized sample tanh(mean + std eps) drawn fresh per real state (the published
     code's; tanh-Gaussian students only). ``skip_spikes``: skip the outer step (the synthetic set and the
     optimizer state stay as they are) when the gradient norm is not finite or exceeds ``skip_spikes`` times
-    the running mean of the accepted steps' norms (exponential, weight ``SPIKE_EMA`` on the newest); 0 = off.
+    the running mean of the accepted steps' norms (exponential, weight ``engine.SPIKE_EMA`` on the newest); 0 = off.
     Why: at a large inner lr some student inits make the unrolled inner loop chaotic, and its meta-gradient
     grows by orders of magnitude; even clipped, such a step moves the set in an arbitrary direction and
     inflates Adam's second moment, which then damps the steps that follow."""
@@ -280,7 +147,7 @@ class OuterConfig:
 @dataclass
 class DistillConfig:
     """The hyperparameters of a distillation. Defaults are the fast Av-PBC preset
-    (``obd/configs/fast_avpbc.yaml``: the paper's student and inner loop, an Adam outer optimizer with cosine
+    (``obd/configs/fast.yaml``: the paper's student and inner loop, an Adam outer optimizer with cosine
     decay, 3,000 outer steps), the CPU default; the paper's settings are the ``paper_avpbc`` preset. Nested
     sections may be given as dicts (``DistillConfig(inner=dict(steps=5))``). ``logger``: extra metric sinks
     besides ``metrics.jsonl``, comma-separated, ``tensorboard`` and/or ``wandb`` (see :mod:`obd.loggers`).
@@ -297,7 +164,7 @@ class DistillConfig:
     onto [-1, 1] at init and after every outer step, the range of the env's actions.
     """
 
-    objective: Literal["dbc", "pbc", "avpbc", "sdw"] = "avpbc"
+    objective: ObjectiveName = "avpbc"
     beta: float = 0.02
     density: DensityConfig | None = None
     n_syn: int = 256
@@ -320,30 +187,8 @@ class DistillConfig:
         check_types(self)
 
     def needs_teacher(self) -> bool:
-        return NEEDS_TEACHER.get(self.objective, False) or self.init == "topq"
-
-    @staticmethod
-    def upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
-        """The mapping of a config written by an older obd, in today's keys (called by
-        :func:`obd.config.load_config` before building): a key of ``RETIRED_KEYS`` with its old value is
-        dropped (any other value is an :class:`ObdError`); ``sdw: false`` is dropped, ``sdw: true`` with
-        objective ``avpbc`` (or none, the default) becomes ``objective: sdw``; ``sdw: true`` with another
-        objective is an :class:`ObdError`, since SDW weights Av-PBC only."""
-        raw = dict(raw)
-        for key, old in RETIRED_KEYS.items():
-            if key in raw and raw.pop(key) != old:
-                raise ObdError(f"config key '{key}' is no longer a setting (evaluate checkpoints with "
-                               f"`obd evaluate synthetic RUN/checkpoints/step_XXXXXXX.hdf5`)")
-        if "sdw" not in raw:
-            return raw
-        if not _coerce(raw.pop("sdw"), bool, "sdw"):
-            return raw
-        objective = raw.get("objective", "avpbc")
-        if objective not in ("avpbc", "sdw"):
-            raise ObdError(f"config key 'sdw': no longer a flag; SDW is objective=sdw (Av-PBC weighted by state "
-                           f"density), got sdw=true with objective={objective}")
-        raw["objective"] = "sdw"
-        return raw
+        spec = OBJECTIVES.get(self.objective)
+        return (spec is not None and spec.needs_teacher) or self.init == "topq"
 
     def validate(self) -> None:
         """Check the config alone (no files read, nothing changed); raise a one-line :class:`ObdError`
@@ -400,9 +245,11 @@ class DistillConfig:
                                f"got objective={self.objective}")
             self.density.validate()
         self.coverage.validate()
-        if (self.coverage.outer_enabled or self.coverage.init_scale > 0) and not NEEDS_TEACHER[self.objective]:
+        if (self.coverage.outer_enabled or self.coverage.init_scale > 0) and \
+                not OBJECTIVES[self.objective].needs_teacher:
+            teacher_based = [name for name, spec in OBJECTIVES.items() if spec.needs_teacher]
             raise ObdError(f"config key 'coverage': perturbed states are labelled by the teacher, so they need "
-                           f"objective pbc, avpbc or sdw, got objective={self.objective}")
+                           f"objective {'/'.join(teacher_based)}, got objective={self.objective}")
         if not DEVICE_NAME.match(str(self.device)):
             raise ObdError(f"config key 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         from obd.loggers import parse_loggers
@@ -464,9 +311,10 @@ def load_run_config(path: Any = None, overrides: list[str] | None = None,
     """:class:`DistillConfig` and :class:`RunInputs` from ``base`` <- the YAML file or preset at ``path`` <-
     ``key=value`` overrides (``dataset=`` and ``teacher=`` among them), like :func:`obd.config.load_config`."""
     raw: dict[str, Any] = dict(base or {})
+    extra = parse_overrides(overrides)
     if path is not None:
-        raw = _merge(raw, read_config_file(path))
-    raw = _merge(raw, parse_overrides(overrides))
+        raw = _merge(raw, read_config_file(path, extra.get("objective")))
+    raw = _merge(raw, extra)
     hyper, inputs = split_inputs(raw, str(path) if path is not None else "config")
     return load_config(DistillConfig, base=hyper), inputs
 

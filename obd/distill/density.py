@@ -39,8 +39,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from obd.device import resolve_device
-from obd.distill.config import DEFAULT_FIT_SAMPLES, ESTIMATORS, DensityConfig  # noqa: F401 (ESTIMATORS re-exported)
+from obd.distill.density_config import DensityConfig
 from obd.errors import ObdError
+
+# Fit subsample per estimator when ``fit_samples`` is None (0 = all states). KDE scoring costs
+# O(N * fit_samples) kernel sums, so it gets the smallest; the MAF only draws minibatches from it.
+DEFAULT_FIT_SAMPLES = {"kde": 1_000, "knn": 20_000, "gmm": 20_000, "flow": 0}
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,14 +36,20 @@ from tqdm.auto import tqdm
 from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
-from obd.distill.config import SPIKE_EMA, DistillConfig
 from obd.distill.coverage import OuterCoverage, perturbed_initial_pairs
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
-from obd.distill.objectives import NEEDS_TEACHER, Q_WEIGHTED, build_objective, outer_loss, query_teacher
+from obd.distill.objectives import build_objective, outer_loss, query_teacher
+from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
+
+if TYPE_CHECKING:  # the config module builds a Distiller (DistillConfig.create), so no import back at run time
+    from obd.distill.config import DistillConfig
+
+#: weight of the newest accepted gradient norm in the running mean that ``outer.skip_spikes`` compares against
+SPIKE_EMA = 0.05
 
 
 def inputs_fingerprint(dataset: TransitionDataset, teacher: Any = None) -> dict[str, str]:
@@ -190,7 +196,7 @@ class Distiller:
         cfg = self.config
         where = dataset.source or "dataset"
         if teacher is None and cfg.needs_teacher():
-            need = f"objective '{cfg.objective}'" if NEEDS_TEACHER[cfg.objective] else "init 'topq'"
+            need = f"objective '{cfg.objective}'" if OBJECTIVES[cfg.objective].needs_teacher else "init 'topq'"
             raise ObdError(f"teacher: {need} needs a teacher (teacher=FILE or a shipped name), none given")
         if cfg.n_syn > len(dataset):
             raise ObdError(f"config key 'n_syn': {cfg.n_syn} exceeds the {len(dataset)} transitions of {where}")
@@ -203,9 +209,9 @@ class Distiller:
         if missing:
             raise ObdError(f"teacher {label}: not a TeacherLike (no {', '.join(missing)}; see "
                            f"obd.teachers.TeacherLike)")
-        if (cfg.objective in Q_WEIGHTED or cfg.init == "topq") and \
+        if (OBJECTIVES[cfg.objective].q_weighted or cfg.init == "topq") and \
                 (not callable(getattr(teacher, "q", None)) or getattr(teacher, "critic", True) is None):
-            need = f"objective '{cfg.objective}'" if cfg.objective in Q_WEIGHTED else "init 'topq'"
+            need = f"objective '{cfg.objective}'" if OBJECTIVES[cfg.objective].q_weighted else "init 'topq'"
             raise ObdError(f"teacher {label}: {need} weights states by the teacher's Q, but it has no critic "
                            f"(q(states, actions))")
         if (teacher.obs_dim, teacher.act_dim) != (dataset.obs_dim, dataset.act_dim):

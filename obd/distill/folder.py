@@ -1,5 +1,5 @@
 """A distillation run folder, the one place that knows its layout (the contract with ``obd.evaluate``,
-``obd.report`` and ``obd.compare``)::
+``obd.report`` and ``scripts/compare_presets.py``)::
 
     RUN/config.yaml                          resolved DistillConfig
     RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec,
@@ -62,13 +62,20 @@ class RunFolder:
         found = self.states()
         return found[0] if found else None
 
-    def synthetic_sets(self) -> list[Path]:
-        """``checkpoints/step_*.hdf5`` in step order, then ``synthetic.hdf5`` when present; an error when the
-        folder is missing or holds none."""
+    def checkpoint_sets(self) -> list[Path]:
+        """``checkpoints/step_*.hdf5`` in step order (empty when there are none); an error when the folder is
+        missing."""
         if not self.path.is_dir():
             raise ObdError(f"{self.path}: run folder not found")
-        files = sorted((p for p in self.checkpoints_dir.glob("step_*.hdf5") if SET_RE.match(p.name)),
-                       key=lambda p: int(SET_RE.match(p.name).group(1))) if self.checkpoints_dir.is_dir() else []
+        if not self.checkpoints_dir.is_dir():
+            return []
+        return sorted((p for p in self.checkpoints_dir.glob("step_*.hdf5") if SET_RE.match(p.name)),
+                      key=lambda p: int(SET_RE.match(p.name).group(1)))
+
+    def synthetic_sets(self) -> list[Path]:
+        """:meth:`checkpoint_sets`, then ``synthetic.hdf5`` when present; an error when the folder is missing or
+        holds none."""
+        files = self.checkpoint_sets()
         if self.synthetic_path.is_file():
             files.append(self.synthetic_path)
         if not files:

@@ -36,12 +36,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from obd.distill.config import NEEDS_TEACHER  # noqa: F401 (re-exported)
+from obd.distill.registry import OBJECTIVES
 from obd.errors import ObdError
-
-OBJECTIVES = ("dbc", "pbc", "avpbc", "sdw")
-#: the objectives whose w holds beta * Q (SDW is Av-PBC with state-density weights on top)
-Q_WEIGHTED = ("avpbc", "sdw")
 
 
 def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -134,7 +130,7 @@ class Objective:
         replaces the precomputed Q1 of those states, e.g. Q at perturbed states), times the density weights;
         None for w = 1."""
         weights = None
-        if self.name in Q_WEIGHTED:
+        if OBJECTIVES[self.name].q_weighted:
             weights = self.beta * (self.q_values[idx] if q is None else q)
         if self.density_weights is not None:
             w = self.density_weights[idx]
@@ -169,7 +165,7 @@ def build_objective(name: str, observations: np.ndarray, dataset_actions: np.nda
         else:
             obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
                                                progress=progress, width=teacher.act_dim)
-        if name in Q_WEIGHTED:
+        if OBJECTIVES[name].q_weighted:
             obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
                                          "teacher Q", progress=progress)
             if clip_q:

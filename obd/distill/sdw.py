@@ -13,9 +13,9 @@ so ``mean(w) = 1`` over the dataset. With ``value_bands`` K (value-neutral SDW),
 into K equal-count bands b(i) of the teacher's Q1(s_i, a_det) and v is renormalized inside each band,
 ``v_i <- v_i / mean_{j: b(j) = b(i)} v_j``: every band keeps its uniform share of the weight, so the
 outer batch holds as much of each value level as Av-PBC's and rare states gain weight only against
-states of similar value. A fixed alpha is a poor knob: on hopper-medium-like data alpha 0.5
-with a 99% clip leaves an effective sample size of about 2% of the batch. Instead alpha is *solved* so
-that the weights keep a target effective sample size fraction over the whole dataset,
+states of similar value. A fixed alpha is a poor knob: how much of the batch it leaves effective depends
+on the data (measured: docs/notes-from-code.md). Instead alpha is *solved* so that the weights keep a
+target effective sample size fraction over the whole dataset,
 
     ESS(w) = (sum_i w_i)^2 / (N sum_i w_i^2)     (= 1 / mean(w^2) at mean 1).
 
@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from obd.distill.density import DensityConfig, fit_log_density
+from obd.distill.density import fit_log_density
+from obd.distill.density_config import DensityConfig
 from obd.errors import ObdError
 
 #: weight quantiles reported in :class:`SDWStats` (fractions)

@@ -12,7 +12,8 @@ from obd.lazy import lazy_exports
 _MODULES = {
     "obd.evaluate.architectures": ("ARCHITECTURES", "ResidualStudent", "StudentArch", "make_eval_student",
                                    "parse_arch"),
-    "obd.evaluate.baselines": ("evaluate_bc", "evaluate_teacher", "random_selection"),
+    "obd.evaluate.baselines": ("evaluate_bc", "random_selection"),
+    "obd.teachers.evaluation": ("evaluate_teacher",),
     "obd.evaluate.protocol": ("evaluate_synthetic", "rollout_students", "train_students"),
     "obd.evaluate.student_spec": ("BC_STUDENT", "PAPER_STUDENT", "StudentSpec", "config_student",
                                   "distilled_student", "resolve_student"),

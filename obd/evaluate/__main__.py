@@ -124,9 +124,10 @@ def _main(argv: list[str] | None = None) -> int:
         if value is not None and value < (0 if name == "steps" else 1):
             raise ObdError(f"--{name.replace('_', '-')} must be >= {0 if name == 'steps' else 1}, got {value}")
     apply_common(args)
-    from obd.evaluate.baselines import evaluate_bc, evaluate_teacher, random_selection
+    from obd.evaluate.baselines import evaluate_bc, random_selection
     from obd.evaluate.protocol import evaluate_synthetic
     from obd.io import write_json_atomic
+    from obd.teachers.evaluation import evaluate_teacher
 
     train = {}
     if args.command != "teacher":

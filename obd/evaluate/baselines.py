@@ -1,4 +1,5 @@
-"""Baselines under the same rollout: random real pairs, BC on the whole dataset, the teacher itself.
+"""Baselines under the same rollout: random real pairs and BC on the whole dataset (the teacher itself is
+:func:`obd.teachers.evaluation.evaluate_teacher`, which teacher training shares).
 
 A random selection carries no distillation config, so ``evaluate_synthetic`` trains the paper's student on
 it unless told otherwise (pass ``student=`` the distilled set's own to compare the two like for like);
@@ -7,7 +8,6 @@ whole-data BC has its own protocol, ``BC_STUDENT``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +17,6 @@ import torch
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
 from obd.distill.synthetic import SyntheticDataset
-from obd.envs.rollout import rollout
 from obd.errors import ObdError
 from obd.evaluate.protocol import resolve_task, rollout_students, student_fields, train_students
 from obd.evaluate.student_spec import BC_STUDENT, resolve_student
@@ -59,18 +58,3 @@ def evaluate_bc(dataset: TransitionDataset, steps: int | None = None, batch_size
         **student_fields(spec), "seed": seed, "max_steps": max_steps, "final_bc_loss": log.final_per_student,
         "train_seconds": train_seconds, **out,
     }
-
-
-def evaluate_teacher(teacher: Any, episodes: int = 10, seed: int = 0, max_steps: int | None = None) -> dict[str, Any]:
-    """Roll out ``teacher.act`` (deterministic action on raw states; the teacher normalizes internally)."""
-    if episodes < 1:
-        raise ObdError(f"episodes must be >= 1, got {episodes}")
-    for attr in ("task", "act", "device"):
-        if not hasattr(teacher, attr):
-            raise ObdError(f"teacher: missing attribute '{attr}' required by the Teacher contract")
-    t0 = time.perf_counter()
-    res = rollout(teacher.task, lambda obs, idx: teacher.act(obs), 1, episodes, normalizer=None, seed=seed,
-                  device=teacher.device, max_steps=max_steps)
-    return {"kind": "teacher", "task": res.task, "episodes": episodes, "seed": seed, "max_steps": max_steps,
-            "metadata": dict(getattr(teacher, "metadata", {}) or {}),
-            "rollout_seconds": time.perf_counter() - t0, **res.summary(), **res.episodes()}

@@ -25,11 +25,12 @@ from typing import Any
 from obd.config import config_to_dict, load_config, parse_overrides, read_config_file
 from obd.data.loader import HDF5_SUFFIXES
 from obd.distill.config import DistillConfig, load_run_config
+from obd.distill.registry import OBJECTIVES
 from obd.errors import ObdError
 
-METHODS = ("random", "dbc", "pbc", "avpbc", "sdw", "bc", "teacher")
-#: the outer objective of each distillation method
-OBJECTIVE = {"dbc": "dbc", "pbc": "pbc", "avpbc": "avpbc", "sdw": "sdw"}
+#: a sweep's methods: the random selection, one distillation per objective (named as the objective), whole-data
+#: BC and the teacher
+METHODS = ("random", *OBJECTIVES, "bc", "teacher")
 
 
 @dataclass
@@ -204,8 +205,8 @@ def split_method(method: str) -> tuple[str, list[str]]:
     overrides = [o.strip() for o in inside.split(";") if o.strip()]
     if not overrides:
         raise ObdError(f"--methods: '{method}' has empty brackets; expected {name}[key=value;...]")
-    if name not in OBJECTIVE:
-        raise ObdError(f"--methods: '{method}': only the distillation methods {list(OBJECTIVE)} take overrides")
+    if name not in OBJECTIVES:
+        raise ObdError(f"--methods: '{method}': only the distillation methods {list(OBJECTIVES)} take overrides")
     for item in overrides:
         key = _key(item)
         if key in TRIAL_KEYS or key.startswith("eval"):
@@ -320,7 +321,7 @@ def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, t
     ``density``; the dataset and teacher are the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
     name, extra = split_method(method)
     try:
-        cfg = _load(settings, OBJECTIVE[name], extra)
+        cfg = _load(settings, name, extra)
         cfg.seed = seed
         cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
         cfg.validate()
@@ -350,8 +351,8 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
         teacher = teachers.get(spec)
         for method in methods:
             name = base_method(method)
-            needs = name == "teacher" or (name in OBJECTIVE and
-                                         dataclasses.replace(base, objective=OBJECTIVE[name]).needs_teacher())
+            needs = name == "teacher" or (name in OBJECTIVES and
+                                         dataclasses.replace(base, objective=name).needs_teacher())
             if needs and teacher is None:
                 found = shipped_teacher(spec)
                 if found is None:
@@ -359,7 +360,7 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
                                    f"none shipped for its task and level; pass --teachers {spec}=FILE")
                 teacher = str(found)
             for seed in seeds:
-                cfg = distill_config(settings, method, spec, seed, teacher) if name in OBJECTIVE else None
+                cfg = distill_config(settings, method, spec, seed, teacher) if name in OBJECTIVES else None
                 trials.append(Trial(labels[spec], spec, method, seed,
                                     str(out / "trials" / labels[spec] / method_folder(method) / f"seed{seed}"),
                                     teacher if needs else None, base, settings.eval, cfg))

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from obd.config import config_to_dict
-from obd.distill.config import DensityConfig, DistillConfig
+from obd.distill.config import DistillConfig
+from obd.distill.density_config import DensityConfig
+from obd.distill.registry import OBJECTIVES
 from obd.errors import ObdError
-from obd.sweep.grid import METHODS, OBJECTIVE, base_method, split_method, task_and_level
+from obd.sweep.grid import METHODS, base_method, split_method, task_and_level
 
-LABELS = {"random": "Random selection", "dbc": "DBC", "pbc": "PBC", "avpbc": "Av-PBC", "sdw": "SDW",
+LABELS = {"random": "Random selection", **{name: spec.label for name, spec in OBJECTIVES.items()},
           "bc": "BC on the whole dataset", "teacher": "Teacher"}
 PAPER_COLUMNS = [f"{env}-{level}" for env in ("halfcheetah", "hopper", "walker2d")
                  for level in ("medium-replay", "medium", "medium-expert")]
@@ -152,7 +154,7 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
             cols += [_cell(cells.get((d, m), [])), "" if pub is None else f"{pub:.1f}"]
         lines.append(f"| {method_label(m)} | " + " | ".join(cols) + " |")
     seeds = sorted({r["seed"] for r in rows})
-    distill_rows = [r for r in rows if base_method(r["method"]) in OBJECTIVE]
+    distill_rows = [r for r in rows if base_method(r["method"]) in OBJECTIVES]
     out = [
         "# OBD sweep: normalized return (D4RL score: 0 = random policy, 100 = expert)",
         "",
@@ -195,8 +197,8 @@ def _students_by_seed(rows: list[dict[str, Any]]) -> tuple[list[list[float]], li
     cell's rows; None when a row predates per-student scores in ``results.jsonl``."""
     by_seed, by_set = [], []
     for r in sorted(rows, key=lambda r: r["seed"]):
-        sets = [c.get("per_student") for c in r["checkpoints"]]
-        if any(s is None for s in sets):
+        sets = [c.get("per_student") for c in r.get("checkpoints", [])]
+        if not sets or any(s is None for s in sets):
             return None
         by_seed.append([x for s in sets for x in s])
         by_set += sets

@@ -15,7 +15,8 @@ _MODULES = {
     "obd.teachers.td3bc": ("TD3BC", "TD3BCConfig"),
     "obd.teachers.iql": ("IQL", "IQLConfig"),
     "obd.teachers.calql": ("CalQL", "CalQLConfig"),
-    "obd.teachers.training": ("RunConfig", "train_teacher", "evaluate_teacher"),
+    "obd.teachers.training": ("RunConfig", "train_teacher"),
+    "obd.teachers.evaluation": ("evaluate_teacher",),
     "obd.teachers.corl": ("import_corl",),
     "obd.teachers.algos": ("ALGOS",),
 }

@@ -33,10 +33,10 @@ from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
 from obd.envs import get_task, infer_task
-from obd.envs.rollout import rollout
 from obd.errors import ObdError
 from obd.io import torch_load_weights, torch_save_atomic, truncate_metrics, write_text_atomic
 from obd.teachers.base import Teacher
+from obd.teachers.evaluation import evaluate_teacher
 
 
 @dataclass
@@ -119,15 +119,6 @@ def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray, terminals: np
         c[:-shift] = c[:-shift] * c[shift:]
         shift *= 2
     return g
-
-
-def evaluate_teacher(teacher: Teacher, task: str, episodes: int, seed: int, max_steps: int | None = None) -> dict:
-    """D4RL normalized score of the teacher's deterministic action over ``episodes`` seeded episodes."""
-    res = rollout(task, lambda obs, idx: teacher.act(obs), num_policies=1, episodes=episodes, seed=seed,
-                  device=teacher.device, max_steps=max_steps or None)
-    s = res.summary()
-    return {"normalized_score": s["normalized_score_mean"], "return_mean": s["return_mean"],
-            "episode_length_mean": s["episode_length_mean"]}
 
 
 def dataset_task(data: TransitionDataset, where: str) -> str | None:
@@ -228,8 +219,10 @@ def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: R
 
     def evaluate(at: int, teacher: Teacher | None = None, seed_offset: int = 100) -> dict:
         teacher = teacher or algo.teacher(data.normalizer, task, meta)
-        return {"step": at, **evaluate_teacher(teacher, task, run.eval_episodes, seed=run.seed * 1000 + seed_offset,
-                                               max_steps=run.eval_max_steps)}
+        ev = evaluate_teacher(teacher, run.eval_episodes, seed=run.seed * 1000 + seed_offset,
+                              max_steps=run.eval_max_steps)
+        return {"step": at, "normalized_score": ev["normalized_score_mean"], "return_mean": ev["return_mean"],
+                "episode_length_mean": ev["episode_length_mean"]}
 
     def final_metadata(at: int, ev: dict | None) -> dict:
         out_meta = {**meta, "training_steps": at, "env_id": get_task(task).env_id if task else None}
