@@ -130,12 +130,12 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
                           "n_syn": cfg.n_syn, "outer_steps": cfg.outer_steps, "students": settings.students,
                           "episodes": settings.episodes, "max_steps": settings.max_steps, "seed": settings.seed,
                           "student": results["synthetic"]["student"]}
-    report["seconds"] = {"distill": distill_seconds, "total": time.perf_counter() - t_start}
-    plots = write_plots(out, out / "distill" / "metrics.jsonl", report)
-    report["plots"] = plots
     if settings.video:
         report["video"] = write_rollout_video(out / VIDEO, results["synthetic"]["task"], syn, random_set, teacher,
                                               student, settings)
+    report["seconds"] = {"distill": distill_seconds, "total": time.perf_counter() - t_start}
+    plots = write_plots(out, out / "distill" / "metrics.jsonl", report)
+    report["plots"] = plots
     write_json_atomic(out / "report.json", report)
     print(format_table(report))
     return report

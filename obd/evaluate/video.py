@@ -80,7 +80,7 @@ class Panel:
 def _label(frame: np.ndarray, title: str, status: str, dim: bool) -> np.ndarray:
     """The frame under a white strip of two lines (``title``, ``status``); darkened once its episode has ended
     (``dim``)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     if dim:
         frame = (frame.astype(np.float32) * 0.45).astype(np.uint8)
@@ -88,8 +88,12 @@ def _label(frame: np.ndarray, title: str, status: str, dim: bool) -> np.ndarray:
     img = Image.new("RGB", (w, h + LABEL_HEIGHT), (255, 255, 255))
     img.paste(Image.fromarray(frame), (0, LABEL_HEIGHT))
     draw = ImageDraw.Draw(img)
-    draw.text((3, 1), title, fill=(0, 0, 0))
-    draw.text((3, 12), status, fill=(90, 90, 90))
+    try:
+        font = ImageFont.load_default(size=11)  # Pillow's scalable font, where Pillow has FreeType
+    except (ImportError, OSError, TypeError):
+        font = ImageFont.load_default()
+    draw.text((3, 0), title, fill=(0, 0, 0), font=font)
+    draw.text((3, 12), status, fill=(90, 90, 90), font=font)
     return np.asarray(img)
 
 
