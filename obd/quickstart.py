@@ -8,7 +8,10 @@
 4. evaluate: the synthetic set and a random selection of the same size, both with the distillation's own
    student and inner loop, and the teacher; prints a three-row table (normalized score, return, mean
    episode length, mean forward progress) and writes ``DIR/report.json``, ``DIR/synthetic.hdf5`` and
-   ``DIR/*.png``.
+   ``DIR/*.png``;
+5. watch: ``DIR/rollout.gif``, one episode each of a student trained on the synthetic set, one trained on
+   the random selection and the teacher, side by side, rendered offscreen by MuJoCo (EGL or OSMesa,
+   whichever works; one line says so when neither does, and the quickstart finishes without it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from obd.errors import ObdError, cli_entry
 DEFAULT_CONFIG = "quickstart"           # a shipped preset (obd.assets)
 DEFAULT_TEACHER = "hopper-medium-v5"    # the shipped teacher of that dataset
 ROWS = ("synthetic", "random_selection", "teacher")
+VIDEO = "rollout.gif"
 #: what report.json keeps of each row's evaluation
 ROW_KEYS = ("normalized_score_mean", "normalized_score_std", "return_mean", "episode_length_mean",
             "forward_progress_mean", "per_policy_normalized_score", "per_policy_episode_length",
@@ -51,6 +55,7 @@ class QuickstartSettings:
     seed: int = 0
     cache: Path | None = None
     progress: bool = True
+    video: bool = True                  # DIR/rollout.gif
 
 
 def cache_dir(settings: QuickstartSettings) -> Path:
@@ -109,12 +114,13 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
 
     print(f"[4/4] evaluating: {settings.students} students x {settings.episodes} episodes per set", flush=True)
     # the random selection is trained like the synthetic set, so the two rows compare data, not students
+    student = distilled_student(syn.metadata)
     common = dict(students=settings.students, episodes=settings.episodes, seed=settings.seed,
-                  max_steps=settings.max_steps, student=distilled_student(syn.metadata))
+                  max_steps=settings.max_steps, student=student)
+    random_set = random_selection(dataset, cfg.n_syn, settings.seed)
     results = {
         "synthetic": evaluate_synthetic(syn, **common),
-        "random_selection": evaluate_synthetic(random_selection(dataset, cfg.n_syn, settings.seed),
-                                               where="random selection", **common),
+        "random_selection": evaluate_synthetic(random_set, where="random selection", **common),
         "teacher": evaluate_teacher(teacher, episodes=settings.episodes, seed=settings.seed,
                                     max_steps=settings.max_steps),
     }
@@ -124,12 +130,38 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
                           "n_syn": cfg.n_syn, "outer_steps": cfg.outer_steps, "students": settings.students,
                           "episodes": settings.episodes, "max_steps": settings.max_steps, "seed": settings.seed,
                           "student": results["synthetic"]["student"]}
+    if settings.video:
+        report["video"] = write_rollout_video(out / VIDEO, results["synthetic"]["task"], syn, random_set, teacher,
+                                              student, settings)
     report["seconds"] = {"distill": distill_seconds, "total": time.perf_counter() - t_start}
     plots = write_plots(out, out / "distill" / "metrics.jsonl", report)
     report["plots"] = plots
     write_json_atomic(out / "report.json", report)
     print(format_table(report))
     return report
+
+
+def write_rollout_video(path: Path, task: str, syn: Any, random_set: Any, teacher: Any, student: Any,
+                        settings: QuickstartSettings) -> dict[str, Any]:
+    """``rollout.gif``: one episode each (the same initial state) of a fresh student trained on the synthetic
+    set, one trained on the random selection (both as the evaluation trains them) and the teacher, side by
+    side; prints one line, the file or why there is none. Returns ``{"file": name or None, "reason": ...}``."""
+    from obd.evaluate.video import Panel, choose_backend, record_side_by_side, student_act
+
+    t0 = time.perf_counter()
+    backend, reason = choose_backend(task)
+    if backend is not None:
+        panels = [Panel("synthetic set", student_act(syn, student, settings.seed)),
+                  Panel("random selection", student_act(random_set, student, settings.seed)),
+                  Panel(f"teacher ({teacher.metadata.get('algo', 'teacher')})",
+                        lambda obs: teacher.act(obs[None])[0].detach().cpu().numpy())]
+        reason = record_side_by_side(task, panels, path, seed=settings.seed, steps=settings.max_steps or 1000)
+    if reason is not None:
+        print(f"no rollout video: {reason}", flush=True)
+        return {"file": None, "reason": reason}
+    print(f"rollout video: {path} (synthetic set, random selection and teacher side by side; MuJoCo on {backend}, "
+          f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    return {"file": path.name, "backend": backend, "seconds": time.perf_counter() - t0}
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -184,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="cap episode length (quick checks)")
     p.add_argument("--cache", type=Path, default=None, help="dataset cache (default $OBD_CACHE or ~/.cache/obd)")
+    p.add_argument("--no-video", action="store_true", help=f"do not render DIR/{VIDEO}")
     add_common(p, out="dir", out_help="output folder (required)",
                config=lazy("obd.distill.config", "DistillConfig"), preset=DEFAULT_CONFIG, device_default=None,
                inputs={"dataset": "use this dataset (D4RL/Minari id or file) instead of building the default "
@@ -210,7 +243,7 @@ def _main(argv: list[str] | None = None) -> int:
         out=a.out, transitions=a.transitions, dataset=a.dataset, teacher=a.teacher or DEFAULT_TEACHER,
         config=a.config,
         overrides=tuple(a.overrides), students=a.students, episodes=a.episodes, max_steps=a.max_steps,
-        seed=a.seed, cache=a.cache, progress=not a.no_progress))
+        seed=a.seed, cache=a.cache, progress=not a.no_progress, video=not a.no_video))
     return 0
 
 

@@ -6,19 +6,37 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
+import obd.envs
+from obd.evaluate import video
 from obd.quickstart import DEFAULT_TEACHER, QuickstartSettings, run_quickstart
 
 ROWS = ("synthetic", "random_selection", "teacher")
+NO_GL = "no OpenGL backend renders here (egl: no display; osmesa: no libOSMesa)"
 
 
-def test_quickstart_tiny_budget_end_to_end(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One dataset cache for the module: the first quickstart builds the 2,000-transition dataset into it."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def tiny(out, cache, **kw):
+    """The quickstart on a budget a test affords: a smaller student and inner loop than the preset's."""
+    overrides = ("outer_steps=3", "checkpoint_every=3", "n_syn=32", "student.hidden=32", "inner.steps=5",
+                 "outer.batch=64")
+    return QuickstartSettings(out=out, transitions=2000, overrides=overrides, students=2, episodes=1, max_steps=30,
+                              cache=cache, progress=False, **kw)
+
+
+def test_quickstart_tiny_budget_end_to_end(tmp_path, cache, capsys, monkeypatch):
+    # rendering unavailable (no GL here is simulated): one line says so, and the quickstart finishes
+    monkeypatch.setattr(video, "choose_backend", lambda task: (None, NO_GL))
     out = tmp_path / "qs"
-    report = run_quickstart(QuickstartSettings(
-        out=out, transitions=2000, overrides=("outer_steps=3", "checkpoint_every=3", "n_syn=32"),
-        students=2, episodes=1, max_steps=30, seed=3, cache=tmp_path / "cache", progress=False))
+    report = run_quickstart(tiny(out, cache, seed=3))
     on_disk = json.loads((out / "report.json").read_text())
     for row in ROWS:
         assert set(on_disk[row]) >= {"normalized_score_mean", "normalized_score_std", "episode_length_mean",
@@ -41,8 +59,52 @@ def test_quickstart_tiny_budget_end_to_end(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "synthetic set" in table and "random selection" in table and "teacher" in table
     assert "ep. length" in table and "progress" in table and "the distillation's own" in table
+    assert [ln for ln in table.splitlines() if "video" in ln] == [f"no rollout video: {NO_GL}"]
+    assert on_disk["video"] == {"file": None, "reason": NO_GL} and not (out / "rollout.gif").exists()
     # the dataset was built once and is reused from the cache on the next run
-    assert (tmp_path / "cache" / "datasets" / "hopper-medium-2000" / "hopper_medium-v5.hdf5").is_file()
+    assert (cache / "datasets" / "hopper-medium-2000" / "hopper_medium-v5.hdf5").is_file()
+
+
+class StubEnv:
+    """A rendering stand-in for Hopper: checks the actions it gets; frames change every step; ends at 30."""
+
+    def __init__(self, size):
+        self.size, self.t = size, 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        return np.zeros(11), {}
+
+    def render(self):
+        return np.full((self.size, self.size, 3), self.t * 40 % 256, np.uint8)
+
+    def step(self, action):
+        assert action.shape == (3,) and np.all(np.isfinite(action))
+        self.t += 1
+        return np.full(11, 0.1 * self.t), 1.0, False, self.t >= 30, {}
+
+    def close(self):
+        pass
+
+
+def test_quickstart_writes_the_side_by_side_rollout(tmp_path, cache, capsys, monkeypatch):
+    monkeypatch.setattr(video, "choose_backend", lambda task: ("egl", ""))
+    monkeypatch.setattr(obd.envs, "make_env", lambda task, **kw: StubEnv(kw["width"]))
+    out = tmp_path / "qs"
+    report = run_quickstart(tiny(out, cache))
+    from PIL import Image
+
+    gif = Image.open(out / "rollout.gif")
+    assert gif.size == (3 * 128, 128 + video.LABEL_HEIGHT) and gif.n_frames == 1 + 30 // 5
+    assert report["video"]["file"] == "rollout.gif" and report["video"]["backend"] == "egl"
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "video" in ln]
+    assert len(lines) == 1 and lines[0].startswith(f"rollout video: {out / 'rollout.gif'}")
+
+
+def test_quickstart_no_video(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(video, "choose_backend", lambda task: pytest.fail("--no-video must not probe"))
+    assert "video" not in run_quickstart(tiny(tmp_path / "qs", cache, video=False))
+    assert not (tmp_path / "qs" / "rollout.gif").exists()
 
 
 def test_quickstart_cli_reports_missing_teacher(tmp_path):
