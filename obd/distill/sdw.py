@@ -14,7 +14,8 @@ into K equal-count bands b(i) of the teacher's Q1(s_i, a_det) and v is renormali
 ``v_i <- v_i / mean_{j: b(j) = b(i)} v_j``: every band keeps its uniform share of the weight, so the
 outer batch holds as much of each value level as Av-PBC's and rare states gain weight only against
 states of similar value. A fixed alpha is a poor knob: how much of the batch it leaves effective depends
-on the data (measured: docs/notes-from-code.md). Instead alpha is *solved* so that the weights keep a
+on the data (measured: docs/results.md, "Figures that code comments once quoted"). Instead alpha is
+*solved* so that the weights keep a
 target effective sample size fraction over the whole dataset,
 
     ESS(w) = (sum_i w_i)^2 / (N sum_i w_i^2)     (= 1 / mean(w^2) at mean 1).
