@@ -7,8 +7,9 @@ The shipped policies inside the installed package are never written.
     obd collect train-behavior hopper --total-steps 1000000
     obd collect train-behavior --resume .obd_cache/behavior/hopper --total-steps 2000000
 
-A resumed run takes its task and settings from its checkpoint unless a flag changes them (a change is
-recorded in the checkpoint's ``config_changes``).
+A resumed run takes its task and settings from its run folder unless a flag changes them (a change is
+recorded in the checkpoint's ``config_changes``); its networks, learning rate, seed and medium band are the
+checkpoint's (``obd.run_folder.RESUME_MAY_CHANGE``). Without ``--resume`` the run folder must be new or empty.
 """
 
 from __future__ import annotations
