@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from obd.config import flatten
 from obd.errors import ObdError
 from obd.io import torch_load_weights, torch_save_atomic, write_text_atomic
 
@@ -209,10 +210,9 @@ def read_metrics_lines(path: str | Path, upto: int | None = None) -> list[str]:
     return lines
 
 
-def latest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
+def latest_checkpoint(run_dir: str | Path) -> tuple[int | None, Path] | None:
     """(step, path) of the newest kept checkpoint (``checkpoints/step_XXXXXXX.state.pt``) of ``run_dir``."""
-    found = RunFolder(run_dir, keep=True).latest_checkpoint()
-    return None if found is None else (int(found[0] or 0), found[1])
+    return RunFolder(run_dir, keep=True).latest_checkpoint()
 
 
 def check_folder(path: str | Path, flag: str = "--resume") -> None:
@@ -220,29 +220,24 @@ def check_folder(path: str | Path, flag: str = "--resume") -> None:
         raise ObdError(f"{flag} {path}: is a file, expected a run folder")
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; tuples become lists, as they read back from YAML."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def check_changes(old: Mapping[str, Any], new: Mapping[str, Any], stage: str, where: str) -> dict[str, list[Any]]:
     """``{key: [old, new]}`` for the keys in which the resumed run's config ``new`` differs from the run's
     ``old`` (nested sections as dotted keys); :class:`ObdError` for a key outside ``RESUME_MAY_CHANGE[stage]``.
     A key ``old`` lacks (added to the config since the run started) takes its value from ``new``."""
     allowed = RESUME_MAY_CHANGE[stage]
-    before, after = flatten(old), flatten(new)
-    changed = {k: [before[k], v] for k, v in after.items() if k in before and before[k] != v}
+    before, after = flatten(dict(old)), flatten(dict(new))
+    # a tuple compares equal to the list YAML reads it back as
+    changed = {k: [before[k], v] for k, v in after.items()
+               if k in before and _plain(before[k]) != _plain(v)}
     for key, (was, now) in changed.items():
         if key not in allowed:
             raise ObdError(f"{where}: resume with {key}={now!r} but the run started with {was!r}; a resumed run "
                            f"may only change {list(allowed)}")
     return changed
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def check_inputs(saved: Mapping[str, str], now: Mapping[str, str], where: str) -> None:
