@@ -146,7 +146,9 @@ def saved_config(run: RunConfig, algo_cfg: Any) -> dict[str, Any]:
 def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: RunConfig, out: str | os.PathLike,
                   resume: bool = False, progress: bool = True) -> Teacher:
     """Run ``run.steps`` updates of ``algo_cls(algo_cfg, ...)`` on ``data``, save ``out/teacher.pt`` and
-    return the teacher. With ``resume`` and a checkpoint in ``out``, continue from it."""
+    return the teacher. With ``resume``, continue the run in ``out`` (from its checkpoint, once it has one;
+    what the config may change: ``obd.run_folder.RESUME_MAY_CHANGE["teacher"]``); without, ``out`` must be new
+    or empty."""
     from tqdm import tqdm
 
     out = Path(out)
