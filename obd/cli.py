@@ -181,8 +181,9 @@ def resume_dir(args: argparse.Namespace) -> Path | None:
         folder = Path(value).expanduser()
         if getattr(args, "out", None) is not None and Path(args.out) != folder:
             raise ObdError(f"--resume {folder} and --out {args.out}: two run folders; give one")
-    if folder.exists() and not folder.is_dir():
-        raise ObdError(f"--resume {folder}: is a file, expected a run folder")
+    from obd.run_folder import check_folder
+
+    check_folder(folder, "--resume")
     args.out, args.resume, args._out_flag = folder, folder, "--resume"
     return folder
 

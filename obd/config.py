@@ -220,11 +220,12 @@ def type_name(typ: Any) -> str:
     return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
 
 
-def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: a nested config by dotted key."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[prefix + str(key)] = value
     return out
@@ -238,7 +239,7 @@ def config_help(cls: type, preset: str | None = None) -> str:
     values: dict[str, Any] = {}
     if preset is not None:
         try:
-            values = _flatten(read_config_file(preset))
+            values = flatten(read_config_file(preset))
         except ObdError:
             preset = None  # a help text never fails; running with the missing preset will say why
     width = max(len(k) for k, _, _ in rows)

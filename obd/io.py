@@ -1,5 +1,5 @@
-"""Atomic file output (nothing half-written is ever left under a final name) and the step-keyed JSON-lines
-metrics files that resumable runs keep."""
+"""Atomic file output (nothing half-written is ever left under a final name) and the one guarded way torch
+files are read."""
 
 from __future__ import annotations
 
@@ -96,35 +96,6 @@ def save_figure(fig: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-
-
-def read_metrics_lines(path: str | os.PathLike, upto: int | None = None) -> list[str]:
-    """The lines of a JSON-lines metrics file (one object with a ``step`` per line) up to ``step <= upto``.
-
-    Reading stops at the first line that does not parse (a line cut short by a kill: everything after it
-    is gone too); blank lines are skipped; a missing file has no lines.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    lines = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            step = json.loads(line)["step"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            break
-        if upto is not None and step > upto:
-            break
-        lines.append(line)
-    return lines
-
-
-def truncate_metrics(path: str | os.PathLike, upto: int) -> None:
-    """Rewrite a metrics file atomically keeping :func:`read_metrics_lines` ``(path, upto)``: what a run
-    resumed from its checkpoint at ``upto`` has to drop (the tail a killed run logged after it)."""
-    write_text_atomic(path, "".join(line + "\n" for line in read_metrics_lines(path, upto)))
 
 
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> None:

@@ -86,9 +86,9 @@ def _takes_part(cfg: dict[str, Any]) -> bool:
 
 
 def _read_sdw_weights(run: Path) -> dict[str, Any]:
-    from obd.distill.folder import RunFolder
+    from obd.distill.folder import DistillFolder
 
-    path = RunFolder(run).sdw_weights_path
+    path = DistillFolder(run).sdw_weights_path
     if not path.is_file():
         return {}
     try:

@@ -62,7 +62,7 @@ from obd.config import config_to_dict, read_config_file  # noqa: E402
 from obd.device import resolve_device  # noqa: E402
 from obd.distill.config import DistillConfig, load_run_config  # noqa: E402
 from obd.distill.engine import Distiller, load_dataset_spec, load_teacher  # noqa: E402
-from obd.distill.folder import RunFolder  # noqa: E402
+from obd.distill.folder import DistillFolder  # noqa: E402
 from obd.distill.inner import init_params, inner_loop, student_action  # noqa: E402
 from obd.distill.objectives import outer_loss  # noqa: E402
 from obd.distill.synthetic import SyntheticDataset  # noqa: E402
@@ -201,7 +201,7 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
     metadata names the teacher ``teacher_label``). ``clock`` "steps" times step k as ``k * sec_per_step``."""
     key = {"wall": "wall_time", "cpu": "cpu_time", "steps": "step"}[clock]
     scale = sec_per_step if clock == "steps" else 1.0
-    folder = RunFolder(run_dir)
+    folder = DistillFolder(run_dir)
     if not folder.metrics_path.is_file():
         raise ObdError(f"{folder.metrics_path}: missing (is {run_dir} a python -m obd.distill run?)")
     seconds = {0: 0.0}
@@ -210,7 +210,7 @@ def read_run(run_dir: Path, yardstick: Yardstick, clock: str, dataset: Any, teac
             raise ObdError(f"{folder.metrics_path}: line {n} has no '{key}' (runs made before obd recorded it: "
                            f"use --clock wall)")
         seconds[int(row["step"])] = float(row[key]) * scale
-    found = sorted((step, folder.checkpoint_paths(step)[0]) for step, _ in folder.states())
+    found = sorted((step, folder.set_path(step)) for step, _ in folder.checkpoints())
     found = [(step, path) for step, path in found if step in seconds and path.is_file()]
     if not found:
         raise ObdError(f"{folder.checkpoints_dir}: no checkpoint with a metrics line to time it")

@@ -3,7 +3,7 @@
     python scripts/imitation_error.py RUN                     # the run's own dataset, teacher and beta
     python scripts/imitation_error.py RUN --dataset FILE --teacher T.pt --states 50000 --students 10
 
-For every checkpoint of the run (``RunFolder.checkpoint_sets``) it trains ``--students`` fresh students on the
+For every checkpoint of the run (``DistillFolder.checkpoint_sets``) it trains ``--students`` fresh students on the
 set exactly as its distillation's inner loop did (the set's own student and steps) and measures, on
 ``--states`` held-out real states drawn uniformly from the dataset, the squared error
 e(s) = mean_j (tanh(mu(s))_j - a*(s)_j)^2 to the teacher's deterministic action a*, averaged over students:
@@ -36,7 +36,7 @@ from obd.data import load_dataset
 from obd.distill.config import load_run_config
 from obd.distill.density import log_density
 from obd.distill.density_config import ESTIMATORS, DensityConfig
-from obd.distill.folder import RunFolder
+from obd.distill.folder import DistillFolder
 from obd.distill.objectives import build_objective
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError, cli_entry
@@ -63,7 +63,7 @@ def _main(argv: list[str] | None = None) -> int:
         raise ObdError(f"--last: expected an integer >= 1, got {args.last}")
     torch.set_num_threads(args.threads)
 
-    folder = RunFolder(args.run)
+    folder = DistillFolder(args.run)
     checkpoints = folder.checkpoint_sets()
     if not checkpoints:
         raise ObdError(f"{folder.checkpoints_dir}: no checkpoints (step_XXXXXXX.hdf5)")

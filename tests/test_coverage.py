@@ -11,8 +11,9 @@ import pytest
 import torch
 from test_distill import TinyTeacher, make_dataset, tiny_config
 
-from obd.distill.run import latest_checkpoint, resume, start
+from obd.distill.run import resume, start
 from obd.errors import ObdError
+from obd.run_folder import latest_checkpoint
 
 torch.set_num_threads(1)
 

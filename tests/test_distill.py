@@ -20,9 +20,10 @@ from obd.distill import DistillConfig, Distiller, SyntheticDataset, load_synthet
 from obd.distill.config import load_run_config
 from obd.distill.inner import bc_grad, init_params, inner_loop, layer_dims, params_from_module, student_action
 from obd.distill.objectives import outer_loss
-from obd.distill.run import latest_checkpoint, resume, start
+from obd.distill.run import resume, start
 from obd.distill.students import MLPStudent, bc_loss
 from obd.errors import ObdError
+from obd.run_folder import latest_checkpoint
 
 torch.set_num_threads(1)
 OBS, ACT, HID = 3, 2, 8

@@ -10,7 +10,8 @@ policy. This module trains one SAC agent per task, and on the way
 * writes ``<policy dir>/behavior_expert.pt`` whenever a confirmed evaluation beats the task's expert
   threshold (and the previous expert);
 * checkpoints everything (networks, optimizers, temperature, replay buffer, RNG state) atomically so a
-  killed run resumes with ``--resume``.
+  killed run resumes with ``--resume``, in a run folder (:class:`obd.run_folder.RunFolder`: ``config.yaml``,
+  ``checkpoint.pt`` beside its ``buffer.npz``, ``metrics.jsonl`` with one line per evaluation).
 
 The behavior actor and its policy files are :mod:`obd.collect.behavior`.
 
@@ -34,8 +35,9 @@ from obd.collect.behavior import BehaviorActor, save_behavior_policy
 from obd.collect.sac_config import SACConfig
 from obd.envs import get_task, make_env, normalized_score
 from obd.errors import ObdError
-from obd.io import atomic_path, torch_load_weights, torch_save_atomic
+from obd.io import atomic_path
 from obd.nn import EnsembleQ
+from obd.run_folder import RunFolder, check_changes
 
 
 class ReplayBuffer:
@@ -81,6 +83,7 @@ class SACTrainer:
         self.cfg = cfg
         self.spec = get_task(cfg.task)
         self.out = Path(out_dir)
+        self.folder = RunFolder(self.out, keep=False)
         self.policy_dir = Path(policy_dir) if policy_dir is not None else self.spec.directory
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -109,6 +112,7 @@ class SACTrainer:
         # [{"step": s, "changed": {key: [old, new]}}]: settings a resumed run changed (e.g. update_every for
         # the expert phase), so a policy's provenance is complete.
         self.config_changes: list[dict] = []
+        self.resumed = False
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
@@ -199,8 +203,9 @@ class SACTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, next_reset_seed: int | None = None) -> None:
-        """Write ``buffer.npz`` and ``checkpoint.pt`` atomically. ``next_reset_seed``: the seed of the reset
-        that follows (checkpoints at episode boundaries), so that resuming is bit-identical."""
+        """Write ``buffer.npz``, then ``checkpoint.pt`` (which names the buffer's size), atomically.
+        ``next_reset_seed``: the seed of the reset that follows (checkpoints at episode boundaries), so that
+        resuming is bit-identical."""
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.out / "buffer.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -217,13 +222,20 @@ class SACTrainer:
             "next_reset_seed": next_reset_seed, "config_changes": self.config_changes,
             "action_space_rng": self.env.action_space.np_random.bit_generator.state,
         }
-        torch_save_atomic(state, self.out / "checkpoint.pt")
+        self.folder.save_checkpoint(state, self.step)
 
     def load_checkpoint(self) -> None:
-        path = self.out / "checkpoint.pt"
-        if not path.is_file():
-            raise ObdError(f"{path}: no checkpoint to resume from")
-        st = torch_load_weights(path, "SAC checkpoint")
+        """Continue the run in the output folder: from its checkpoint, or from step 0 when it holds none yet.
+        Settings that differ from the checkpoint's are recorded in ``config_changes``; ones a resume may not
+        change (``RESUME_MAY_CHANGE["behavior"]``) are an error."""
+        self.folder.check_resumable()
+        self.resumed = True
+        st, path = self.folder.load_checkpoint("SAC checkpoint")
+        if st is None:
+            check_changes(self.folder.config(), asdict(self.cfg), "behavior", str(self.folder.config_path))
+            return
+        changed = check_changes(st["config"], asdict(self.cfg), "behavior", str(path))
+        changed.pop("total_steps", None)  # every resume changes it; the policies record their env_steps
         arrays = dict(np.load(self.out / "buffer.npz"))
         if len(arrays["observations"]) != st["buffer_size"]:
             raise ObdError(f"{self.out / 'buffer.npz'}: holds {len(arrays['observations'])} rows, "
@@ -243,8 +255,6 @@ class SACTrainer:
         self.step, self.episodes = st["step"], st["episodes"]
         self.medium, self.expert, self.history = st["medium"], st["expert"], st["history"]
         self.config_changes = list(st.get("config_changes", []))
-        old, new = st["config"], asdict(self.cfg)
-        changed = {k: [old[k], new[k]] for k in new if k in old and old[k] != new[k] and k != "total_steps"}
         if changed:
             self.config_changes.append({"step": self.step, "changed": changed})
         # absent from checkpoints written before resumes were made exact
@@ -265,6 +275,12 @@ class SACTrainer:
         from tqdm import tqdm
 
         cfg = self.cfg
+        metrics = None
+        if checkpoint:  # a measurement (steps_per_second) leaves no run behind
+            if not self.resumed:
+                self.folder.check_new()
+            self.folder.write_config(asdict(cfg))
+            metrics = self.folder.metrics_log(self.step)
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not progress, desc=f"SAC {self.spec.name}",
                    unit="step", dynamic_ncols=True, mininterval=2.0)
         if self.next_reset_seed is not None:
@@ -295,6 +311,8 @@ class SACTrainer:
                 score = self.evaluate(cfg.eval_episodes, seed=self.step)
                 sps = (self.step - steps0) / (time.time() - t0)
                 self.history.append({"step": self.step, "normalized_score": score, "steps_per_sec": sps, **last})
+                if metrics is not None:
+                    metrics.write(self.history[-1])
                 bar.set_postfix(score=f"{score:.1f}", sps=f"{sps:.0f}")
                 print(f"[sac {self.spec.name}] step {self.step} eval {score:.1f} sps {sps:.0f}", flush=True)
                 self.save_snapshot(score)

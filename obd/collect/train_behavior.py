@@ -7,8 +7,9 @@ The shipped policies inside the installed package are never written.
     obd collect train-behavior hopper --total-steps 1000000
     obd collect train-behavior --resume .obd_cache/behavior/hopper --total-steps 2000000
 
-A resumed run takes its task and settings from its checkpoint unless a flag changes them (a change is
-recorded in the checkpoint's ``config_changes``).
+A resumed run takes its task and settings from its run folder unless a flag changes them (a change is
+recorded in the checkpoint's ``config_changes``); its networks, learning rate, seed and medium band are the
+checkpoint's (``obd.run_folder.RESUME_MAY_CHANGE``). Without ``--resume`` the run folder must be new or empty.
 """
 
 from __future__ import annotations
@@ -74,19 +75,24 @@ def config_from_args(args: argparse.Namespace, saved: dict[str, Any] | None = No
 
 
 def _saved_config(out: Path) -> dict[str, Any]:
-    """The config a run folder's ``checkpoint.pt`` was written with ({} when it has none)."""
-    path = out / "checkpoint.pt"
-    if not path.is_file():
-        return {}
+    """The config of the run in ``out`` ({} when there is none): its ``config.yaml``, or for a run written
+    before runs had one, its checkpoint's."""
+    from obd.run_folder import RunFolder
+
+    folder = RunFolder(out, keep=False)
+    if folder.config_path.is_file() or not folder.rolling_path.is_file():
+        return folder.config()
     from obd.io import torch_load_weights
 
-    saved = torch_load_weights(path, "SAC checkpoint").get("config")
+    saved = torch_load_weights(folder.rolling_path, "SAC checkpoint").get("config")
     return saved if isinstance(saved, dict) else {}
 
 
 def run(args: argparse.Namespace) -> int:
     from obd.collect.sac import SACTrainer
     from obd.envs import get_task
+    from obd.io import check_writable
+    from obd.run_folder import RunFolder
 
     saved = _saved_config(args.out) if args.resume is not None else {}
     if args.task is None:
@@ -94,17 +100,14 @@ def run(args: argparse.Namespace) -> int:
             raise ObdError("task: required (hopper, halfcheetah or walker2d), or --resume RUN_DIR of a run")
         args.task = saved["task"]
     task = get_task(args.task).name
-    if saved.get("task") and get_task(saved["task"]).name != task:
-        raise ObdError(f"--resume {args.out}: a run of task '{saved['task']}', not '{task}'")
     cfg = config_from_args(args, saved)
     out = args.out or DEFAULT_RUNS / task
-    from obd.io import check_writable
-
     check_writable(out, is_dir=True)
     policy_dir = args.policy_dir or out
     check_writable(policy_dir, is_dir=True, flag="--policy-dir")
+    resuming = RunFolder(out, keep=False).start(args.resume is not None)
     trainer = SACTrainer(cfg, out, policy_dir=policy_dir)
-    if args.resume is not None and (out / "checkpoint.pt").is_file():
+    if resuming:
         trainer.load_checkpoint()
         print(f"resumed {out} at step {trainer.step}", flush=True)
     result = trainer.train(progress=not args.no_progress)

@@ -28,7 +28,6 @@ from obd.config import (
 from obd.distill.density_config import DensityConfig
 from obd.distill.registry import OBJECTIVES, ObjectiveName
 from obd.errors import ObdError
-from obd.io import write_text_atomic
 
 #: the keys of a run's config file that name its inputs rather than hyperparameters
 INPUT_KEYS = ("dataset", "teacher")
@@ -322,12 +321,6 @@ def load_run_config(path: Any = None, overrides: list[str] | None = None,
 def run_config_dict(cfg: DistillConfig, inputs: RunInputs) -> dict[str, Any]:
     """What a run's ``config.yaml`` holds: the inputs first, then the config."""
     return {**dataclasses.asdict(inputs), **config_to_dict(cfg)}
-
-
-def save_run_config(cfg: DistillConfig, inputs: RunInputs, path: Any) -> None:
-    import yaml
-
-    write_text_atomic(path, yaml.safe_dump(run_config_dict(cfg, inputs), sort_keys=False))
 
 
 def _resolve_device(name: str):

@@ -44,6 +44,7 @@ from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError
+from obd.run_folder import check_inputs
 
 if TYPE_CHECKING:  # the config module builds a Distiller (DistillConfig.create), so no import back at run time
     from obd.distill.config import DistillConfig
@@ -366,11 +367,7 @@ class Distiller:
                 tuple(state["actions"].shape) != tuple(self.actions.shape):
             raise ObdError(f"{where}: synthetic set {tuple(state['states'].shape)}/{tuple(state['actions'].shape)} "
                            f"does not match the config's {tuple(self.states.shape)}/{tuple(self.actions.shape)}")
-        for key, saved in state.get("inputs", {}).items():  # checkpoints written before fingerprints have none
-            if key in self.inputs and saved != self.inputs[key]:
-                raise ObdError(f"{where}: the {key} differs from the one this run started with (sha256 "
-                               f"{saved[:12]}... then, {self.inputs[key][:12]}... now); resuming would not "
-                               f"continue the same run")
+        check_inputs(state.get("inputs", {}), self.inputs, where)
         with torch.no_grad():
             self.states.copy_(state["states"])
             self.actions.copy_(state["actions"])

@@ -1,7 +1,8 @@
-"""A distillation run folder, the one place that knows its layout (the contract with ``obd.evaluate``,
-``obd.report`` and ``scripts/compare_presets.py``)::
+"""A distillation run folder: the shared layout of :class:`obd.run_folder.RunFolder` (kept checkpoints) plus
+what distillation adds to it (the contract with ``obd.evaluate``, ``obd.report`` and
+``scripts/compare_presets.py``)::
 
-    RUN/config.yaml                          resolved DistillConfig
+    RUN/config.yaml                          resolved DistillConfig and the run's inputs
     RUN/metrics.jsonl                        one line per outer step: step, loss, grad_norm, sec, cpu_sec,
                                              wall_time, cpu_time
     RUN/sdw_weights.json                     SDW runs: the weights' ESS, quantiles, alpha (obd.distill.sdw.SDWStats)
@@ -12,55 +13,27 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from obd.errors import ObdError
-from obd.io import read_metrics_lines, truncate_metrics
+from obd.run_folder import RunFolder
 
-STATE_RE = re.compile(r"^step_(\d{7})\.state\.pt$")
 SET_RE = re.compile(r"^step_(\d+)\.hdf5$")
 
 
-@dataclass(frozen=True)
-class RunFolder:
-    """Paths and readers of one run folder; nothing is read until asked."""
+class DistillFolder(RunFolder):
+    """Paths and readers of one distillation run folder; nothing is read until asked."""
 
-    path: Path
-    config_path: Path = field(init=False)
-    metrics_path: Path = field(init=False)
-    checkpoints_dir: Path = field(init=False)
-    synthetic_path: Path = field(init=False)
-    sdw_weights_path: Path = field(init=False)
+    def __init__(self, path: str | Path):
+        super().__init__(path, keep=True)
+        self.synthetic_path = self.path / "synthetic.hdf5"
+        self.sdw_weights_path = self.path / "sdw_weights.json"
 
-    def __post_init__(self) -> None:
-        path = Path(self.path)
-        for name, value in (("path", path), ("config_path", path / "config.yaml"),
-                            ("metrics_path", path / "metrics.jsonl"), ("checkpoints_dir", path / "checkpoints"),
-                            ("synthetic_path", path / "synthetic.hdf5"),
-                            ("sdw_weights_path", path / "sdw_weights.json")):
-            object.__setattr__(self, name, value)
-
-    def checkpoint_paths(self, step: int) -> tuple[Path, Path]:
-        """(synthetic set ``.hdf5``, resumable state ``.state.pt``) of the checkpoint at outer ``step``."""
-        stem = self.checkpoints_dir / f"step_{step:07d}"
-        return stem.with_suffix(".hdf5"), stem.with_suffix(".state.pt")
-
-    def states(self) -> list[tuple[int, Path]]:
-        """(outer step, path) of every ``step_XXXXXXX.state.pt``, newest first."""
-        found = [(int(m.group(1)), p) for p in self.checkpoints_dir.glob("step_*.state.pt")
-                 if (m := STATE_RE.match(p.name))]
-        return sorted(found, reverse=True)
-
-    def latest_state(self) -> tuple[int, Path] | None:
-        """(outer step, path) of the newest ``step_XXXXXXX.state.pt``, or None."""
-        found = self.states()
-        return found[0] if found else None
+    def set_path(self, step: int) -> Path:
+        """The synthetic set ``.hdf5`` saved beside the checkpoint at outer ``step``."""
+        return self.checkpoints_dir / f"step_{step:07d}.hdf5"
 
     def checkpoint_sets(self) -> list[Path]:
         """``checkpoints/step_*.hdf5`` in step order (empty when there are none); an error when the folder is
@@ -81,28 +54,6 @@ class RunFolder:
         if not files:
             raise ObdError(f"{self.path}: no checkpoints (expected checkpoints/step_XXXXXXX.hdf5 or synthetic.hdf5)")
         return files
-
-    def config(self) -> dict[str, Any]:
-        """``config.yaml`` as a plain mapping (empty when there is none)."""
-        if not self.config_path.is_file():
-            return {}
-        try:
-            cfg = yaml.safe_load(self.config_path.read_text())
-        except yaml.YAMLError as exc:
-            raise ObdError(f"{self.config_path}: not valid YAML ({exc.__class__.__name__})") from None
-        if cfg is None:
-            return {}
-        if not isinstance(cfg, dict):
-            raise ObdError(f"{self.config_path}: expected a mapping")
-        return cfg
-
-    def metrics(self, upto: int | None = None) -> list[dict[str, Any]]:
-        """The metrics rows up to outer step ``upto`` (all when None), stopping at a line cut by a kill."""
-        return [json.loads(line) for line in read_metrics_lines(self.metrics_path, upto)]
-
-    def truncate_metrics(self, upto: int) -> None:
-        """Drop the metrics rows past outer step ``upto`` (what a run resumed from there did not do yet)."""
-        truncate_metrics(self.metrics_path, upto)
 
 
 def config_value(cfg: dict[str, Any], key: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from obd.distill.folder import RunFolder, config_value
+from obd.distill.folder import DistillFolder, config_value
 from obd.errors import ObdError
 from obd.io import write_json_atomic
 
@@ -105,7 +105,7 @@ def load_run(run: Path) -> RunFiles:
     from obd.evaluate.protocol import resolve_task
 
     run = Path(run)
-    folder = RunFolder(run)
+    folder = DistillFolder(run)
     files = folder.synthetic_sets()
     cfg = folder.config()
     found: dict[int, tuple[int, Path, Any]] = {}

@@ -47,13 +47,15 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
     """Finish the trial's run and evaluate its last checkpoints: (per-checkpoint scores, the last evaluation
     result, distill seconds)."""
     from obd.distill.config import RunInputs
+    from obd.distill.folder import DistillFolder
     from obd.distill.run import resume, start
     from obd.evaluate.runs import RunFiles, evaluate_run, load_run
 
     run_dir = Path(trial.trial_dir)
     cfg = trial.distill
-    if not (run_dir / "synthetic.hdf5").is_file():
-        if (run_dir / "config.yaml").is_file():
+    folder = DistillFolder(run_dir)
+    if not folder.synthetic_path.is_file():
+        if folder.is_run():
             resume(run_dir, [f"outer_steps={cfg.outer_steps}"], dataset=dataset, teacher=teacher, progress=False)
         else:
             start(cfg, run_dir, dataset, teacher, progress=False,
@@ -61,8 +63,8 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
     files = load_run(run_dir)
     last = RunFiles(files.path, files.config, files.checkpoints[-trial.eval.last_k:])
     evaluated = evaluate_run(last, {**eval_settings(trial), "device": str(device)}, progress=False)
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    seconds = float(json.loads(lines[-1])["wall_time"]) if lines else 0.0
+    rows = folder.metrics()
+    seconds = float(rows[-1]["wall_time"]) if rows else 0.0
     return [{"step": c.outer_step, "normalized_score_mean": c.score, "normalized_score_std": c.std,
              "per_student": c.result["per_policy_normalized_score"]} for c in evaluated.checkpoints], \
         evaluated.checkpoints[-1].result, seconds

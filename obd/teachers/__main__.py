@@ -50,17 +50,13 @@ def _algo(name: str):
     return ALGOS[name]
 
 
-def _saved_run(folder: Path) -> dict:
-    """The ``config.yaml`` of a teacher run folder (``{"run": ..., "<algo>": ...}``), or {} when it has none."""
-    from obd.config import read_config_file
-
-    path = folder / "config.yaml"
-    return read_config_file(path) if path.is_file() else {}
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     # a resumed run keeps what its config.yaml says unless a flag or key=value changes it
-    saved = _saved_run(args.out) if args.resume is not None and args.out is not None else {}
+    saved = {}
+    if args.resume is not None and args.out is not None:
+        from obd.run_folder import RunFolder
+
+        saved = RunFolder(args.out, keep=False).config()
     saved_run = saved.get("run") if isinstance(saved.get("run"), dict) else {}
     args.algo = args.algo or saved_run.get("algo") or "td3bc"
     args.dataset = args.dataset or saved_run.get("dataset")
@@ -82,8 +78,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     values = {k: saved_run[k] for k in (*RUN_FLAGS, "seed", "device") if saved_run.get(k) is not None}
     values.update({k: getattr(args, k) for k in (*RUN_FLAGS, "seed", "device") if getattr(args, k) is not None})
     run = RunConfig(dataset=args.dataset, algo=args.algo, **values)
-    if args.resume is not None and not (args.out / "checkpoint.pt").is_file():
-        print(f"no checkpoint in {args.out}; starting a new run", file=sys.stderr)
     data = _load_dataset(args.dataset)
     teacher = train_teacher(algo_cls, algo_cfg, data, run, args.out, resume=args.resume is not None,
                             progress=not args.no_progress)

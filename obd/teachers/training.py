@@ -8,8 +8,9 @@ gradient updates. A run folder holds
 
 * ``config.yaml``: the resolved run and algorithm config;
 * ``metrics.jsonl``: one JSON line per log / evaluation (losses, D4RL normalized score);
-* ``checkpoint.pt``: networks, optimizers, RNG states and step, rewritten atomically every
-  ``checkpoint_every`` steps (``--resume`` continues from it, dropping metrics logged after it);
+* ``checkpoint.pt``: networks, optimizers, RNG states, step and the dataset's fingerprint, rewritten
+  atomically every ``checkpoint_every`` steps (``--resume`` continues from it, dropping metrics logged after
+  it; :class:`obd.run_folder.RunFolder`);
 * ``teacher.pt``: the :class:`~obd.teachers.base.Teacher` file, written at the end. Its metadata names
   the algorithm, updates (``training_steps``), dataset id and ``dataset_sha256``
   (:meth:`TransitionDataset.fingerprint`, the distiller's), and the final deterministic normalized score
@@ -18,7 +19,6 @@ gradient updates. A run folder holds
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
 from obd.envs import get_task, infer_task
 from obd.errors import ObdError
-from obd.io import torch_load_weights, torch_save_atomic, truncate_metrics, write_text_atomic
+from obd.run_folder import RunFolder, check_changes, check_inputs
 from obd.teachers.base import Teacher
 from obd.teachers.evaluation import evaluate_teacher
 
@@ -126,16 +125,6 @@ def dataset_task(data: TransitionDataset, where: str) -> str | None:
     return get_task(task).name if task else None
 
 
-class _Metrics:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def write(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-
-
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
     st = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
     if torch.cuda.is_available():
@@ -154,68 +143,52 @@ def saved_config(run: RunConfig, algo_cfg: Any) -> dict[str, Any]:
     return {"run": config_to_dict(run), run.algo: config_to_dict(algo_cfg)}
 
 
-def check_resumable(out: Path, run: RunConfig, algo_cfg: Any) -> None:
-    """A resumed run must use the config it started with (``steps`` may grow); ObdError names a changed key."""
-    path = out / "config.yaml"
-    if not path.is_file():
-        raise ObdError(f"{path}: missing, cannot resume")
-    old = yaml.safe_load(path.read_text()) or {}
-    new = saved_config(run, algo_cfg)
-    for section in new:
-        for key, value in new[section].items():
-            if section == "run" and key in ("steps", "eval_every", "eval_episodes", "eval_max_steps", "select",
-                                            "checkpoint_every", "log_every", "device"):
-                continue
-            if (old.get(section) or {}).get(key) != value:
-                raise ObdError(f"{path}: resume with {section}.{key}={value!r} but the run started with "
-                               f"{(old.get(section) or {}).get(key)!r}")
-
-
 def train_teacher(algo_cls: type, algo_cfg: Any, data: TransitionDataset, run: RunConfig, out: str | os.PathLike,
                   resume: bool = False, progress: bool = True) -> Teacher:
     """Run ``run.steps`` updates of ``algo_cls(algo_cfg, ...)`` on ``data``, save ``out/teacher.pt`` and
-    return the teacher. With ``resume`` and a checkpoint in ``out``, continue from it."""
+    return the teacher. With ``resume``, continue the run in ``out`` (from its checkpoint, once it has one;
+    what the config may change: ``obd.run_folder.RESUME_MAY_CHANGE["teacher"]``); without, ``out`` must be new
+    or empty."""
     from tqdm import tqdm
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(out, keep=False)
     device = resolve_device(run.device)
     task = dataset_task(data, run.dataset)
     if run.eval_every > 0 and task is None:
         raise ObdError(f"dataset '{run.dataset or data.source}': task unknown, cannot evaluate "
                        "(name the task in the dataset, or set --eval-every 0)")
+    if run.select not in ("final", "best"):
+        raise ObdError(f"--select: expected 'final' or 'best', got {run.select!r}")
+    if run.select == "best" and run.eval_every <= 0:
+        raise ObdError("--select best: needs periodic evaluation (--eval-every > 0)")
     torch.manual_seed(run.seed)
     gen = torch.Generator(device=device).manual_seed(run.seed)
     algo = algo_cls(algo_cfg, data.obs_dim, data.act_dim, device, run.steps)
     scale = reward_scale(data, algo_cfg.normalize_reward)
     batches = OfflineData(data, device, scale, algo_cfg.discount if algo.uses_mc_returns else None)
-    metrics = _Metrics(out / "metrics.jsonl")
-    ckpt_path = out / "checkpoint.pt"
-    if run.select not in ("final", "best"):
-        raise ObdError(f"--select: expected 'final' or 'best', got {run.select!r}")
-    if run.select == "best" and run.eval_every <= 0:
-        raise ObdError("--select best: needs periodic evaluation (--eval-every > 0)")
+    inputs = {"dataset": data.fingerprint()}
     step, last_eval, best = 0, None, None
     best_path = out / "teacher_best.pt"
-    if resume and ckpt_path.is_file():
-        check_resumable(out, run, algo_cfg)
-        st = torch_load_weights(ckpt_path, "teacher checkpoint", map_location=device)
-        algo.load_state_dict(st["algo"])
-        _set_rng_state(st["rng"], gen)
-        step, last_eval, best = int(st["step"]), st.get("last_eval"), st.get("best")
-        truncate_metrics(metrics.path, step)
-    else:
-        if (out / "metrics.jsonl").exists():
-            (out / "metrics.jsonl").unlink()
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(saved_config(run, algo_cfg), sort_keys=False))
+    config = saved_config(run, algo_cfg)
+    if folder.start(resume):
+        check_changes(folder.config(), config, "teacher", str(folder.config_path))
+        st, where = folder.load_checkpoint("teacher checkpoint", map_location=device)
+        if st is not None:
+            check_inputs(st.get("inputs", {}), inputs, str(where))
+            algo.load_state_dict(st["algo"])
+            _set_rng_state(st["rng"], gen)
+            step, last_eval, best = int(st["step"]), st.get("last_eval"), st.get("best")
+    folder.write_config(config)
+    metrics = folder.metrics_log(step)
 
-    meta = {"task": task, "dataset": run.dataset or data.source, "dataset_sha256": data.fingerprint(),
+    meta = {"task": task, "dataset": run.dataset or data.source, "dataset_sha256": inputs["dataset"],
             "seed": run.seed, "reward_scale": scale,
             "config": config_to_dict(algo_cfg)}
 
     def checkpoint(at: int) -> None:
-        torch_save_atomic({"step": at, "algo": algo.state_dict(), "rng": _rng_state(gen), "last_eval": last_eval,
-                           "best": best}, ckpt_path)
+        folder.save_checkpoint({"step": at, "algo": algo.state_dict(), "rng": _rng_state(gen),
+                                "last_eval": last_eval, "best": best, "inputs": inputs}, at)
 
     def evaluate(at: int, teacher: Teacher | None = None, seed_offset: int = 100) -> dict:
         teacher = teacher or algo.teacher(data.normalizer, task, meta)
