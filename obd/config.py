@@ -24,6 +24,9 @@ from obd.io import write_text_atomic
 T = TypeVar("T")
 #: a torch device string, checked without importing torch (so `--help` and config errors stay fast)
 DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: dataclass field metadata key: :func:`config_to_dict` leaves the field out while it holds its default, so a
+#: key added later does not change what existing configs write (run folders, synthetic set metadata, trial keys)
+OMIT_DEFAULT = "omit_default"
 
 
 def is_number(value: object) -> bool:
@@ -327,7 +330,12 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """The (nested) config dataclass ``cfg`` as plain YAML/JSON data: sections as dicts, tuples as lists,
+    paths as text; fields marked :data:`OMIT_DEFAULT` are left out while at their default."""
     def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)
+                    if not (f.metadata.get(OMIT_DEFAULT) and getattr(v, f.name) == f.default)}
         if isinstance(v, tuple):
             return [conv(x) for x in v]
         if isinstance(v, list):
@@ -338,7 +346,7 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
             return str(v)
         return v
 
-    return conv(dataclasses.asdict(cfg))
+    return conv(cfg)
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:

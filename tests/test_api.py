@@ -53,6 +53,22 @@ def test_nested_dicts_in_configs():
         DistillConfig(inner=dict(steps="many"))
 
 
+def test_one_student_config_for_distillation_and_evaluation():
+    from obd.evaluate import parse_arch
+
+    # the distillation's section writes the keys it wrote before the evaluation-only family existed, so
+    # run folders and synthetic set metadata are unchanged
+    assert list(config_to_dict(DistillConfig())["student"]) == ["kind", "hidden", "depth", "orthogonal_init", "head"]
+    residual = parse_arch("residual", hidden=64)
+    assert isinstance(residual, StudentConfig) and residual.name == "residual2x64"
+    with pytest.raises(ObdError, match="config key 'student.family': the inner loop trains mlp students only"):
+        DistillConfig(student=residual).validate()
+    with pytest.raises(ObdError, match=r"config key 'student.depth': expected an integer >= 1, got 0"):
+        DistillConfig(student={"depth": 0})
+    with pytest.raises(ObdError, match="config key 'student.family'"):
+        StudentConfig(family="transformer")
+
+
 def test_default_config_is_the_fast_preset():
     preset = load_config(DistillConfig, "fast_avpbc")
     default = DistillConfig()

@@ -176,7 +176,8 @@ def test_clamped_synthetic_actions_stay_in_the_action_range():
 
 
 def test_evaluation_students_follow_the_distillation_head():
-    from obd.evaluate.architectures import StudentArch, arch_from_name, make_eval_student
+    from obd.distill.student_config import StudentConfig
+    from obd.evaluate.architectures import arch_from_name, make_eval_student
     from obd.evaluate.student_spec import distilled_student
 
     syn = _after(1, **{"student.head": "paper"}).synthetic()
@@ -184,6 +185,6 @@ def test_evaluation_students_follow_the_distillation_head():
     assert spec.arch.head == "paper" and spec.arch.name == f"mlp2x{HID}-paper-head"
     assert arch_from_name(spec.arch.name) == spec.arch
     assert make_eval_student(spec.arch, OBS, ACT).log_std_affine is not None
-    assert make_eval_student(StudentArch(), OBS, ACT).log_std_affine is None
+    assert make_eval_student(StudentConfig(), OBS, ACT).log_std_affine is None
     with pytest.raises(ObdError, match="corl head only"):
-        StudentArch("residual", head="paper")
+        StudentConfig(family="residual", head="paper")

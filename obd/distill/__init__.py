@@ -12,7 +12,8 @@ Names are imported on first use, so ``obd distill --help`` does not import torch
 from obd.lazy import lazy_exports
 
 _EXPORTS = {
-    "DistillConfig": "obd.distill.config", "Distiller": "obd.distill.engine", "StudentConfig": "obd.distill.config",
+    "DistillConfig": "obd.distill.config", "Distiller": "obd.distill.engine",
+    "StudentConfig": "obd.distill.student_config",
     "InnerConfig": "obd.distill.config", "OuterConfig": "obd.distill.config", "RunInputs": "obd.distill.config",
     "load_run_config": "obd.distill.config", "INITS": "obd.distill.init",
     "OBJECTIVES": "obd.distill.registry", "resume_run": "obd.distill.run:resume",

@@ -27,6 +27,7 @@ from obd.config import (
 )
 from obd.distill.density_config import DensityConfig
 from obd.distill.registry import OBJECTIVES, ObjectiveName
+from obd.distill.student_config import StudentConfig
 from obd.errors import ObdError
 
 #: the keys of a run's config file that name its inputs rather than hyperparameters
@@ -71,19 +72,6 @@ class CoverageConfig:
                            f"expected a number in [0, 1], got {self.scale!r}")
         if not (is_number(self.clean) and 0 <= self.clean <= 1):
             raise ObdError(f"config key 'coverage.clean': expected a share in [0, 1], got {self.clean!r}")
-
-
-@dataclass
-class StudentConfig:
-    """The student trained in the inner loop: ``tanh_gaussian`` (paper) or ``deterministic`` MLP. ``head``:
-    ``corl`` (output gain 1e-2, log-std = raw output) or ``paper`` (the published code's: output gain sqrt 2,
-    log-std = m * raw + c with learnable m = 1, c = -1 at init), see :data:`obd.distill.students.HEADS`."""
-
-    kind: Literal["tanh_gaussian", "deterministic"] = "tanh_gaussian"
-    hidden: int = 256
-    depth: int = 3
-    orthogonal_init: bool = True
-    head: Literal["corl", "paper"] = "corl"
 
 
 @dataclass
@@ -196,10 +184,12 @@ class DistillConfig:
         if self.outer.action == "sample" and self.student.kind != "tanh_gaussian":
             raise ObdError("config key 'outer.action': 'sample' needs student.kind tanh_gaussian, got "
                            f"{self.student.kind!r}")
+        if self.student.family != "mlp":
+            raise ObdError(f"config key 'student.family': the inner loop trains mlp students only, got "
+                           f"{self.student.family!r}")
         # outer_steps 0 would write the undistilled initial set as if it were distilled
         for key, value in (("n_syn", self.n_syn), ("outer_steps", self.outer_steps),
-                           ("student.hidden", self.student.hidden),
-                           ("student.depth", self.student.depth), ("inner.steps", self.inner.steps),
+                           ("inner.steps", self.inner.steps),
                            ("inner.students", self.inner.students), ("outer.batch", self.outer.batch),
                            ("teacher_chunk", self.teacher_chunk)):
             if not value > 0:

@@ -16,14 +16,11 @@ import math
 import torch
 from torch import nn
 
+from obd.distill.student_config import HEADS
 from obd.errors import ObdError
 from obd.nn import LOG_STD_MAX, LOG_STD_MIN, orthogonal_layers_
 
-STUDENT_KINDS = ("tanh_gaussian", "deterministic")
-#: the student's output layer. ``corl``: orthogonal gain 1e-2, log-std = the raw head output (obd's default).
-#: ``paper``: the published code's student, gain sqrt(2) like every other layer and
-#: log-std = multiplier * raw + offset with learnable scalars initialized to 1 and -1.
-HEADS = ("corl", "paper")
+#: the output layer's orthogonal gain per head (see :data:`obd.distill.student_config.HEADS`)
 OUTPUT_GAIN = {"corl": 1e-2, "paper": math.sqrt(2.0)}
 LOG_STD_AFFINE_INIT = (1.0, -1.0)
 

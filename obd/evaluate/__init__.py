@@ -10,8 +10,8 @@ Names are imported on first use, so ``obd evaluate --help`` does not import torc
 from obd.lazy import lazy_exports
 
 _MODULES = {
-    "obd.evaluate.architectures": ("ARCHITECTURES", "ResidualStudent", "StudentArch", "make_eval_student",
-                                   "parse_arch"),
+    "obd.distill.student_config": ("StudentConfig",),
+    "obd.evaluate.architectures": ("ARCHITECTURES", "ResidualStudent", "make_eval_student", "parse_arch"),
     "obd.evaluate.baselines": ("evaluate_bc", "random_selection"),
     "obd.teachers.evaluation": ("evaluate_teacher",),
     "obd.evaluate.protocol": ("evaluate_synthetic", "rollout_students", "train_students"),

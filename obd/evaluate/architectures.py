@@ -1,11 +1,12 @@
-"""Student architectures for evaluation, including the paper's cross-architecture set.
+"""Student architectures for evaluation: the paper's names, the residual student, and building a student.
 
-A :class:`StudentArch` names a student's shape: ``mlp`` (``MLPStudent``: ``depth`` hidden layers of width
-``hidden``, ReLU, tanh-Gaussian or deterministic head, the distillation inner loop's student) or
-``residual`` (an input layer, ``depth`` residual blocks ``x + W2 relu(W1 x)`` each followed by a ReLU, and
-the same mean/log-std head). The paper's names still work: ``mlpN`` is an MLP with N hidden layers (its
-"N-layer" students, 2/3/5/6), ``residual`` a residual MLP with two blocks; ``parse_arch`` turns a name
-plus optional width/depth into a :class:`StudentArch`.
+A :class:`~obd.distill.student_config.StudentConfig` describes every student's shape: ``mlp``
+(``MLPStudent``: ``depth`` hidden layers of width ``hidden``, ReLU, tanh-Gaussian or deterministic head, the
+distillation inner loop's student) or ``residual`` (:class:`ResidualStudent`: an input layer, ``depth``
+residual blocks ``x + W2 relu(W1 x)`` each followed by a ReLU, and the same mean/log-std head). The paper's
+names still work: ``mlpN`` is an MLP with N hidden layers (its "N-layer" students, 2/3/5/6), ``residual`` a
+residual MLP with two blocks; :func:`parse_arch` turns a name plus optional width/depth into a
+StudentConfig, :func:`arch_from_name` reads back its ``name``, :func:`make_eval_student` builds it.
 
 Every student maps normalized states (B, obs_dim) to ``(mean, log_std)``, each (B, act_dim) (``log_std``
 None for a deterministic MLP), so ``obd.distill.students.bc_loss`` and the ``tanh(mean)`` action rule serve
@@ -15,83 +16,37 @@ all of them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from obd.distill.students import HEADS, STUDENT_KINDS, MLPStudent
+from obd.distill.student_config import StudentConfig
+from obd.distill.students import MLPStudent
 from obd.errors import ObdError
 from obd.nn import LOG_STD_MAX, LOG_STD_MIN, orthogonal_layers_
 
 WIDTH = 256
 MLP_DEPTHS = {"mlp2": 2, "mlp3": 3, "mlp5": 5, "mlp6": 6}
 ARCHITECTURES = (*MLP_DEPTHS, "residual")
-FAMILIES = ("mlp", "residual")
 RESIDUAL_BLOCKS = 2
 
 
-@dataclass(frozen=True)
-class StudentArch:
-    """A student's shape: ``family`` (``mlp`` or ``residual``), ``hidden`` width, ``depth`` (hidden layers
-    of an MLP, residual blocks of a residual MLP), head ``kind`` (``tanh_gaussian`` or, MLP only,
-    ``deterministic``), whether the init is CORL's orthogonal one, and the output ``head`` (``corl`` or,
-    MLP only, the published code's ``paper``: see ``obd.distill.students.HEADS``)."""
-
-    family: str = "mlp"
-    hidden: int = WIDTH
-    depth: int = 3
-    kind: str = "tanh_gaussian"
-    orthogonal_init: bool = True
-    head: str = "corl"
-
-    def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ObdError(f"student family '{self.family}' unknown; expected one of {list(FAMILIES)}")
-        if self.kind not in STUDENT_KINDS:
-            raise ObdError(f"student kind '{self.kind}' unknown; expected one of {list(STUDENT_KINDS)}")
-        if self.family == "residual" and self.kind != "tanh_gaussian":
-            raise ObdError("residual students are tanh-Gaussian only")
-        if self.head not in HEADS:
-            raise ObdError(f"student head '{self.head}' unknown; expected one of {list(HEADS)}")
-        if self.family == "residual" and self.head != "corl":
-            raise ObdError("residual students have the corl head only")
-        for key in ("hidden", "depth"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ObdError(f"student {key} must be an integer >= 1, got {value!r}")
-
-    @property
-    def name(self) -> str:
-        """``mlp3x256``, ``residual2x256``; ``-det`` for a deterministic head, ``-default-init`` without
-        the orthogonal init, ``-paper-head`` with the published code's head."""
-        suffix = ("-det" if self.kind == "deterministic" else "") + ("" if self.orthogonal_init else "-default-init") \
-            + ("-paper-head" if self.head == "paper" else "")
-        return f"{self.family}{self.depth}x{self.hidden}{suffix}"
-
-    def build(self, obs_dim: int, act_dim: int) -> nn.Module:
-        """A fresh student of this shape."""
-        if self.family == "residual":
-            return ResidualStudent(obs_dim, act_dim, hidden=self.hidden, blocks=self.depth)
-        return MLPStudent(obs_dim, act_dim, hidden=self.hidden, depth=self.depth,
-                          stochastic=self.kind == "tanh_gaussian", orthogonal_init=self.orthogonal_init,
-                          head=self.head)
-
-
 def parse_arch(arch: str | None = None, hidden: int | None = None, layers: int | None = None,
-               base: StudentArch = StudentArch()) -> StudentArch:
-    """``base`` with the family and depth an ``arch`` name implies (one of :data:`ARCHITECTURES`, or
-    ``mlp``), then ``hidden`` and ``layers`` (depth) when given; head kind and init stay the base's."""
-    out = base
+               base: StudentConfig | None = None) -> StudentConfig:
+    """``base`` (default: the paper's 3x256 tanh-Gaussian MLP) with the family and depth an ``arch`` name
+    implies (one of :data:`ARCHITECTURES`, or ``mlp``), then ``hidden`` and ``layers`` (depth) when given;
+    head kind and init stay the base's."""
+    out = StudentConfig() if base is None else base
     if arch is not None:
         if arch in MLP_DEPTHS:
-            out = replace(base, family="mlp", depth=MLP_DEPTHS[arch])
+            out = replace(out, family="mlp", depth=MLP_DEPTHS[arch])
         elif arch == "residual":
-            out = replace(base, family="residual", depth=RESIDUAL_BLOCKS, kind="tanh_gaussian", head="corl")
+            out = replace(out, family="residual", depth=RESIDUAL_BLOCKS, kind="tanh_gaussian", head="corl")
         elif arch != "mlp":
             raise ObdError(f"arch '{arch}' unknown; expected one of {[*ARCHITECTURES, 'mlp']}")
         else:
-            out = replace(base, family="mlp")
+            out = replace(out, family="mlp")
     if hidden is not None:
         out = replace(out, hidden=hidden)
     if layers is not None:
@@ -99,16 +54,15 @@ def parse_arch(arch: str | None = None, hidden: int | None = None, layers: int |
     return out
 
 
-def arch_from_name(name: str) -> StudentArch:
-    """Inverse of :attr:`StudentArch.name` (``mlp3x128``, ``residual2x256-det``...); paper names accepted."""
+def arch_from_name(name: str) -> StudentConfig:
+    """Inverse of :attr:`StudentConfig.name` (``mlp3x128``, ``residual2x256-det``...); paper names accepted."""
     if name in ARCHITECTURES:
         return parse_arch(name)
     m = re.fullmatch(r"(mlp|residual)(\d+)x(\d+)(-det)?(-default-init)?(-paper-head)?", name)
     if m is None:
         raise ObdError(f"arch '{name}' unknown; expected one of {list(ARCHITECTURES)} or e.g. 'mlp3x128'")
-    return StudentArch(m.group(1), int(m.group(3)), int(m.group(2)),
-                       "deterministic" if m.group(4) else "tanh_gaussian", m.group(5) is None,
-                       "paper" if m.group(6) else "corl")
+    return StudentConfig(m.group(1), "deterministic" if m.group(4) else "tanh_gaussian", int(m.group(3)),
+                         int(m.group(2)), m.group(5) is None, "paper" if m.group(6) else "corl")
 
 
 class ResidualStudent(nn.Module):
@@ -145,6 +99,10 @@ class ResidualStudent(nn.Module):
         return torch.tanh(self(states)[0])
 
 
-def make_eval_student(arch: str | StudentArch, obs_dim: int, act_dim: int) -> nn.Module:
-    """A fresh student of ``arch``: a :class:`StudentArch`, or a name (:data:`ARCHITECTURES`, ``mlp3x128``)."""
-    return (arch if isinstance(arch, StudentArch) else arch_from_name(arch)).build(obs_dim, act_dim)
+def make_eval_student(arch: str | StudentConfig, obs_dim: int, act_dim: int) -> nn.Module:
+    """A fresh student of ``arch``: a :class:`StudentConfig`, or a name (:data:`ARCHITECTURES`, ``mlp3x128``)."""
+    shape = arch if isinstance(arch, StudentConfig) else arch_from_name(arch)
+    if shape.family == "residual":
+        return ResidualStudent(obs_dim, act_dim, hidden=shape.hidden, blocks=shape.depth)
+    return MLPStudent(obs_dim, act_dim, hidden=shape.hidden, depth=shape.depth, stochastic=shape.stochastic,
+                      orthogonal_init=shape.orthogonal_init, head=shape.head)

@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from obd.distill.student_config import StudentConfig
 from obd.errors import ObdError
-from obd.evaluate.architectures import StudentArch, parse_arch
+from obd.evaluate.architectures import parse_arch
 from obd.evaluate.students import check_optimizer, resolve_lr
 
 #: where a spec's base came from
@@ -34,7 +35,7 @@ class StudentSpec:
     ``source`` is a key of :data:`SOURCES`; ``cross`` lists what was changed from that base on request
     (``architecture``, ``optimizer``, ``steps``), empty for the base itself."""
 
-    arch: StudentArch
+    arch: StudentConfig
     steps: int
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -54,20 +55,20 @@ class StudentSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudentSpec:
         """Inverse of :meth:`to_dict`."""
-        arch = StudentArch(**d["arch"])
+        arch = StudentConfig(**d["arch"])
         return cls(arch, int(d["steps"]), d["optimizer"], float(d["lr"]), float(d["momentum"]), d.get("batch_size"),
                    d.get("source", "paper"), tuple(d.get("cross", ())))
 
 
-PAPER_STUDENT = StudentSpec(StudentArch(), steps=100, optimizer="sgd", lr=0.1, momentum=0.0, source="paper")
-BC_STUDENT = StudentSpec(StudentArch(), steps=10_000, optimizer="adam", lr=1e-3, batch_size=256, source="bc")
+PAPER_STUDENT = StudentSpec(StudentConfig(), steps=100, optimizer="sgd", lr=0.1, momentum=0.0, source="paper")
+BC_STUDENT = StudentSpec(StudentConfig(), steps=10_000, optimizer="adam", lr=1e-3, batch_size=256, source="bc")
 
 
 def distilled_student(metadata: dict[str, Any], where: str = "synthetic set") -> StudentSpec | None:
     """The student and inner loop recorded in a synthetic set's metadata (``config.student``,
     ``config.inner``), or None when the set records no distillation config."""
     from obd.config import load_config
-    from obd.distill.config import InnerConfig, StudentConfig
+    from obd.distill.config import InnerConfig
 
     cfg = metadata.get("config") if isinstance(metadata, dict) else None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("student"), dict) or not isinstance(cfg.get("inner"), dict):
@@ -79,14 +80,13 @@ def distilled_student(metadata: dict[str, Any], where: str = "synthetic set") ->
         raise ObdError(f"{where}: metadata 'config' (student/inner): {exc}") from None
 
 
-def config_student(student: Any, inner: Any) -> StudentSpec:
-    """The evaluation spec of a distillation's ``StudentConfig`` and ``InnerConfig`` (e.g. ``cfg.student``,
+def config_student(student: StudentConfig, inner: Any) -> StudentSpec:
+    """The evaluation spec of a distillation's student and ``InnerConfig`` (e.g. ``cfg.student``,
     ``cfg.inner`` of a preset): that student, ``inner.steps`` full-batch SGD steps at ``inner.lr`` with
     ``inner.momentum``."""
-    arch = StudentArch("mlp", student.hidden, student.depth, student.kind, student.orthogonal_init, student.head)
     if inner.steps < 0 or not inner.lr > 0 or not 0 <= inner.momentum < 1:
         raise ObdError(f"inner steps {inner.steps}, lr {inner.lr}, momentum {inner.momentum} out of range")
-    return StudentSpec(arch, inner.steps, "sgd", float(inner.lr), float(inner.momentum), None, "distillation")
+    return StudentSpec(student, inner.steps, "sgd", float(inner.lr), float(inner.momentum), None, "distillation")
 
 
 def resolve_student(base: StudentSpec, arch: str | None = None, hidden: int | None = None,

@@ -18,9 +18,10 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from obd.device import resolve_device
+from obd.distill.student_config import StudentConfig
 from obd.distill.students import bc_loss
 from obd.errors import ObdError
-from obd.evaluate.architectures import StudentArch, make_eval_student
+from obd.evaluate.architectures import make_eval_student
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adamw")
 #: learning rates used when none is given: plain SGD at the inner loop's 0.1; momentum 0.9 multiplies the
@@ -67,14 +68,14 @@ class TrainLog:
 
 
 class StudentBatch:
-    """K students of one architecture (a :class:`StudentArch` or a name such as ``mlp3`` / ``mlp3x128``);
+    """K students of one architecture (a :class:`StudentConfig` or a name such as ``mlp3`` / ``mlp3x128``);
     ``params`` maps names to stacked tensors (K, ...); ``built`` is one unstacked student, for inspection.
 
     ``forward(states)`` takes states (N, obs_dim) shared by all students, or (K, N, obs_dim) one slice per
     student, and returns ``(mean, log_std)`` each (K, N, act_dim).
     """
 
-    def __init__(self, arch: str | StudentArch, obs_dim: int, act_dim: int, students: int, seed: int = 0,
+    def __init__(self, arch: str | StudentConfig, obs_dim: int, act_dim: int, students: int, seed: int = 0,
                  device: str | torch.device | None = None):
         if students < 1:
             raise ObdError(f"students must be >= 1, got {students}")
