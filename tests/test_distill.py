@@ -586,3 +586,26 @@ def test_objectives_are_declared_once():
         assert cfg.needs_teacher() == spec.needs_teacher and name in METHODS
     assert [n for n, s in OBJECTIVES.items() if s.q_weighted] == ["avpbc", "sdw"]
     assert not OBJECTIVES["dbc"].needs_teacher
+
+
+def test_config_is_validated_once_and_the_objective_is_built_complete(tmp_path, monkeypatch):
+    import dataclasses
+
+    from obd.distill import engine
+    from obd.distill.config import DistillConfig as Config
+
+    calls = []
+    original = Config.validate
+    monkeypatch.setattr(Config, "validate", lambda self: (calls.append(1), original(self))[1])
+    resolutions = []
+    original_resolve = engine.resolve_device
+    monkeypatch.setattr(engine, "resolve_device", lambda *a, **k: (resolutions.append(1), original_resolve(*a, **k))[1])
+    cfg = tiny_config(objective="sdw", **{"density.estimator": "knn", "density.k": 3})
+    calls.clear()
+    d = cfg.create(make_dataset(), TinyTeacher(), progress=False)
+    assert len(calls) == 1 and resolutions == []  # create resolved the device and handed it on
+    assert d.config.resolved() is d.config and len(calls) == 1
+    # the objective came out of its constructor complete: SDW's sampling flag set, and frozen
+    assert d.objective.sdw_sampled == (d.sdw.sampler_weights is not None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.objective.beta = 1.0

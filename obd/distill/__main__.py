@@ -42,7 +42,7 @@ def resolve_run_config(args: argparse.Namespace):
 
     def load(path, overrides, base):
         cfg, inputs = load_run_config(path, overrides, base)
-        cfg.validate()
+        cfg = cfg.resolved()  # validated here, before any data is read, and not again by the run
         return (cfg, inputs), run_config_dict(cfg, inputs)
 
     keys = {f.name for f in dataclasses.fields(DistillConfig)} | set(INPUT_KEYS)

@@ -247,7 +247,10 @@ class DistillConfig:
 
     def resolved(self) -> DistillConfig:
         """A validated copy with what the run fixes when it starts: a cosine schedule's ``decay_steps`` 0 set
-        to ``outer_steps``, and the ``density`` section dropped unless the objective is ``sdw``."""
+        to ``outer_steps``, and the ``density`` section dropped unless the objective is ``sdw``. A config this
+        returned is returned as it is, so a config is validated once however many layers resolve it."""
+        if getattr(self, "_resolved", False):
+            return self
         self.validate()
         cfg = dataclasses.replace(self, student=dataclasses.replace(self.student),
                                   inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer),
@@ -256,6 +259,8 @@ class DistillConfig:
             cfg.outer.decay_steps = cfg.outer_steps
         if cfg.objective != "sdw":
             cfg.density = None
+        # an attribute, not a field: it is not saved, and dataclasses.replace (any change) drops it
+        object.__setattr__(cfg, "_resolved", True)
         return cfg
 
     def density_config(self) -> DensityConfig:
@@ -270,8 +275,9 @@ class DistillConfig:
         shipped name, or None for DBC)."""
         from obd.distill.engine import Distiller, load_inputs
 
-        dataset, teacher, label = load_inputs(dataset, teacher, _resolve_device(self.device))
-        return Distiller(self, dataset, teacher, progress=progress, teacher_label=label)
+        device = _resolve_device(self.device)
+        dataset, teacher, label = load_inputs(dataset, teacher, device)
+        return Distiller(self, dataset, teacher, progress=progress, teacher_label=label, device=device)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from obd.device import resolve_device
 from obd.distill.coverage import OuterCoverage, perturbed_initial_pairs
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
-from obd.distill.objectives import build_objective, outer_loss, query_teacher
+from obd.distill.objectives import Objective, outer_loss, precompute_targets, query_teacher
 from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
@@ -118,9 +118,10 @@ class Distiller:
     """
 
     def __init__(self, config: DistillConfig, dataset: TransitionDataset, teacher: Any = None,
-                 density_weights: np.ndarray | None = None, progress: bool = True, teacher_label: str = ""):
+                 density_weights: np.ndarray | None = None, progress: bool = True, teacher_label: str = "",
+                 device: torch.device | None = None):
         self.config = cfg = config.resolved()
-        self.device = resolve_device(cfg.device)
+        self.device = device if device is not None else resolve_device(cfg.device)
         self.dataset_source = dataset.source
         self.task = dataset.task
         metadata = getattr(teacher, "metadata", None)
@@ -141,19 +142,21 @@ class Distiller:
         self.sdw: SDWSetup | None = None
         density = cfg.density_config()
         is_sdw = cfg.objective == "sdw"
-        self.objective = build_objective(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
-                                         cfg.beta, None, cfg.teacher_chunk, progress, cfg.q_clip)
+        targets = precompute_targets(cfg.objective, dataset.observations, dataset.actions, teacher, self.device,
+                                     cfg.teacher_chunk, progress, cfg.q_clip)
+        loss_weights = None
         if is_sdw or density_weights is not None:
-            # SDW's value bands rank states by the objective's teacher Q, so the weights come after it
-            q = self.objective.q_values
+            # SDW's value bands rank states by the teacher's Q, so the weights come after the targets
+            q = targets.get("q_values")
             self.sdw = SDWSetup.create(normalized, density if is_sdw else None, density_weights, progress,
                                        None if q is None else q.cpu().numpy())
             if self.sdw.loss_weights is not None:
-                self.objective.density_weights = torch.as_tensor(self.sdw.loss_weights, dtype=torch.float32,
-                                                                 device=self.device)
+                loss_weights = torch.as_tensor(self.sdw.loss_weights, dtype=torch.float32, device=self.device)
+        self.objective = Objective(cfg.objective, beta=cfg.beta, density_weights=loss_weights,
+                                   sdw_sampled=self.sdw is not None and self.sdw.sampler_weights is not None,
+                                   **targets)
         self.sampler = OuterSampler(len(self.real_states), self.device, self.sdw.sampler_weights if self.sdw else None)
         if self.sdw is not None:
-            self.objective.sdw_sampled = self.sdw.sampler_weights is not None
             self.sdw.record_outer_ess(self.objective.q_values)
             self.sdw.announce(density.warn_ess)
 

@@ -97,9 +97,10 @@ def _mean_std(teacher: Any, states: np.ndarray) -> torch.Tensor:
     return torch.cat(parts, -1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Objective:
-    """An outer objective with its precomputed per-state tensors (all on the engine device, length N_real).
+    """An outer objective with its precomputed per-state tensors (all on the engine device, length N_real),
+    built complete (:func:`build_objective`, or the engine once SDW's weights are known) and never changed.
 
     ``targets(idx, generator)`` -> (a_target (B, act), w (B,) or None) for real-state indices ``idx`` (B,).
     """
@@ -146,30 +147,39 @@ class Objective:
         return self.name + ("+weights" if self.density_weights is not None else "")
 
 
+def precompute_targets(name: str, observations: np.ndarray, dataset_actions: np.ndarray, teacher: Any,
+                       device: torch.device, chunk: int = 65536, progress: bool = True,
+                       clip_q: bool = False) -> dict[str, torch.Tensor]:
+    """What objective ``name`` needs for every real state (raw ``observations`` (N, obs)), as the
+    :class:`Objective` fields they fill: DBC ``dataset_actions`` (N, act); PBC the teacher's
+    ``teacher_mean``/``teacher_std`` (N, act) each (``teacher_action`` (N, act) for a deterministic teacher);
+    Av-PBC and SDW also ``q_values`` (N,) = Q1(s, teacher.act(s)), clipped at 0 when ``clip_q``.
+    ``progress``: bars for the teacher queries."""
+    if name == "dbc":
+        return {"dataset_actions": torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)}
+    out: dict[str, torch.Tensor] = {}
+    if teacher.stochastic:
+        mean_std = query_teacher(lambda s: _mean_std(teacher, s), observations, chunk, device,
+                                 "teacher mean/std", progress=progress, width=2 * teacher.act_dim)
+        out["teacher_mean"], out["teacher_std"] = mean_std.chunk(2, -1)
+    else:
+        out["teacher_action"] = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
+                                              progress=progress, width=teacher.act_dim)
+    if OBJECTIVES[name].q_weighted:
+        q = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device, "teacher Q",
+                          progress=progress)
+        out["q_values"] = q.clamp_min(0.0) if clip_q else q
+    return out
+
+
 def build_objective(name: str, observations: np.ndarray, dataset_actions: np.ndarray, teacher: Any,
                     device: torch.device, beta: float = 0.02, density_weights: np.ndarray | None = None,
                     chunk: int = 65536, progress: bool = True, clip_q: bool = False) -> Objective:
-    """Precompute what objective ``name`` needs for every real state (raw ``observations`` (N, obs)):
-    DBC the dataset actions; PBC the teacher's mean/std (or deterministic action); Av-PBC and SDW also
-    Q1(s, teacher.act(s)), clipped at 0 when ``clip_q``. ``density_weights`` (N,) multiply w (SDW's
-    state-density weights in ``weight`` mode, or a caller's own). ``progress``: bars for the teacher
-    queries."""
-    obj = Objective(name, beta=beta)
-    if name == "dbc":
-        obj.dataset_actions = torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)
-    else:
-        if teacher.stochastic:
-            mean_std = query_teacher(lambda s: _mean_std(teacher, s), observations, chunk, device,
-                                     "teacher mean/std", progress=progress, width=2 * teacher.act_dim)
-            obj.teacher_mean, obj.teacher_std = mean_std.chunk(2, -1)
-        else:
-            obj.teacher_action = query_teacher(teacher.act, observations, chunk, device, "teacher actions",
-                                               progress=progress, width=teacher.act_dim)
-        if OBJECTIVES[name].q_weighted:
-            obj.q_values = query_teacher(lambda s: teacher.q(s, teacher.act(s)), observations, chunk, device,
-                                         "teacher Q", progress=progress)
-            if clip_q:
-                obj.q_values = obj.q_values.clamp_min(0.0)
-    if density_weights is not None:
-        obj.density_weights = torch.as_tensor(density_weights, dtype=torch.float32, device=device)
-    return obj
+    """The complete :class:`Objective` ``name`` for raw ``observations`` (N, obs): the teacher's (or the
+    dataset's) targets from :func:`precompute_targets`, and ``density_weights`` (N,) multiplying w (SDW's
+    state-density weights in ``weight`` mode, or a caller's own)."""
+    weights = None if density_weights is None else torch.as_tensor(density_weights, dtype=torch.float32,
+                                                                     device=device)
+    return Objective(name, beta=beta, density_weights=weights,
+                     **precompute_targets(name, observations, dataset_actions, teacher, device, chunk, progress,
+                                          clip_q))
