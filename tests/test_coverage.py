@@ -253,3 +253,28 @@ def test_onpolicy_error_bands_partition_the_visited_states(tmp_path, make_proble
     # the overall error is the share-weighted mean of the bands' errors
     assert sum(b["share"] * b["error"] for b in out["bands"] if b["error"] is not None) == \
         pytest.approx(out["error_mean"], rel=1e-5)
+
+
+def test_presets_give_coverage_to_the_teacher_based_objectives_only():
+    from obd.config import load_config
+    from obd.distill import DistillConfig
+
+    for name in ("small", "small_avpbc", "small_pbc", "small_sdw", "quickstart"):
+        cfg = load_config(DistillConfig, name)
+        cfg.validate()
+        assert cfg.coverage.outer_enabled and cfg.coverage.init_scale > 0, name
+    dbc = load_config(DistillConfig, "small", ["objective=dbc"])
+    dbc.validate()
+    assert not dbc.coverage.outer_enabled and dbc.coverage.init_scale == 0
+    # the paper's preset stays the papers' objective
+    assert not load_config(DistillConfig, "paper").coverage.outer_enabled
+
+
+def test_a_sweep_drops_coverage_for_dbc_and_keeps_it_for_the_others(tmp_path):
+    from obd.sweep.grid import distill_config, load_settings
+
+    settings = load_settings("small", [])
+    dbc = distill_config(settings, "dbc", "hopper-tiny-v5", 0, None)
+    avpbc = distill_config(settings, "avpbc", "hopper-tiny-v5", 0, "t.pt")
+    assert not dbc.coverage.outer_enabled and dbc.coverage.init_scale == 0
+    assert avpbc.coverage.scale == 0.3 and avpbc.coverage.init_scale == 0.3

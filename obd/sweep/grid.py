@@ -303,12 +303,17 @@ def _key(item: str) -> str:
 def _load(settings: SweepSettings, objective: str | None = None, extra: list[str] | None = None) -> DistillConfig:
     """The preset with the distillation overrides (then a variant's ``extra`` ones), its objective set to
     ``objective`` when given, as a DistillConfig (not validated); unless the objective is ``sdw`` the
-    ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only."""
+    ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only, and
+    for DBC the ``coverage`` section and ``coverage.*`` overrides, which need a teacher."""
     raw = copy.deepcopy(settings.preset)
     overrides = settings.overrides + list(extra or [])
     if objective != "sdw":
         raw.pop("density", None)
         overrides = [o for o in overrides if _key(o) != "density" and not _key(o).startswith("density.")]
+    if objective is not None and not OBJECTIVES[objective].needs_teacher:
+        # a preset's state coverage is labelled by the teacher: it belongs to the teacher-based methods only
+        raw.pop("coverage", None)
+        overrides = [o for o in overrides if _key(o) != "coverage" and not _key(o).startswith("coverage.")]
     cfg, _ = load_run_config(None, overrides, base=raw)
     if objective is not None:
         cfg.objective = objective
