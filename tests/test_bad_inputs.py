@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from test_cli import one_line_error
 
 from obd.data import load_dataset
 from obd.data.dataset import Normalizer
@@ -19,14 +20,6 @@ from obd.errors import ObdError
 
 TINY = dict(n_syn=4, outer_steps=2, student=dict(hidden=8, depth=2), inner=dict(steps=2), outer=dict(batch=8),
             device="cpu")
-
-
-def one_line_error(capsys, *needles: str) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 class ModuleTeacher(torch.nn.Module):

@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import yaml
+from test_video import FallingEnv
 
 import obd.envs
 from obd.evaluate import video
@@ -65,31 +65,9 @@ def test_quickstart_tiny_budget_end_to_end(tmp_path, cache, capsys, monkeypatch)
     assert (cache / "datasets" / "hopper-medium-2000" / "hopper_medium-v5.hdf5").is_file()
 
 
-class StubEnv:
-    """A rendering stand-in for Hopper: checks the actions it gets; frames change every step; ends at 30."""
-
-    def __init__(self, size):
-        self.size, self.t = size, 0
-
-    def reset(self, seed=None):
-        self.t = 0
-        return np.zeros(11), {}
-
-    def render(self):
-        return np.full((self.size, self.size, 3), self.t * 40 % 256, np.uint8)
-
-    def step(self, action):
-        assert action.shape == (3,) and np.all(np.isfinite(action))
-        self.t += 1
-        return np.full(11, 0.1 * self.t), 1.0, False, self.t >= 30, {}
-
-    def close(self):
-        pass
-
-
 def test_quickstart_writes_the_side_by_side_rollout(tmp_path, cache, capsys, monkeypatch):
     monkeypatch.setattr(video, "choose_backend", lambda task: ("egl", ""))
-    monkeypatch.setattr(obd.envs, "make_env", lambda task, **kw: StubEnv(kw["width"]))
+    monkeypatch.setattr(obd.envs, "make_env", lambda task, **kw: FallingEnv(None, limit=30, size=kw["width"]))
     out = tmp_path / "qs"
     report = run_quickstart(tiny(out, cache))
     from PIL import Image

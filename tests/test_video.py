@@ -28,7 +28,7 @@ class FallingEnv:
         return np.full((self.size, self.size, 3), self.t * 40 % 256, np.uint8)
 
     def step(self, action):
-        assert action.shape == (3,)
+        assert action.shape == (3,) and np.all(np.isfinite(action))
         self.t += 1
         return np.zeros(11), 1.0, self.fall is not None and self.t >= self.fall, self.t >= self.limit, {}
 
