@@ -36,12 +36,8 @@ import numpy as np
 import torch
 
 from obd.data.dataset import Normalizer
-from obd.errors import ObdError
+from obd.distill.objectives import query_teacher, teacher_mean_std
 
-#: the perturbation kinds, shapes and Q modes (see the module docstring)
-KINDS = ("gaussian", "mixup", "synthetic")
-SHAPES = ("isotropic", "covariance")
-Q_MODES = ("perturbed", "clean", "none")
 #: offset of the numpy seed the initial set's perturbation draws from (the run's seed + this), so it never
 #: reuses the stream that picks the initial pairs
 INIT_SEED_OFFSET = 31
@@ -61,8 +57,9 @@ def noise_factor(shape: str, normalized_states: np.ndarray, max_states: int = 20
     return np.linalg.cholesky(cov).astype(np.float32)
 
 
-def _teacher_tensor(out: Any, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(out).detach().to(device, torch.float32)
+def _ask(fn: Any, raw: Any, device: torch.device, desc: str, width: int | None) -> torch.Tensor:
+    """``fn(raw)`` for the perturbed states ``raw`` (n, obs) in one call, checked like every teacher query."""
+    return query_teacher(fn, raw, len(raw), device, desc, progress=False, width=width, what="perturbed states")
 
 
 class OuterCoverage:
@@ -75,10 +72,7 @@ class OuterCoverage:
     """
 
     def __init__(self, config: Any, teacher: Any, normalizer: Normalizer, real_states: torch.Tensor,
-                 objective: Any, q_clip: bool = False, seed: int = 0):
-        if teacher is None:
-            raise ObdError("config key 'coverage.scale': perturbed outer states need a teacher to label them "
-                           "(objective pbc, avpbc or sdw)")
+                 objective: Any, q_clip: bool = False, factor: np.ndarray | None = None):
         self.config = config
         self.teacher = teacher
         self.objective = objective
@@ -87,12 +81,10 @@ class OuterCoverage:
         self.real_states = real_states
         self.mean = torch.as_tensor(normalizer.mean, device=self.device)
         self.std = torch.as_tensor(normalizer.std, device=self.device)
-        factor = noise_factor(config.shape, real_states.cpu().numpy(), seed=seed) if config.kind != "mixup" else None
+        #: :func:`noise_factor` of ``covariance`` noise, on the device (None: isotropic)
         self.factor = None if factor is None else torch.as_tensor(factor, device=self.device)
         q = objective.q_values
         self.mean_q = None if q is None else q.mean()
-        #: teacher calls made so far (per quantity), for tests and the run's log
-        self.queries = 0
 
     def perturbed_count(self, batch: int) -> int:
         return batch - int(round(self.config.clean * batch))
@@ -130,57 +122,39 @@ class OuterCoverage:
             return states, targets, weights
         new_states = self.perturb_states(states[:n], synthetic_states, generator)
         raw = new_states * self.std + self.mean
-        with torch.no_grad():
-            if self.objective.teacher_mean is not None:
-                mean, std = (_teacher_tensor(t, self.device) for t in self.teacher.mean_std(raw))
-                eps = torch.randn(mean.shape, generator=generator, device=self.device)
-                new_targets = torch.tanh(mean + std * eps)
-            else:
-                new_targets = _teacher_tensor(self.teacher.act(raw), self.device)
-            self.queries += 1
-            new_weights = None
-            if weights is not None:
-                q = None
-                if self.objective.q_values is not None:
-                    mode = self.config.q
-                    if mode == "perturbed":
-                        q = _teacher_tensor(self.teacher.q(raw, self.teacher.act(raw)), self.device).reshape(-1)
-                        if self.q_clip:
-                            q = q.clamp_min(0.0)
-                    elif mode == "none":
-                        q = self.mean_q.expand(n)
-                new_weights = self.objective.weights(idx[:n], q)
-        self._check(new_targets, n, targets.shape[1])
+        act_dim = targets.shape[1]
+        if self.objective.teacher_mean is not None:
+            mean, std = _ask(lambda s: teacher_mean_std(self.teacher, s), raw, self.device, "teacher mean/std",
+                             2 * act_dim).chunk(2, -1)
+            eps = torch.randn(mean.shape, generator=generator, device=self.device)
+            new_targets = torch.tanh(mean + std * eps)
+        else:
+            new_targets = _ask(self.teacher.act, raw, self.device, "teacher actions", act_dim)
         states = torch.cat([new_states, states[n:]])
-        targets = torch.cat([new_targets.reshape(n, -1), targets[n:]])
-        if weights is not None:
-            weights = torch.cat([new_weights, weights[n:]])
-        return states, targets, weights
-
-    def _check(self, targets: torch.Tensor, n: int, act_dim: int) -> None:
-        if targets.numel() != n * act_dim:
-            raise ObdError(f"teacher: expected actions of shape ({n}, {act_dim}) at the perturbed outer states, "
-                           f"got {tuple(targets.shape)}")
+        targets = torch.cat([new_targets, targets[n:]])
+        if weights is None:
+            return states, targets, None
+        q = None
+        if self.objective.q_values is not None and self.config.q == "perturbed":
+            q = _ask(lambda s: self.teacher.q(s, self.teacher.act(s)), raw, self.device, "teacher Q", None)
+            q = q.clamp_min(0.0) if self.q_clip else q
+        elif self.objective.q_values is not None and self.config.q == "none":
+            q = self.mean_q.expand(n)
+        return states, targets, torch.cat([self.objective.weights(idx[:n], q), weights[n:]])
 
 
 def perturbed_initial_pairs(states: np.ndarray, config: Any, teacher: Any, normalizer: Normalizer,
-                            normalized_dataset: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                            factor: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The initial synthetic set moved off the data: ``states`` (N_syn, obs, normalized) plus Gaussian
-    noise of ``config.init_scale`` (shaped by ``config.shape``), drawn from a numpy generator seeded by the
-    run's seed, and the teacher's deterministic actions there (N_syn, act) as the initial synthetic
-    actions (the dataset's actions belong to the unperturbed states)."""
-    if teacher is None:
-        raise ObdError("config key 'coverage.init_scale': a perturbed initial set needs a teacher to label it")
+    noise of ``config.init_scale`` (shaped by ``factor``, :func:`noise_factor`), drawn from a numpy
+    generator seeded by the run's seed, and the teacher's deterministic actions there (N_syn, act) as the
+    initial synthetic actions (the dataset's actions belong to the unperturbed states)."""
     rng = np.random.default_rng([seed, INIT_SEED_OFFSET])
     eps = rng.standard_normal(states.shape).astype(np.float32)
-    factor = noise_factor(config.shape, normalized_dataset, seed=seed)
     if factor is not None:
         eps = eps @ factor.T
     new_states = (states + config.init_scale * eps).astype(np.float32)
     raw = np.asarray(normalizer.denormalize(new_states), dtype=np.float32)
-    with torch.no_grad():
-        actions = torch.as_tensor(teacher.act(raw)).detach().cpu().numpy().astype(np.float32)
-    if actions.ndim != 2 or len(actions) != len(states):
-        raise ObdError(f"teacher: expected actions of shape ({len(states)}, act_dim) for the initial set, "
-                       f"got {actions.shape}")
-    return new_states, actions
+    actions = query_teacher(teacher.act, raw, len(raw), torch.device("cpu"), "teacher actions", progress=False,
+                            width=teacher.act_dim, what="initial synthetic states")
+    return new_states, actions.numpy()

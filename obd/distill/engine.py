@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
-from obd.distill.coverage import OuterCoverage, perturbed_initial_pairs
+from obd.distill.coverage import OuterCoverage, noise_factor, perturbed_initial_pairs
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import Objective, outer_loss, precompute_targets, query_teacher
@@ -165,12 +165,15 @@ class Distiller:
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
                                    "teacher Q of dataset pairs", dataset.actions, progress).numpy()
         states, actions = initial_pairs(cfg.init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
-        if cfg.coverage.init_scale > 0:
-            states, actions = perturbed_initial_pairs(states, cfg.coverage, teacher, self.normalizer, normalized,
-                                                      cfg.seed)
+        coverage = cfg.coverage
+        # one covariance estimate for the initial set and the outer batches (mixup draws no noise)
+        noisy = coverage.init_scale > 0 or (coverage.outer_enabled and coverage.kind != "mixup")
+        factor = noise_factor(coverage.shape, normalized, seed=cfg.seed) if noisy else None
+        if coverage.init_scale > 0:
+            states, actions = perturbed_initial_pairs(states, coverage, teacher, self.normalizer, factor, cfg.seed)
         #: ``coverage``: the outer batch's perturbed states and their teacher targets (None when off)
-        self.coverage = OuterCoverage(cfg.coverage, teacher, self.normalizer, self.real_states, self.objective,
-                                      cfg.q_clip, cfg.seed) if cfg.coverage.outer_enabled else None
+        self.coverage = OuterCoverage(coverage, teacher, self.normalizer, self.real_states, self.objective,
+                                      cfg.q_clip, factor) if coverage.outer_enabled else None
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
         self.states = torch.tensor(states, device=self.device, requires_grad=True)

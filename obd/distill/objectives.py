@@ -53,12 +53,12 @@ def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: to
 
 def query_teacher(fn: Callable[..., Any], observations: np.ndarray, chunk: int, device: torch.device,
                   desc: str, actions: np.ndarray | None = None, progress: bool = True,
-                  width: int | None = None) -> torch.Tensor:
+                  width: int | None = None, what: str = "dataset states") -> torch.Tensor:
     """``fn(states)`` (or ``fn(states, actions)`` when ``actions`` (N, act) is given) on raw states
     ``observations`` (N, obs), ``chunk`` rows at a time, without gradients; the outputs concatenated on
     ``device``: (N, ``width``), or (N,) when ``width`` is None (a (n, 1) chunk is accepted as (n,)). A bar
     shows when ``progress`` and there is more than one chunk. An output of another shape, or one holding
-    NaN or inf, is an :class:`ObdError` naming ``desc``."""
+    NaN or inf, is an :class:`ObdError` naming ``desc`` (and ``what`` the states are)."""
     outs = []
     for start in tqdm(range(0, len(observations), chunk), desc=desc, leave=False,
                       disable=not progress or len(observations) <= chunk):
@@ -71,7 +71,7 @@ def query_teacher(fn: Callable[..., Any], observations: np.ndarray, chunk: int, 
     result = torch.cat(outs)
     finite = torch.isfinite(result).reshape(len(result), -1).all(1)
     if not bool(finite.all()):
-        raise ObdError(f"{desc}: NaN or inf for {int((~finite).sum())} of {len(result)} dataset states")
+        raise ObdError(f"{desc}: NaN or inf for {int((~finite).sum())} of {len(result)} {what}")
     return result
 
 
@@ -89,7 +89,7 @@ def _checked_output(out: Any, n: int, width: int | None, desc: str) -> torch.Ten
     return out
 
 
-def _mean_std(teacher: Any, states: np.ndarray) -> torch.Tensor:
+def teacher_mean_std(teacher: Any, states: Any) -> torch.Tensor:
     """``teacher.mean_std(states)`` as one (B, 2 act) tensor, each half checked to be (B, act)."""
     mean, std = teacher.mean_std(states)
     parts = [_checked_output(x, len(states), teacher.act_dim, ("teacher mean", "teacher std")[i])
@@ -159,7 +159,7 @@ def precompute_targets(name: str, observations: np.ndarray, dataset_actions: np.
         return {"dataset_actions": torch.as_tensor(dataset_actions, dtype=torch.float32, device=device)}
     out: dict[str, torch.Tensor] = {}
     if teacher.stochastic:
-        mean_std = query_teacher(lambda s: _mean_std(teacher, s), observations, chunk, device,
+        mean_std = query_teacher(lambda s: teacher_mean_std(teacher, s), observations, chunk, device,
                                  "teacher mean/std", progress=progress, width=2 * teacher.act_dim)
         out["teacher_mean"], out["teacher_std"] = mean_std.chunk(2, -1)
     else:
