@@ -8,7 +8,6 @@ students trained on the same set.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,17 +35,15 @@ def _interval(matrix: np.ndarray, reps: int, seed: int) -> Estimate:
     from rliable import library as rly
     from rliable import metrics
 
-    # rliable's stratified resampling draws from numpy's global generator whatever random_state says, so the
-    # interval is made reproducible by seeding that generator here and restoring the caller's state after
+    # rliable's stratified resampling draws from numpy's global generator (its random_state argument does not
+    # reach those draws), so the interval is made reproducible by seeding that generator here and restoring
+    # the caller's state after
     saved = np.random.get_state()
     np.random.seed(seed)
     try:
-        with warnings.catch_warnings():
-            # arch (rliable's bootstrap) deprecates the RandomState argument that rliable passes on
-            warnings.simplefilter("ignore", FutureWarning)
-            point, interval = rly.get_interval_estimates(
-                {"x": matrix}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
-                confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed))
+        point, interval = rly.get_interval_estimates(
+            {"x": matrix}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
+            confidence_interval_size=CONFIDENCE)
     finally:
         np.random.set_state(saved)
     return Estimate(float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0]))
