@@ -49,6 +49,19 @@ def orthogonal_layers_(layers: Sequence[nn.Linear], generator: torch.Generator |
             layer.bias.zero_()
 
 
+def default_linear_(layers: Sequence[nn.Linear], generator: torch.Generator | None = None) -> None:
+    """PyTorch's ``nn.Linear`` default, U(-1/sqrt(in), 1/sqrt(in)) for weights and biases, drawn from
+    ``generator`` so a seed fixes it: per layer one (in + 1, out) draw, the weight's rows then the bias, the
+    numbers :func:`obd.distill.inner.init_params` draws for one student."""
+    with torch.no_grad():
+        for layer in layers:
+            d_out, d_in = layer.weight.shape
+            bound = 1.0 / math.sqrt(d_in)
+            u = torch.rand((d_in + 1, d_out), generator=generator, device=layer.weight.device) * (2 * bound) - bound
+            layer.weight.copy_(u[:d_in].T)
+            layer.bias.copy_(u[d_in])
+
+
 class EnsembleLinear(nn.Module):
     """``E`` independent linear layers applied as one batched matmul: (E, B, in) -> (E, B, out).
 

@@ -108,6 +108,22 @@ def test_init_params_equals_mlp_student_init():
         assert torch.equal(a, b)
 
 
+def test_default_init_student_draws_from_the_seed_not_the_global_generator():
+    student = MLPStudent(OBS, ACT, hidden=HID, depth=3, orthogonal_init=False)
+    torch.manual_seed(0)
+    student.reset_parameters(torch.Generator().manual_seed(3))
+    first = [p.detach().clone() for p in student.parameters()]
+    torch.manual_seed(1)  # the global generator's state must not matter
+    student.reset_parameters(torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(first, student.parameters()))
+    params = init_params(layer_dims(OBS, ACT, HID, 3, True), 1, torch.Generator().manual_seed(3), orthogonal=False)
+    for a, b in zip(params, params_from_module(student)):
+        assert torch.equal(a, b)
+    bound = 1 / HID ** 0.5
+    assert student.layers[1].weight.abs().max() <= bound and student.layers[1].bias.abs().max() <= bound
+    assert student.layers[1].bias.abs().max() > bound / 2  # biases drawn, not zero as in CORL's scheme
+
+
 # ---------------------------------------------------------------- the meta-gradient
 def _naive_meta_loss(states, actions, params0, noise, real, targets, weights, lr, momentum):
     """Reference: nn.Module student, autograd.grad(create_graph=True) per inner step."""

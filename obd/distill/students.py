@@ -18,7 +18,7 @@ from torch import nn
 
 from obd.distill.student_config import HEADS
 from obd.errors import ObdError
-from obd.nn import LOG_STD_MAX, LOG_STD_MIN, orthogonal_layers_
+from obd.nn import LOG_STD_MAX, LOG_STD_MIN, default_linear_, orthogonal_layers_
 
 #: the output layer's orthogonal gain per head (see :data:`obd.distill.student_config.HEADS`)
 OUTPUT_GAIN = {"corl": 1e-2, "paper": math.sqrt(2.0)}
@@ -55,8 +55,7 @@ class MLPStudent(nn.Module):
         if self.orthogonal_init:
             orthogonal_layers_(list(self.layers), generator, OUTPUT_GAIN[self.head])
         else:
-            for layer in self.layers:
-                layer.reset_parameters()
+            default_linear_(list(self.layers), generator)
         if self.log_std_affine is not None:
             with torch.no_grad():
                 self.log_std_affine.copy_(torch.tensor(LOG_STD_AFFINE_INIT))
