@@ -64,6 +64,8 @@ def test_random_build_through_both_loaders(data_dirs, capsys):
     np.testing.assert_allclose(mi.episode_returns, d4.episode_returns, rtol=1e-5)
     assert 0 < d4.normalized_scores().mean() < 10
     assert d4.metadata["level"] == "random" and d4.metadata["env_id"] == "Hopper-v5"
+    import mujoco
+    assert d4.metadata["versions/mujoco"] == mujoco.__version__ and "versions/torch" in d4.metadata
     assert mi.metadata["ref_max_score"] == pytest.approx(3234.3)
     assert sorted(p.name for p in d4rl_dir.iterdir()) == ["hopper_random-v5.hdf5"]
 

@@ -229,6 +229,18 @@ def replay_episodes(buffer_path: Path, rows: int) -> list[Episode]:
 
 
 # ---------------------------------------------------------------------------------------------- build
+def collection_versions() -> dict[str, str]:
+    """The library versions a collected dataset depends on (``metadata/versions/*``): the seed fixes the data
+    only together with them, since MuJoCo's physics and the policies' float arithmetic differ between
+    releases."""
+    import gymnasium
+    import mujoco
+    import torch
+
+    return {"mujoco": mujoco.__version__, "gymnasium": gymnasium.__version__, "torch": torch.__version__,
+            "numpy": np.__version__}
+
+
 def _gather(cfg: BuildConfig, spec: TaskSpec) -> tuple[list[Episode], dict[str, Any]]:
     kw = dict(num_envs=cfg.num_envs, progress=cfg.progress)
     if cfg.level == "random":
@@ -298,7 +310,8 @@ def build(cfg: BuildConfig) -> dict[str, Any]:
     trunc = np.concatenate([e.truncations for e in episodes])
     has_q = all(e.qpos is not None for e in episodes)
     meta = {"task": spec.name, "level": cfg.level, "env_id": spec.env_id, "seed": cfg.seed,
-            "dataset_id": f"{spec.name}-{cfg.level}-v5", "minari_id": cfg.dataset_id, **info, **cfg.metadata}
+            "dataset_id": f"{spec.name}-{cfg.level}-v5", "minari_id": cfg.dataset_id,
+            "versions": collection_versions(), **info, **cfg.metadata}
     with atomic_path(h5_path) as tmp_h5:
         write_d4rl(tmp_h5, obs, np.concatenate([e.actions for e in episodes]),
                    np.concatenate([e.rewards for e in episodes]), term, trunc & ~term, nxt,
