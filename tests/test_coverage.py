@@ -85,8 +85,9 @@ def test_teacher_is_queried_once_per_perturbed_state(q_mode, stochastic):
     calls = teacher.calls
     if stochastic:
         assert calls["mean_std"] == [n] * 3
-    # act: the deterministic teacher's target and/or the action Q is taken at, one batched call each
-    expected_act = (0 if stochastic else 1) + (1 if q_mode == "perturbed" else 0)
+    # act: the deterministic action, once per state, for the deterministic teacher's target and for the action
+    # Q is taken at
+    expected_act = 1 if not stochastic or q_mode == "perturbed" else 0
     assert calls["act"] == [n] * 3 * expected_act
     assert calls["q"] == ([n] * 3 if q_mode == "perturbed" else [])
 

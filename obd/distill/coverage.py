@@ -57,9 +57,12 @@ def noise_factor(shape: str, normalized_states: np.ndarray, max_states: int = 20
     return np.linalg.cholesky(cov).astype(np.float32)
 
 
-def _ask(fn: Any, raw: Any, device: torch.device, desc: str, width: int | None) -> torch.Tensor:
-    """``fn(raw)`` for the perturbed states ``raw`` (n, obs) in one call, checked like every teacher query."""
-    return query_teacher(fn, raw, len(raw), device, desc, progress=False, width=width, what="perturbed states")
+def _ask(fn: Any, raw: Any, device: torch.device, desc: str, width: int | None,
+         actions: torch.Tensor | None = None) -> torch.Tensor:
+    """``fn(raw)`` (``fn(raw, actions)`` with ``actions`` (n, act)) for the perturbed states ``raw`` (n, obs) in
+    one call, checked like every teacher query."""
+    return query_teacher(fn, raw, len(raw), device, desc, actions=actions, progress=False, width=width,
+                         what="perturbed states")
 
 
 class OuterCoverage:
@@ -123,20 +126,23 @@ class OuterCoverage:
         new_states = self.perturb_states(states[:n], synthetic_states, generator)
         raw = new_states * self.std + self.mean
         act_dim = targets.shape[1]
+        action = None  # the teacher's deterministic action at the perturbed states, asked for at most once
         if self.objective.teacher_mean is not None:
             mean, std = _ask(lambda s: teacher_mean_std(self.teacher, s), raw, self.device, "teacher mean/std",
                              2 * act_dim).chunk(2, -1)
             eps = torch.randn(mean.shape, generator=generator, device=self.device)
             new_targets = torch.tanh(mean + std * eps)
         else:
-            new_targets = _ask(self.teacher.act, raw, self.device, "teacher actions", act_dim)
+            new_targets = action = _ask(self.teacher.act, raw, self.device, "teacher actions", act_dim)
         states = torch.cat([new_states, states[n:]])
         targets = torch.cat([new_targets, targets[n:]])
         if weights is None:
             return states, targets, None
         q = None
         if self.objective.q_values is not None and self.config.q == "perturbed":
-            q = _ask(lambda s: self.teacher.q(s, self.teacher.act(s)), raw, self.device, "teacher Q", None)
+            if action is None:
+                action = _ask(self.teacher.act, raw, self.device, "teacher actions", act_dim)
+            q = _ask(self.teacher.q, raw, self.device, "teacher Q", None, actions=action)
             q = q.clamp_min(0.0) if self.q_clip else q
         elif self.objective.q_values is not None and self.config.q == "none":
             q = self.mean_q.expand(n)
