@@ -275,11 +275,54 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it, section by section (nested mappings merge, other values replace)."""
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def read_config_sections(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, dict[str, Any]] | None]:
+    """The raw mapping in a YAML config file or shipped preset (``fast``, see :mod:`obd.assets`) without its
+    ``objectives:`` mapping, and that mapping (objective -> what changes with it; None when the file has
+    none). A shipped name ``<preset>_<objective>`` (``fast_sdw``) is ``<preset>`` with that ``objective``."""
+    from obd.assets import configs_dir, resolve_asset
+
+    objective = None
+    try:
+        p = resolve_asset("config", path)
+    except ObdError:
+        preset, _, named = Path(path).name.removesuffix(".yaml").removesuffix(".yml").partition("_")
+        if Path(path).parent != Path(".") or not named or not (configs_dir() / f"{preset}.yaml").is_file():
+            raise
+        p, objective = configs_dir() / f"{preset}.yaml", named
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ObdError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(loaded, dict):
+        raise ObdError(f"{p}: expected a mapping of config keys")
+    sections = loaded.pop("objectives", None)
+    if sections is not None and (not isinstance(sections, dict)
+                                 or not all(isinstance(v, dict) for v in sections.values())):
+        raise ObdError(f"{p}: 'objectives' should map each objective to a mapping of config keys")
+    if objective is not None:
+        if sections is None or objective not in sections:
+            raise ObdError(f"config '{path}': {p.name} has no objective '{objective}'; it has {list(sections or {})}")
+        loaded["objective"] = objective
+    return loaded, sections
+
+
+def with_objective(base: dict[str, Any], sections: dict[str, dict[str, Any]] | None, objective: str | None,
+                   where: str = "config") -> dict[str, Any]:
+    """``base`` with the entry of ``objective`` (given, else ``base``'s own) in ``sections`` merged in."""
+    if sections is None:
+        return dict(base)
+    objective = objective or base.get("objective")
+    if objective not in sections:
+        raise ObdError(f"{where} has no objective '{objective}'; it has {list(sections)}")
+    return merge_config({**base, "objective": objective}, sections[objective])
 
 
 def read_config_file(path: str | os.PathLike, objective: str | None = None) -> dict[str, Any]:
@@ -289,30 +332,8 @@ def read_config_file(path: str | os.PathLike, objective: str | None = None) -> d
     run longer; SDW's ``density`` section): the entry of ``objective`` (given, else the file's own
     ``objective``) is merged in and the mapping itself dropped. A shipped name ``<preset>_<objective>``
     (``fast_sdw``) is ``<preset>`` with that objective."""
-    from obd.assets import configs_dir, resolve_asset
-
-    try:
-        p = resolve_asset("config", path)
-    except ObdError:
-        preset, _, named = Path(path).name.removesuffix(".yaml").removesuffix(".yml").partition("_")
-        if Path(path).parent != Path(".") or not named or not (configs_dir() / f"{preset}.yaml").is_file():
-            raise
-        p, objective = configs_dir() / f"{preset}.yaml", objective or named
-    try:
-        loaded = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ObdError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(loaded, dict):
-        raise ObdError(f"{p}: expected a mapping of config keys")
-    sections = loaded.pop("objectives", None)
-    if sections is None:
-        return loaded
-    if not isinstance(sections, dict) or not all(isinstance(s, dict) for s in sections.values()):
-        raise ObdError(f"{p}: 'objectives' should map each objective to a mapping of config keys")
-    objective = objective or loaded.get("objective")
-    if objective not in sections:
-        raise ObdError(f"config '{path}': {p.name} has no objective '{objective}'; it has {list(sections)}")
-    return _merge({**loaded, "objective": objective}, sections[objective])
+    base, sections = read_config_sections(path)
+    return with_objective(base, sections, objective, where=f"config '{path}'")
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
@@ -325,8 +346,8 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     raw: dict[str, Any] = dict(base or {})
     extra = parse_overrides(overrides)
     if path is not None:
-        raw = _merge(raw, read_config_file(path, extra.get("objective")))
-    return _build(cls, _merge(raw, extra), prefix)
+        raw = merge_config(raw, read_config_file(path, extra.get("objective")))
+    return _build(cls, merge_config(raw, extra), prefix)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

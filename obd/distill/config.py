@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from obd.config import (
     DEVICE_NAME,
-    _merge,
     check_types,
     coerce_nested,
     config_to_dict,
     is_number,
     load_config,
+    merge_config,
     parse_overrides,
     read_config_file,
 )
@@ -308,8 +308,8 @@ def load_run_config(path: Any = None, overrides: list[str] | None = None,
     raw: dict[str, Any] = dict(base or {})
     extra = parse_overrides(overrides)
     if path is not None:
-        raw = _merge(raw, read_config_file(path, extra.get("objective")))
-    raw = _merge(raw, extra)
+        raw = merge_config(raw, read_config_file(path, extra.get("objective")))
+    raw = merge_config(raw, extra)
     hyper, inputs = split_inputs(raw, str(path) if path is not None else "config")
     return load_config(DistillConfig, base=hyper), inputs
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obd.config import config_to_dict, load_config, parse_overrides, read_config_file
+from obd.config import config_to_dict, load_config, merge_config, parse_overrides, read_config_sections
 from obd.data.loader import HDF5_SUFFIXES
 from obd.distill.config import DistillConfig, load_run_config
 from obd.distill.registry import OBJECTIVES
@@ -276,8 +276,11 @@ class SweepSettings:
 
 def load_settings(preset: str | None, overrides: list[str]) -> SweepSettings:
     """Read ``preset`` (a DistillConfig YAML, optionally with an ``eval:`` section) and split ``key=value``
-    overrides into evaluation (``eval.*``) and distillation keys."""
-    raw = read_config_file(preset) if preset is not None else {}
+    overrides into evaluation (``eval.*``) and distillation keys. The preset's ``objectives:`` sections (what
+    changes with the objective) stay in :attr:`SweepSettings.preset`: each trial takes its method's."""
+    raw, sections = read_config_sections(preset) if preset is not None else ({}, None)
+    if sections is not None:
+        raw["objectives"] = sections
     eval_raw = raw.pop("eval", {}) or {}
     if not isinstance(eval_raw, dict):
         raise ObdError(f"{preset}: 'eval' should be a mapping of EvalConfig fields")
@@ -301,11 +304,14 @@ def _key(item: str) -> str:
 
 
 def _load(settings: SweepSettings, objective: str | None = None, extra: list[str] | None = None) -> DistillConfig:
-    """The preset with the distillation overrides (then a variant's ``extra`` ones), its objective set to
-    ``objective`` when given, as a DistillConfig (not validated); unless the objective is ``sdw`` the
+    """The preset with the section of ``objective`` (given, else the preset's own) from its ``objectives:``,
+    the distillation overrides (then a variant's ``extra`` ones), its objective set to ``objective`` when
+    given, as a DistillConfig (not validated); unless the objective is ``sdw`` the
     ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only, and
     for DBC the ``coverage`` section and ``coverage.*`` overrides, which need a teacher."""
     raw = copy.deepcopy(settings.preset)
+    sections = raw.pop("objectives", None) or {}
+    raw = merge_config(raw, sections.get(objective or raw.get("objective"), {}))
     overrides = settings.overrides + list(extra or [])
     if objective != "sdw":
         raw.pop("density", None)
@@ -377,6 +383,6 @@ def trial_budget(trial: Trial) -> dict[str, Any]:
     if trial.distill is None:
         return {"n_syn": trial.base.n_syn} if trial.method == "random" else {}
     cfg = config_to_dict(trial.distill)
-    keep = ("objective", "density", "n_syn", "init", "student", "inner", "outer", "outer_steps",
+    keep = ("objective", "density", "coverage", "n_syn", "init", "student", "inner", "outer", "outer_steps",
             "checkpoint_every", "beta", "q_clip", "synthetic_actions")
     return {k: cfg[k] for k in keep if k in cfg}
