@@ -159,21 +159,26 @@ def test_perturbed_initial_set_is_seeded_and_teacher_labelled():
     assert a.coverage is None  # init_scale alone leaves the outer batch clean
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
 @pytest.mark.parametrize("overrides", [
+    {},
     {"coverage.scale": 0.3, "coverage.clean": 0.5, "coverage.init_scale": 0.3},
     {"coverage.scale": 0.3, "coverage.kind": "synthetic"},
     {"inner.truncate": 2, "inner.random_unroll": True, "inner.steps": 4},
     {"inner.pool": 2, "inner.pool_max_steps": 6},
 ])
-def test_resume_with_coverage_or_random_unroll_is_bit_identical(tmp_path, overrides):
+def test_resume_with_coverage_or_random_unroll_is_bit_identical(tmp_path, overrides, device):
     data, teacher = make_dataset(), TinyTeacher()
-    overrides = {**overrides, "outer.schedule": "constant"}  # a cosine horizon would differ between the two
+    # a cosine horizon would differ between the two
+    overrides = {**overrides, "outer.schedule": "constant", "device": device}
     cfg = tiny_config(**overrides)
     full = start(cfg, tmp_path / "full", data, teacher, progress=False)
     half = tiny_config(**overrides, outer_steps=4)
     start(half, tmp_path / "half", data, teacher, progress=False)
     assert latest_checkpoint(tmp_path / "half")[0] == 4
     resumed = resume(tmp_path / "half", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
+    assert full.states.device.type == device
     assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
 
     def losses(run):

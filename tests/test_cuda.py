@@ -1,4 +1,5 @@
-"""The distiller on a GPU: the meta-gradient the CPU computes, and a resume that is exact on the device.
+"""The distiller on a GPU: the meta-gradient the CPU computes (the exact resume on the device is
+``tests/test_coverage.py``'s resume test, parametrized by device).
 
 The device tests are skipped without CUDA (CI has none); ``scripts/device_check.sh`` runs this file on a
 lent GPU, and the last test checks that script where there is none.
@@ -6,18 +7,15 @@ lent GPU, and the last test checks that script where there is none.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from test_distill import ACT, HID, OBS, TinyTeacher, make_dataset, tiny_config
+from test_distill import ACT, HID, OBS
 
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
-from obd.distill.run import resume, start
-from obd.run_folder import latest_checkpoint
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,27 +40,6 @@ def _meta_gradient(device: str, momentum: float):
 def test_meta_gradient_on_cuda_matches_the_cpu(momentum):
     for a, b in zip(_meta_gradient("cpu", momentum), _meta_gradient("cuda", momentum)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-
-
-@needs_cuda
-@pytest.mark.parametrize("overrides", [
-    {},
-    {"coverage.scale": 0.3, "coverage.init_scale": 0.3},
-    {"inner.pool": 2, "inner.pool_max_steps": 6},
-])
-def test_cuda_distillation_resumes_bit_identically(tmp_path, overrides):
-    data, teacher = make_dataset(), TinyTeacher()
-    overrides = {**overrides, "device": "cuda", "outer.schedule": "constant"}
-    full = start(tiny_config(**overrides), tmp_path / "full", data, teacher, progress=False)
-    start(tiny_config(**overrides, outer_steps=4), tmp_path / "half", data, teacher, progress=False)
-    assert latest_checkpoint(tmp_path / "half")[0] == 4
-    resumed = resume(tmp_path / "half", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
-    assert full.states.is_cuda
-    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
-
-    def losses(run):
-        return [json.loads(x)["loss"] for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-    assert losses("full") == losses("half")
 
 
 def test_device_check_script_parses_and_runs_files_that_exist():

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obd.config import config_to_dict, load_config, merge_config, parse_overrides, read_config_sections
+from obd.config import config_to_dict, load_config, parse_overrides, read_config_sections, with_objective
 from obd.data.loader import HDF5_SUFFIXES
 from obd.distill.config import DistillConfig, load_run_config
 from obd.distill.registry import OBJECTIVES
@@ -310,8 +310,7 @@ def _load(settings: SweepSettings, objective: str | None = None, extra: list[str
     ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only, and
     for DBC the ``coverage`` section and ``coverage.*`` overrides, which need a teacher."""
     raw = copy.deepcopy(settings.preset)
-    sections = raw.pop("objectives", None) or {}
-    raw = merge_config(raw, sections.get(objective or raw.get("objective"), {}))
+    raw = with_objective(raw, raw.pop("objectives", None), objective, where="sweep preset")
     overrides = settings.overrides + list(extra or [])
     if objective != "sdw":
         raw.pop("density", None)
