@@ -1,6 +1,7 @@
-"""State coverage (obd.distill.coverage) and random truncated BPTT: perturbed outer states reproducible
-from the seed, the teacher queried once per perturbed state, the Q modes, the perturbed initial set,
-resume bit-identical, and config errors. Tiny dims, seconds."""
+"""State coverage (obd.distill.coverage), random truncated BPTT, the student pool and the moving average of
+the set: perturbed outer states reproducible from the seed, the teacher queried once per perturbed state,
+the Q modes, the perturbed initial set, the average's arithmetic, resume bit-identical, and config errors.
+Tiny dims, seconds."""
 
 from __future__ import annotations
 
@@ -167,6 +168,7 @@ def test_perturbed_initial_set_is_seeded_and_teacher_labelled():
     {"coverage.scale": 0.3, "coverage.kind": "synthetic"},
     {"inner.truncate": 2, "inner.random_unroll": True, "inner.steps": 4},
     {"inner.pool": 2, "inner.pool_max_steps": 6},
+    {"outer.ema": 0.8},
 ])
 def test_resume_with_coverage_or_random_unroll_is_bit_identical(tmp_path, overrides, device):
     data, teacher = make_dataset(), TinyTeacher()
@@ -204,6 +206,38 @@ def test_random_unroll_draws_the_number_of_inner_steps(monkeypatch):
     assert set(seen) <= set(range(2, 7)) and len(set(seen)) > 2
 
 
+def test_ema_returns_the_bias_corrected_average_of_the_raw_sets():
+    data, teacher = make_dataset(), TinyTeacher()
+    decay = 0.7
+    d = tiny_config(**{"outer.ema": decay}).create(data, teacher, progress=False)
+    plain = tiny_config().create(data, teacher, progress=False)
+    assert torch.equal(d.synthetic().states, plain.synthetic().states)  # step 0: the initial set itself
+    raw = []
+    for _ in range(5):
+        d.step()
+        plain.step()
+        raw.append((d.states.detach().clone(), d.actions.detach().clone()))
+    # the average does not feed back: the raw trajectory is the one without it
+    assert torch.equal(d.states, plain.states) and torch.equal(d.actions, plain.actions)
+    k = len(raw)
+    w = torch.tensor([(1 - decay) * decay ** (k - 1 - i) for i in range(k)]) / (1 - decay ** k)
+    syn = d.synthetic()
+    for got, which in ((syn.states, 0), (syn.actions, 1)):
+        expected = sum(wi * r[which] for wi, r in zip(w, raw))
+        torch.testing.assert_close(got, expected)
+        assert not torch.allclose(got, raw[-1][which])
+    assert syn.metadata["config"]["outer"]["ema"] == decay
+
+
+def test_resume_refuses_a_checkpoint_without_the_average(tmp_path):
+    data, teacher = make_dataset(), TinyTeacher()
+    start(tiny_config(outer_steps=2), tmp_path / "run", data, teacher, progress=False)
+    state = torch.load(latest_checkpoint(tmp_path / "run")[1], weights_only=False)
+    d = tiny_config(**{"outer.ema": 0.9}).create(data, teacher, progress=False)
+    with pytest.raises(ObdError, match="outer.ema"):
+        d.load_state_dict(state)
+
+
 def test_pool_members_keep_training_and_restart_at_their_limit():
     data, teacher = make_dataset(), TinyTeacher()
     d = tiny_config(**{"inner.pool": 3, "inner.pool_max_steps": 9}).create(data, teacher, progress=False)
@@ -235,6 +269,8 @@ def test_pool_members_keep_training_and_restart_at_their_limit():
     ({"inner.random_unroll": True}, "inner.random_unroll"),
     ({"inner.pool": -1}, "inner.pool"),
     ({"inner.pool": 2, "inner.pool_max_steps": 2}, "inner.pool_max_steps"),
+    ({"outer.ema": 1.0}, "outer.ema"),
+    ({"outer.ema": -0.5}, "outer.ema"),
 ])
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(ObdError, match=message):

@@ -110,7 +110,12 @@ class OuterConfig:
     the running mean of the accepted steps' norms (exponential, weight ``engine.SPIKE_EMA`` on the newest); 0 = off.
     Why: at a large inner lr some student inits make the unrolled inner loop chaotic, and its meta-gradient
     grows by orders of magnitude; even clipped, such a step moves the set in an arbitrary direction and
-    inflates Adam's second moment, which then damps the steps that follow."""
+    inflates Adam's second moment, which then damps the steps that follow. ``ema``: the run returns and
+    checkpoints the exponential moving average of the synthetic set over outer steps (Polyak averaging,
+    ``x_bar_k = ema x_bar_{k-1} + (1 - ema) x_k``, bias-corrected by ``1 - ema^k``) instead of the set of the
+    last step; the optimizer keeps stepping the raw set. 0 = off. Why: the set of one outer step is one point
+    of a noisy trajectory (each step sees one student init and one batch), and students trained on the
+    average of nearby points score higher on the data measured (docs/results.md, "Averaging the set")."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 0.01
@@ -122,6 +127,7 @@ class OuterConfig:
     decay_steps: int = 0
     action: Literal["mean", "sample"] = "mean"
     skip_spikes: float = 0.0
+    ema: float = 0.0
 
     def lr_at(self, step: int) -> float:
         """The outer learning rate for outer step ``step`` (0-based)."""
@@ -219,6 +225,8 @@ class DistillConfig:
         if not (math.isfinite(self.outer.lr_min) and 0 <= self.outer.lr_min <= self.outer.lr):
             raise ObdError(f"config key 'outer.lr_min': expected a number in [0, outer.lr = {self.outer.lr}], got "
                            f"{self.outer.lr_min}")
+        if not 0 <= self.outer.ema < 1:
+            raise ObdError(f"config key 'outer.ema': expected a number in [0, 1) (0 = off), got {self.outer.ema}")
         spikes = self.outer.skip_spikes
         if not (math.isfinite(spikes) and (spikes == 0 or spikes > 1)):
             raise ObdError(f"config key 'outer.skip_spikes': expected 0 (off) or a factor > 1, got {spikes}")

@@ -184,6 +184,12 @@ class Distiller:
         else:
             self.optimizer = torch.optim.Adam([self.states, self.actions], lr=cfg.outer.lr)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        #: ``outer.ema``: the running sums ema * sum + (1 - ema) * x of the synthetic states and actions (zero
+        #: at step 0; :meth:`synthetic` divides by 1 - ema^k); None when off
+        self.ema: list[torch.Tensor] | None = None
+        if cfg.outer.ema > 0:
+            self.ema = [torch.zeros_like(self.states, requires_grad=False),
+                        torch.zeros_like(self.actions, requires_grad=False)]
         self.dims = layer_dims(self.obs_dim, self.act_dim, cfg.student.hidden, cfg.student.depth,
                                cfg.student.kind == "tanh_gaussian")
         self.outer_step = 0
@@ -304,6 +310,10 @@ class Distiller:
             if self.config.synthetic_actions == "clamp":
                 with torch.no_grad():
                     self.actions.clamp_(-1.0, 1.0)
+        if self.ema is not None:
+            with torch.no_grad():
+                for avg, x in zip(self.ema, tensors):
+                    avg.lerp_(x, 1.0 - self.config.outer.ema)
         self.outer_step += 1
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the optimizer step's kernels belong to this step's time
@@ -346,14 +356,22 @@ class Distiller:
         return self.synthetic()
 
     # ------------------------------------------------------------------ results and state
+    def synthetic_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The set the run returns, detached on the engine device: states (N_syn, obs) normalized and actions
+        (N_syn, act); with ``outer.ema`` their bias-corrected moving average (the raw set before any step)."""
+        if self.ema is None or self.outer_step == 0:
+            return self.states.detach(), self.actions.detach()
+        correction = 1.0 - self.config.outer.ema ** self.outer_step
+        return self.ema[0] / correction, self.ema[1] / correction
+
     def synthetic(self) -> SyntheticDataset:
-        """The current synthetic set (CPU copy) with its metadata."""
+        """The set the run returns (:meth:`synthetic_tensors`, a CPU copy) with its metadata."""
         cfg = self.config
+        states, actions = self.synthetic_tensors()
         meta = {"method": self.objective.label, "objective": cfg.objective, "init": cfg.init,
                 "source_dataset": self.dataset_source, "teacher": self.teacher_label, "seed": cfg.seed,
                 "outer_step": self.outer_step, "config": config_to_dict(cfg)}
-        return SyntheticDataset(self.states.detach().cpu().clone(), self.actions.detach().cpu().clone(),
-                                self.normalizer, self.task, meta)
+        return SyntheticDataset(states.cpu().clone(), actions.cpu().clone(), self.normalizer, self.task, meta)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that makes a resumed run bit-identical: synthetic tensors, optimizer, generator."""
@@ -363,7 +381,8 @@ class Distiller:
                 "grad_norm_mean": self.grad_norm_mean, "skipped_steps": self.skipped_steps,
                 "inputs": dict(self.inputs),
                 "pool": [None if m is None else [p.cpu().clone() for p in m] for m in self.pool],
-                "pool_stage": list(self.pool_stage)}
+                "pool_stage": list(self.pool_stage),
+                "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema]}
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
         for key in ("outer_step", "states", "actions", "optimizer", "generator"):
@@ -391,4 +410,10 @@ class Distiller:
                            f"{len(self.pool)}")
         self.pool = [None if m is None else [p.to(self.device) for p in m] for m in pool]
         self.pool_stage = [int(x) for x in state.get("pool_stage", [0] * len(pool))]
+        ema = state.get("ema")
+        if (ema is None) != (self.ema is None):
+            raise ObdError(f"{where}: {'holds no' if ema is None else 'holds a'} moving average of the set, the "
+                           f"config's outer.ema is {self.config.outer.ema}")
+        if ema is not None:
+            self.ema = [t.to(self.device) for t in ema]
 
