@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from obd.distill.folder import SET_RE, DistillFolder
 from obd.distill.synthetic import SyntheticDataset
 from obd.errors import ObdError, cli_entry
 from obd.evaluate import evaluate_synthetic
@@ -26,10 +27,11 @@ from obd.evaluate import evaluate_synthetic
 
 def checkpoint_sets(run: Path, last: int) -> list[tuple[int, SyntheticDataset]]:
     """(step, set) of the newest ``last`` checkpoint sets of ``run``, oldest first."""
-    files = sorted((run / "checkpoints").glob("step_*.hdf5"))
+    folder = DistillFolder(run)
+    files = folder.checkpoint_sets()
     if len(files) < last:
-        raise ObdError(f"{run}: {len(files)} checkpoint sets in {run / 'checkpoints'}, --last asks for {last}")
-    return [(int(f.stem.split("_")[1]), SyntheticDataset.load(f)) for f in files[-last:]]
+        raise ObdError(f"{run}: {len(files)} checkpoint sets in {folder.checkpoints_dir}, --last asks for {last}")
+    return [(int(SET_RE.match(f.name).group(1)), SyntheticDataset.load(f)) for f in files[-last:]]
 
 
 def average_set(sets: list[SyntheticDataset]) -> SyntheticDataset:

@@ -188,8 +188,7 @@ class Distiller:
         #: at step 0; :meth:`synthetic` divides by 1 - ema^k); None when off
         self.ema: list[torch.Tensor] | None = None
         if cfg.outer.ema > 0:
-            self.ema = [torch.zeros_like(self.states, requires_grad=False),
-                        torch.zeros_like(self.actions, requires_grad=False)]
+            self.ema = [torch.zeros_like(self.states), torch.zeros_like(self.actions)]
         self.dims = layer_dims(self.obs_dim, self.act_dim, cfg.student.hidden, cfg.student.depth,
                                cfg.student.kind == "tanh_gaussian")
         self.outer_step = 0
