@@ -625,3 +625,17 @@ def test_config_is_validated_once_and_the_objective_is_built_complete(tmp_path, 
     assert d.objective.sdw_sampled == (d.sdw.sampler_weights is not None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.objective.beta = 1.0
+
+
+def test_a_teacher_trained_on_other_data_gets_a_one_line_notice(capsys):
+    from obd.distill.engine import teacher_data_notice
+
+    data, teacher = make_dataset(), TinyTeacher()
+    teacher.metadata = {"dataset_sha256": "0" * 64}
+    tiny_config().create(data, teacher, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("note: teacher") and "000000000000" in err[0]
+    teacher.metadata = {"dataset_sha256": data.fingerprint()}
+    tiny_config().create(data, teacher, progress=False)
+    assert capsys.readouterr().err == ""
+    assert teacher_data_notice(TinyTeacher(), data.fingerprint(), "x") == ""

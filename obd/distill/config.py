@@ -75,6 +75,30 @@ class CoverageConfig:
 
 
 @dataclass
+class ValueMetricConfig:
+    """Value-aware action error (:mod:`obd.distill.value_metric`): each action dimension's squared error in H
+    weighted by the teacher critic's drop along it. ``step`` sigma of the central differences in action
+    units (0 = off, the papers' plain squared error); ``floor`` the share of the weight every dimension keeps
+    whatever the critic's curvature, in [0, 1]; ``at``: the metric of a perturbed outer state (state
+    coverage) is the critic's there (``perturbed``) or its clean source state's (``clean``: the critic is
+    least reliable off the data); ``kind``: ``diagonal`` weights each dimension by its own curvature,
+    ``trace`` weights a state's dimensions alike by their mean (only states are reweighted)."""
+
+    step: float = 0.0
+    floor: float = 0.1
+    at: Literal["perturbed", "clean"] = "perturbed"
+    kind: Literal["diagonal", "trace"] = "diagonal"
+
+    def validate(self) -> None:
+        """Raise :class:`ObdError` naming the first ``value_metric.*`` key with an invalid value."""
+        if not (is_number(self.step) and 0 <= self.step <= 1):
+            raise ObdError(f"config key 'value_metric.step': expected a number in [0, 1] (0 = off), got "
+                           f"{self.step!r}")
+        if not (is_number(self.floor) and 0 <= self.floor <= 1):
+            raise ObdError(f"config key 'value_metric.floor': expected a share in [0, 1], got {self.floor!r}")
+
+
+@dataclass
 class InnerConfig:
     """T SGD steps (lr, momentum) of BC on the full synthetic batch; ``students`` trained side by side per
     outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only.
@@ -154,7 +178,9 @@ class DistillConfig:
     end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC (and SDW) weight by
     beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a state with Q < 0 pushes the
     student away from the teacher). ``synthetic_actions``: ``free`` (the paper's) or ``clamp``, projected
-    onto [-1, 1] at init and after every outer step, the range of the env's actions.
+    onto [-1, 1] at init and after every outer step, the range of the env's actions. ``coverage``
+    (:class:`CoverageConfig`): outer and initial states beyond the data; ``value_metric``
+    (:class:`ValueMetricConfig`): each action dimension's error weighted by the teacher critic's curvature.
     """
 
     objective: ObjectiveName = "avpbc"
@@ -173,6 +199,7 @@ class DistillConfig:
     q_clip: bool = False
     synthetic_actions: Literal["free", "clamp"] = "free"
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
+    value_metric: ValueMetricConfig = field(default_factory=ValueMetricConfig)
     logger: str = ""
 
     def __post_init__(self) -> None:
@@ -247,6 +274,10 @@ class DistillConfig:
             teacher_based = [name for name, spec in OBJECTIVES.items() if spec.needs_teacher]
             raise ObdError(f"config key 'coverage': perturbed states are labelled by the teacher, so they need "
                            f"objective {'/'.join(teacher_based)}, got objective={self.objective}")
+        self.value_metric.validate()
+        if self.value_metric.step > 0 and not OBJECTIVES[self.objective].needs_teacher:
+            raise ObdError(f"config key 'value_metric.step': the metric is the teacher critic's, so it needs a "
+                           f"teacher-based objective, got objective={self.objective}")
         if not DEVICE_NAME.match(str(self.device)):
             raise ObdError(f"config key 'device': expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         from obd.loggers import parse_loggers

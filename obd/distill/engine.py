@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from obd.distill.objectives import Objective, outer_loss, precompute_targets, qu
 from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
+from obd.distill.value_metric import q_curvature, value_metric
 from obd.errors import ObdError
 from obd.run_folder import check_inputs
 
@@ -69,6 +71,19 @@ def inputs_fingerprint(dataset: TransitionDataset, teacher: Any = None) -> dict[
                     digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         found["teacher"] = digest.hexdigest()
     return found
+
+
+def teacher_data_notice(teacher: Any, dataset_fingerprint: str, where: str, label: str = "") -> str:
+    """A one-line notice when ``teacher``'s metadata names the fingerprint of the data it was trained on
+    (``dataset_sha256``, written by ``obd teacher``) and it is not ``dataset_fingerprint`` (:meth:`TransitionDataset.
+    fingerprint` of the data distilled, from ``where``); '' otherwise. A teacher trained on another build of a
+    dataset still runs (it may be what the user means), but its labels and Q were fitted to other states."""
+    metadata = getattr(teacher, "metadata", None)
+    trained_on = metadata.get("dataset_sha256") if isinstance(metadata, dict) else None
+    if not trained_on or trained_on == dataset_fingerprint:
+        return ""
+    return (f"note: teacher {label or 'given'} was trained on data with fingerprint {str(trained_on)[:12]}, not on "
+            f"{where} ({dataset_fingerprint[:12]}); distilling with it as it is")
 
 
 def load_dataset_spec(spec: str) -> TransitionDataset:
@@ -176,6 +191,8 @@ class Distiller:
                                       cfg.q_clip, factor) if coverage.outer_enabled else None
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
+        #: ``value_metric``: the teacher whose critic weighs each action dimension of H (None when off)
+        self.metric_teacher = teacher if cfg.value_metric.step > 0 else None
         self.states = torch.tensor(states, device=self.device, requires_grad=True)
         self.actions = torch.tensor(actions, device=self.device, requires_grad=True)
         if cfg.outer.optimizer == "sgd":
@@ -200,6 +217,10 @@ class Distiller:
         self.grad_norm_mean: float | None = None
         self.skipped_steps = 0
         self.inputs = inputs_fingerprint(dataset, teacher)
+        notice = teacher_data_notice(teacher, self.inputs["dataset"], self.dataset_source or "the dataset",
+                                     self.teacher_label)
+        if notice:
+            print(notice, file=sys.stderr)
         #: ``inner.pool``: the members' parameters (None until first drawn or after a reset) and inner steps
         self.pool: list[list[torch.Tensor] | None] = [None] * cfg.inner.pool
         self.pool_stage = [0] * cfg.inner.pool
@@ -226,6 +247,10 @@ class Distiller:
             need = f"objective '{cfg.objective}'" if OBJECTIVES[cfg.objective].q_weighted else "init 'topq'"
             raise ObdError(f"teacher {label}: {need} weights states by the teacher's Q, but it has no critic "
                            f"(q(states, actions))")
+        if cfg.value_metric.step > 0 and \
+                (not callable(getattr(teacher, "q", None)) or getattr(teacher, "critic", True) is None):
+            raise ObdError(f"teacher {label}: config key 'value_metric.step' weighs action errors by the teacher's "
+                           f"critic, but it has no critic (q(states, actions))")
         if (teacher.obs_dim, teacher.act_dim) != (dataset.obs_dim, dataset.act_dim):
             raise ObdError(f"teacher {self.teacher_label}: dims (obs {teacher.obs_dim}, act {teacher.act_dim}) do "
                            f"not match {where} (obs {dataset.obs_dim}, act {dataset.act_dim})")
@@ -240,7 +265,11 @@ class Distiller:
         idx = self.sampler.draw(cfg.outer.batch, g)
         targets, weights = self.objective.targets(idx, g)
         states = self.real_states[idx]
+        metric = None
+        if self.metric_teacher is not None and (self.coverage is None or cfg.value_metric.at == "clean"):
+            metric = self._value_metric(states)
         if self.coverage is not None:
+            # perturbed rows keep their source's row, so a metric of the clean batch stays aligned
             states, targets, weights = self.coverage.apply(idx, states, targets, weights, self.states, g)
         member = None
         if cfg.inner.pool:
@@ -266,7 +295,20 @@ class Distiller:
         if cfg.outer.action == "sample":
             outer_noise = torch.randn((cfg.inner.students, cfg.outer.batch, self.act_dim), generator=g,
                                       device=self.device)
-        return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights)
+        if self.metric_teacher is not None and metric is None:
+            metric = self._value_metric(states)
+        return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights, metric)
+
+    def _value_metric(self, states: torch.Tensor) -> torch.Tensor:
+        """``value_metric``: M (B, act) at the outer batch's normalized ``states`` (B, obs), around the teacher's
+        deterministic action there (:mod:`obd.distill.value_metric`)."""
+        mean = torch.as_tensor(self.normalizer.mean, device=self.device, dtype=states.dtype)
+        std = torch.as_tensor(self.normalizer.std, device=self.device, dtype=states.dtype)
+        raw = states * std + mean
+        actions = query_teacher(self.metric_teacher.act, raw, len(raw), self.device, "teacher actions",
+                                progress=False, width=self.act_dim, what="outer states")
+        vm = self.config.value_metric
+        return value_metric(q_curvature(self.metric_teacher, raw, actions, vm.step), vm.floor, vm.kind)
 
     def _fresh_student(self) -> list[torch.Tensor]:
         cfg = self.config

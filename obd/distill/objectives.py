@@ -40,14 +40,19 @@ from obd.distill.registry import OBJECTIVES
 from obd.errors import ObdError
 
 
-def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """e(s): squared error averaged over action dims. (S, B, act) vs (B, act) -> (S, B)."""
-    return ((student_actions - targets) ** 2).mean(-1)
+def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor,
+                    metric: torch.Tensor | None = None) -> torch.Tensor:
+    """e(s): squared error averaged over action dims, each dim weighted by ``metric`` (B, act) when given
+    (:mod:`obd.distill.value_metric`). (S, B, act) vs (B, act) -> (S, B)."""
+    sq = (student_actions - targets) ** 2
+    return (sq if metric is None else sq * metric).mean(-1)
 
 
-def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """H = mean over students and states of w(s) e(s); ``weights`` (B,) or None for w = 1."""
-    err = per_state_error(student_actions, targets)
+def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
+               metric: torch.Tensor | None = None) -> torch.Tensor:
+    """H = mean over students and states of w(s) e(s); ``weights`` (B,) or None for w = 1; ``metric`` (B, act)
+    or None: the per-dimension weights of e(s)."""
+    err = per_state_error(student_actions, targets, metric)
     return (err if weights is None else err * weights).mean()
 
 
