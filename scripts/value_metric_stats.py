@@ -18,13 +18,12 @@ import json
 import numpy as np
 import torch
 
+from obd.distill.value_metric import q_curvature, value_metric
 from obd.errors import ObdError, cli_entry
 
 
 def metric_stats(curvature: torch.Tensor, q: torch.Tensor, floor: float) -> dict[str, object]:
     """Summary of the metric for ``curvature`` m (n, act) (:func:`q_curvature`) and Q (n,) at the same states."""
-    from obd.distill.value_metric import value_metric
-
     metric = value_metric(curvature, floor)
     w = metric.mean(1).double()
     return {
@@ -43,7 +42,6 @@ def metric_stats(curvature: torch.Tensor, q: torch.Tensor, floor: float) -> dict
 def main(argv: list[str] | None = None) -> int:
     from obd.assets import resolve_asset
     from obd.data import load_dataset
-    from obd.distill.value_metric import q_curvature
     from obd.teachers import Teacher
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

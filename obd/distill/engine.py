@@ -191,8 +191,11 @@ class Distiller:
                                       cfg.q_clip, factor) if coverage.outer_enabled else None
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
-        #: ``value_metric``: the teacher whose critic weighs each action dimension of H (None when off)
+        #: ``value_metric``: the teacher whose critic weighs each action dimension of H (None when off), and the
+        #: normalizer's mean and std on the device, to ask it at raw states
         self.metric_teacher = teacher if cfg.value_metric.step > 0 else None
+        self.raw_mean = torch.as_tensor(self.normalizer.mean, device=self.device, dtype=torch.float32)
+        self.raw_std = torch.as_tensor(self.normalizer.std, device=self.device, dtype=torch.float32)
         self.states = torch.tensor(states, device=self.device, requires_grad=True)
         self.actions = torch.tensor(actions, device=self.device, requires_grad=True)
         if cfg.outer.optimizer == "sgd":
@@ -264,12 +267,9 @@ class Distiller:
         cfg, g = self.config, self.generator
         idx = self.sampler.draw(cfg.outer.batch, g)
         targets, weights = self.objective.targets(idx, g)
-        states = self.real_states[idx]
-        metric = None
-        if self.metric_teacher is not None and (self.coverage is None or cfg.value_metric.at == "clean"):
-            metric = self._value_metric(states)
+        states = clean_states = self.real_states[idx]
         if self.coverage is not None:
-            # perturbed rows keep their source's row, so a metric of the clean batch stays aligned
+            # perturbed rows keep their source's row, so ``value_metric.at=clean`` stays aligned with the batch
             states, targets, weights = self.coverage.apply(idx, states, targets, weights, self.states, g)
         member = None
         if cfg.inner.pool:
@@ -295,16 +295,15 @@ class Distiller:
         if cfg.outer.action == "sample":
             outer_noise = torch.randn((cfg.inner.students, cfg.outer.batch, self.act_dim), generator=g,
                                       device=self.device)
-        if self.metric_teacher is not None and metric is None:
-            metric = self._value_metric(states)
+        metric = None
+        if self.metric_teacher is not None:
+            metric = self._value_metric(clean_states if cfg.value_metric.at == "clean" else states)
         return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights, metric)
 
     def _value_metric(self, states: torch.Tensor) -> torch.Tensor:
         """``value_metric``: M (B, act) at the outer batch's normalized ``states`` (B, obs), around the teacher's
         deterministic action there (:mod:`obd.distill.value_metric`)."""
-        mean = torch.as_tensor(self.normalizer.mean, device=self.device, dtype=states.dtype)
-        std = torch.as_tensor(self.normalizer.std, device=self.device, dtype=states.dtype)
-        raw = states * std + mean
+        raw = states * self.raw_std + self.raw_mean
         actions = query_teacher(self.metric_teacher.act, raw, len(raw), self.device, "teacher actions",
                                 progress=False, width=self.act_dim, what="outer states")
         vm = self.config.value_metric
