@@ -7,7 +7,10 @@ teacher's action (:func:`obd.distill.value_metric.q_curvature`), and of the metr
 (:func:`obd.distill.value_metric.value_metric`): its mean per action dimension, the quantiles of a state's
 weight (the mean of M over dimensions), the effective sample size (sum w)^2 / (n sum w^2) of those state
 weights, the share of (state, dimension) pairs with no curvature, and the correlation of a state's weight
-with the teacher's Q there (Av-PBC's weight is beta Q). One JSON line.
+with the teacher's Q there (Av-PBC's weight is beta Q). ``--noise 0.3,1,2``: also the mean and median over
+states of the curvature (averaged over dimensions, the ``trace`` metric's state weight before normalizing) at
+the same states moved by Gaussian noise of each standard deviation in normalized space (state coverage's
+perturbation), to see how the critic's curvature changes off the data. One JSON line.
 """
 
 from __future__ import annotations
@@ -38,6 +41,21 @@ def metric_stats(curvature: torch.Tensor, q: torch.Tensor, floor: float) -> dict
     }
 
 
+def curvature_off_data(teacher: object, raw: torch.Tensor, normalizer: object, sigmas: list[float], step: float,
+                       seed: int) -> dict[str, dict[str, float]]:
+    """{sigma: mean and median over the n states of mean_j m_j} at ``raw`` (n, obs) moved by N(0, sigma^2) in
+    normalized space (sigma 0: the states themselves), the teacher acting at each moved state."""
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.as_tensor(normalizer.normalize(raw))
+    out = {}
+    for sigma in [0.0, *sigmas]:
+        moved = torch.as_tensor(normalizer.denormalize(z + sigma * torch.randn(z.shape, generator=generator)))
+        with torch.no_grad():
+            m = q_curvature(teacher, moved, teacher.act(moved), step).mean(1)
+        out[f"{sigma:g}"] = {"mean": round(float(m.mean()), 3), "median": round(float(m.median()), 3)}
+    return out
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     from obd.assets import resolve_asset
@@ -51,9 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor", type=float, default=0.1)
     p.add_argument("--states", type=int, default=4000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", default="", help="comma-separated standard deviations in normalized units")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    try:
+        sigmas = [float(x) for x in a.noise.split(",") if x.strip()]
+    except ValueError:
+        raise ObdError(f"--noise: expected comma-separated numbers, got {a.noise!r}") from None
+    if any(not np.isfinite(x) or x <= 0 for x in sigmas):
+        raise ObdError(f"--noise: expected positive standard deviations, got {a.noise!r}")
     ds = load_dataset(a.dataset)
     if not 0 < a.states <= len(ds):
         raise ObdError(f"--states: expected 1 to {len(ds)}, got {a.states}")
@@ -66,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         actions = teacher.act(raw)
         q = teacher.q(raw, actions)
     curvature = q_curvature(teacher, raw, actions, a.step)
+    extra = {"curvature_by_noise": curvature_off_data(teacher, raw, ds.normalizer, sigmas, a.step, a.seed)} \
+        if sigmas else {}
     print(json.dumps({"dataset": a.dataset, "step": a.step, "floor": a.floor, "states": a.states,
-                      **metric_stats(curvature, q, a.floor)}))
+                      **metric_stats(curvature, q, a.floor), **extra}))
     return 0
 
 
