@@ -54,7 +54,9 @@ def score_trial(trial: Path, row: dict[str, Any], until: int, last_k: int) -> tu
     chosen = [c for c in files.checkpoints if c[0] <= until][-last_k:]
     if len(chosen) < last_k:
         raise ObdError(f"{trial}: {len(chosen)} checkpoints at or before step {until}, --last-k asks for {last_k}")
-    ev = row["eval"]
+    ev = row.get("eval")
+    if not isinstance(ev, dict) or "students" not in ev:
+        raise ObdError(f"{trial}: its sweep row has no recorded evaluation settings ('eval'); rerun its sweep")
     settings = {"students": ev["students"], "episodes": ev["episodes"], "seed": ev["seed"],
                 "max_steps": ev.get("max_steps"), "device": "cpu"}
     evaluated = evaluate_run(RunFiles(files.path, files.config, chosen), settings, progress=False)
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                           "reference": round(ref["normalized_score_mean"], 2)}), flush=True)
         cell = cells.setdefault(r["dataset"], {"ref": [], "ref_students": [], "new": [], "new_students": []})
         cell["ref"].append(ref["normalized_score_mean"])
+        if any(c.get("per_student") is None for c in ref.get("checkpoints", [])):
+            raise ObdError(f"{a.sweep}: the row of {base!r} on {r['dataset']} seed {r['seed']} predates per-student "
+                           "scores")
         cell["ref_students"].append([c["per_student"] for c in ref["checkpoints"]])
         cell["new"].append(score)
         cell["new_students"].append(students)

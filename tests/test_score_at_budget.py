@@ -15,8 +15,8 @@ import torch
 
 from obd.distill import DistillConfig
 from obd.distill.run import start
-from obd.evaluate import evaluate_synthetic
 from obd.distill.synthetic import SyntheticDataset
+from obd.evaluate import evaluate_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("score_at_budget", ROOT / "scripts" / "score_at_budget.py")
@@ -51,7 +51,8 @@ def sweep(tmp_path_factory, make_problem):
     for method, folder, steps in ((BASE, "avpbc", 2), (METHOD, "avpbc+inner.steps=3", 3)):
         run = out / "trials" / "tiny" / folder / "seed0"
         cfg = DistillConfig(n_syn=8, student=dict(hidden=8, depth=2), inner=dict(steps=steps),
-                            outer=dict(batch=16, lr=0.05, schedule="constant"), outer_steps=4, checkpoint_every=1, device="cpu")
+                            outer=dict(batch=16, lr=0.05, schedule="constant"), outer_steps=4, checkpoint_every=1,
+                            device="cpu")
         start(cfg, run, dataset, teacher, progress=False)
         rows.append({"dataset": "tiny", "spec": str(data), "method": method, "seed": 0, "normalized_score_mean": 1.0,
                      "checkpoints": [{"step": 4, "per_student": [1.0, 1.0]}], "eval": dict(EVAL)})
