@@ -30,7 +30,7 @@ from obd.distill.folder import DistillFolder
 from obd.errors import ObdError, cli_entry
 from obd.evaluate.runs import RunFiles, evaluate_run, load_run
 from obd.evaluate.stats import aggregate_iqm, iqm, student_spread
-from obd.sweep.grid import format_method, method_folder, split_method
+from obd.sweep.grid import format_method, method_folder, parse_list, split_method
 from obd.sweep.table import read_results
 
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         raise ObdError(f"{a.sweep / 'results.jsonl'}: no sweep rows")
     by_key = {(r["dataset"], r["method"], r["seed"]): r for r in rows}
-    wanted = set(a.datasets.split(",")) if a.datasets else None
+    wanted = set(parse_list("--datasets", a.datasets)) if a.datasets else None
     mine = sorted((r for r in rows if r["method"] == method and (wanted is None or r["dataset"] in wanted)),
                   key=lambda r: (r["dataset"], r["seed"]))
     if not mine:
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         ref = by_key.get((r["dataset"], base, r["seed"]))
         if ref is None:
             raise ObdError(f"{a.sweep}: no finished trial of {base!r} on {r['dataset']} seed {r['seed']}")
+        if any(c.get("per_student") is None for c in ref.get("checkpoints", [])):
+            raise ObdError(f"{a.sweep}: the row of {base!r} on {r['dataset']} seed {r['seed']} predates per-student "
+                           "scores")
         cpu = None
         if a.cpu_of:
             ref_rows = DistillFolder(a.sweep / "trials" / r["dataset"] / method_folder(base)
@@ -130,9 +133,6 @@ def main(argv: list[str] | None = None) -> int:
                           "reference": round(ref["normalized_score_mean"], 2)}), flush=True)
         cell = cells.setdefault(r["dataset"], {"ref": [], "ref_students": [], "new": [], "new_students": []})
         cell["ref"].append(ref["normalized_score_mean"])
-        if any(c.get("per_student") is None for c in ref.get("checkpoints", [])):
-            raise ObdError(f"{a.sweep}: the row of {base!r} on {r['dataset']} seed {r['seed']} predates per-student "
-                           "scores")
         cell["ref_students"].append([c["per_student"] for c in ref["checkpoints"]])
         cell["new"].append(score)
         cell["new_students"].append(students)
