@@ -139,7 +139,11 @@ class OuterConfig:
     ``x_bar_k = ema x_bar_{k-1} + (1 - ema) x_k``, bias-corrected by ``1 - ema^k``) instead of the set of the
     last step; the optimizer keeps stepping the raw set. 0 = off. Why: the set of one outer step is one point
     of a noisy trajectory (each step sees one student init and one batch), and students trained on the
-    average of nearby points score higher on the data measured (docs/results.md, "Averaging the set")."""
+    average of nearby points score higher on the data measured (docs/results.md, "Averaging the set").
+    ``disagreement`` lambda >= 0 (needs ``inner.students`` K >= 2): H also counts lambda times the variance of
+    the K students' actions around their mean, weighted like the error (:func:`obd.distill.objectives.outer_loss`);
+    0 = off. Why: students of one set differ by their init alone, and the error of their mean is not what
+    makes some of them fall (docs/results.md, "Students that agree")."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 0.01
@@ -152,6 +156,7 @@ class OuterConfig:
     action: Literal["mean", "sample"] = "mean"
     skip_spikes: float = 0.0
     ema: float = 0.0
+    disagreement: float = 0.0
 
     def lr_at(self, step: int) -> float:
         """The outer learning rate for outer step ``step`` (0-based)."""
@@ -254,6 +259,12 @@ class DistillConfig:
                            f"{self.outer.lr_min}")
         if not 0 <= self.outer.ema < 1:
             raise ObdError(f"config key 'outer.ema': expected a number in [0, 1) (0 = off), got {self.outer.ema}")
+        lam = self.outer.disagreement
+        if not (is_number(lam) and math.isfinite(lam) and lam >= 0):
+            raise ObdError(f"config key 'outer.disagreement': expected a number >= 0 (0 = off), got {lam!r}")
+        if lam > 0 and self.inner.students < 2:
+            raise ObdError(f"config key 'outer.disagreement': the students' disagreement needs inner.students >= 2, "
+                           f"got inner.students={self.inner.students}")
         spikes = self.outer.skip_spikes
         if not (math.isfinite(spikes) and (spikes == 0 or spikes > 1)):
             raise ObdError(f"config key 'outer.skip_spikes': expected 0 (off) or a factor > 1, got {spikes}")

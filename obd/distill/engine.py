@@ -298,7 +298,8 @@ class Distiller:
         metric = None
         if self.metric_teacher is not None:
             metric = self._value_metric(clean_states if cfg.value_metric.at == "clean" else states)
-        return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights, metric)
+        return outer_loss(student_action(trained, states, self.act_dim, outer_noise), targets, weights, metric,
+                          cfg.outer.disagreement)
 
     def _value_metric(self, states: torch.Tensor) -> torch.Tensor:
         """``value_metric``: M (B, act) at the outer batch's normalized ``states`` (B, obs), around the teacher's

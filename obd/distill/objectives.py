@@ -49,10 +49,17 @@ def per_state_error(student_actions: torch.Tensor, targets: torch.Tensor,
 
 
 def outer_loss(student_actions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
-               metric: torch.Tensor | None = None) -> torch.Tensor:
-    """H = mean over students and states of w(s) e(s); ``weights`` (B,) or None for w = 1; ``metric`` (B, act)
-    or None: the per-dimension weights of e(s)."""
+               metric: torch.Tensor | None = None, disagreement: float = 0.0) -> torch.Tensor:
+    """H = mean over students k and states s of w(s) [e_k(s) + lambda v_k(s)] for student actions (S, B, act);
+    ``weights`` (B,) or None for w = 1; ``metric`` (B, act) or None: the per-dimension weights of e(s).
+
+    ``disagreement`` lambda: v_k(s) = e(a_k(s), mean_j a_j(s)), student k's squared distance to the students'
+    mean action (dims weighted by ``metric`` too). Since mean_k e_k = e(a_bar) + mean_k v_k, lambda > 0 weighs
+    the between-student variance 1 + lambda times the error of the mean action; with one student v = 0."""
     err = per_state_error(student_actions, targets, metric)
+    if disagreement and student_actions.shape[0] > 1:
+        spread = per_state_error(student_actions, student_actions.mean(0), metric)
+        err = err + disagreement * spread
     return (err if weights is None else err * weights).mean()
 
 
