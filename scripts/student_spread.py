@@ -28,7 +28,7 @@ import torch
 
 from obd.data import load_dataset
 from obd.distill import load_synthetic
-from obd.errors import ObdError
+from obd.errors import ObdError, cli_entry
 from obd.evaluate.protocol import rollout_students
 from obd.evaluate.student_spec import PAPER_STUDENT, distilled_student
 from obd.evaluate.students import StudentBatch
@@ -61,6 +61,7 @@ def error_split(batch: StudentBatch, syn, teacher: Teacher, states: np.ndarray) 
     return {"mse": round(bias2 + variance, 5), "bias2": round(bias2, 5), "variance": round(variance, 5)}
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sets", nargs="+")
@@ -71,33 +72,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher")
     p.add_argument("--states", type=int, default=4000)
     a = p.parse_args(argv)
-    try:
-        if (a.dataset is None) != (a.teacher is None):
-            raise ObdError("--dataset and --teacher go together")
-        if a.students < 2 or a.episodes < 1:
-            raise ObdError(f"--students must be >= 2 and --episodes >= 1, got {a.students} and {a.episodes}")
-        teacher = states = None
-        if a.dataset is not None:
-            observations = load_dataset(a.dataset).observations
-            rows = np.random.default_rng(a.seed).choice(len(observations), min(a.states, len(observations)),
-                                                        replace=False)
-            states, teacher = observations[np.sort(rows)], Teacher.load(a.teacher)
-        for path in a.sets:
-            syn = load_synthetic(path)
-            spec = distilled_student(syn.metadata, path) or PAPER_STUDENT
-            inits = train(spec, syn, a.students, a.seed, one_init=False)
-            one = train(spec, syn, a.students, a.seed, one_init=True)
-            row = {"set": path, "students": a.students, "episodes": a.episodes,
-                   "inits": scores(rollout_students(inits, syn.task, syn.normalizer, a.episodes, a.seed)),
-                   "one_init": scores(rollout_students(one, syn.task, syn.normalizer, a.episodes, a.seed)),
-                   "ensemble": scores(rollout_students(inits, syn.task, syn.normalizer, a.episodes, a.seed,
-                                                       ensemble=True))["mean"]}
-            if teacher is not None:
-                row["error"] = error_split(inits, syn, teacher, states)
-            print(json.dumps(row), flush=True)
-    except ObdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if (a.dataset is None) != (a.teacher is None):
+        raise ObdError("--dataset and --teacher go together")
+    if a.students < 2 or a.episodes < 1:
+        raise ObdError(f"--students must be >= 2 and --episodes >= 1, got {a.students} and {a.episodes}")
+    teacher = states = None
+    if a.dataset is not None:
+        observations = load_dataset(a.dataset).observations
+        rows = np.random.default_rng(a.seed).choice(len(observations), min(a.states, len(observations)),
+                                                    replace=False)
+        states, teacher = observations[np.sort(rows)], Teacher.load(a.teacher)
+    for path in a.sets:
+        syn = load_synthetic(path)
+        spec = distilled_student(syn.metadata, path) or PAPER_STUDENT
+        inits = train(spec, syn, a.students, a.seed, one_init=False)
+        one = train(spec, syn, a.students, a.seed, one_init=True)
+        row = {"set": path, "students": a.students, "episodes": a.episodes,
+               "inits": scores(rollout_students(inits, syn.task, syn.normalizer, a.episodes, a.seed)),
+               "one_init": scores(rollout_students(one, syn.task, syn.normalizer, a.episodes, a.seed)),
+               "ensemble": scores(rollout_students(inits, syn.task, syn.normalizer, a.episodes, a.seed,
+                                                   ensemble=True))["mean"]}
+        if teacher is not None:
+            row["error"] = error_split(inits, syn, teacher, states)
+        print(json.dumps(row), flush=True)
     return 0
 
 

@@ -104,3 +104,32 @@ def make_problem():
         return Path(data), folder / "teacher.pt"
 
     return make
+
+
+TINY_AVPBC = """objective: avpbc
+n_syn: 8
+student: {kind: tanh_gaussian, hidden: 8, depth: 2}
+inner: {steps: 2, lr: 0.1}
+outer: {optimizer: adam, lr: 0.05, batch: 16}
+outer_steps: 4
+checkpoint_every: 2
+device: cpu
+"""
+
+
+@pytest.fixture(scope="session")
+def make_tiny_run(make_problem):
+    """``make_tiny_run(folder)``: a finished 4-step Av-PBC run (checkpoints at steps 2 and 4) of ``obd distill``
+    on a random 400-state Hopper-shaped file from ``make_problem``; returns (run folder, data file, teacher file)."""
+    import subprocess
+    import sys
+
+    def make(folder: Path) -> tuple[Path, Path, Path]:
+        data, teacher = make_problem(folder, np.random.default_rng(0).normal(size=(400, 11)))
+        (folder / "tiny.yaml").write_text(TINY_AVPBC)
+        subprocess.run([sys.executable, "-m", "obd", "distill", "--config", str(folder / "tiny.yaml"),
+                        f"dataset={data}", f"teacher={teacher}", "--out", str(folder / "run"), "--threads", "1",
+                        "--no-progress"], check=True, capture_output=True, text=True)
+        return folder / "run", data, teacher
+
+    return make

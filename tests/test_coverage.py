@@ -169,6 +169,7 @@ def test_perturbed_initial_set_is_seeded_and_teacher_labelled():
     {"inner.truncate": 2, "inner.random_unroll": True, "inner.steps": 4},
     {"inner.pool": 2, "inner.pool_max_steps": 6},
     {"outer.ema": 0.8},
+    {"inner.students": 2, "outer.disagreement": 4.0},
 ])
 def test_resume_with_coverage_or_random_unroll_is_bit_identical(tmp_path, overrides, device):
     data, teacher = make_dataset(), TinyTeacher()

@@ -13,29 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "imitation_error.py"
-OBS, N = 11, 400
-
-TINY = """objective: avpbc
-n_syn: 8
-student: {kind: tanh_gaussian, hidden: 8, depth: 2}
-inner: {steps: 2, lr: 0.1}
-outer: {optimizer: adam, lr: 0.05, batch: 16}
-outer_steps: 4
-checkpoint_every: 2
-device: cpu
-"""
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, make_problem):
+def run(tmp_path_factory, make_tiny_run):
     """A finished 4-step Av-PBC run folder (checkpoints at steps 2 and 4) on a random Hopper-shaped file."""
-    tmp = tmp_path_factory.mktemp("imitation")
-    data, teacher = make_problem(tmp, np.random.default_rng(0).normal(size=(N, OBS)))
-    (tmp / "tiny.yaml").write_text(TINY)
-    subprocess.run([sys.executable, "-m", "obd", "distill", "--config", str(tmp / "tiny.yaml"), f"dataset={data}",
-                    f"teacher={teacher}", "--out", str(tmp / "run"), "--threads", "1", "--no-progress"],
-                   check=True, capture_output=True, text=True)
-    return tmp / "run"
+    return make_tiny_run(tmp_path_factory.mktemp("imitation"))[0]
 
 
 def test_imitation_error_lines_and_quarters(run):

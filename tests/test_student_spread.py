@@ -4,7 +4,6 @@ students that share one init, and one-line errors."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,29 +15,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "student_spread.py"
-OBS, N = 11, 400
-
-TINY = """objective: avpbc
-n_syn: 8
-student: {kind: tanh_gaussian, hidden: 8, depth: 2}
-inner: {steps: 2, lr: 0.1}
-outer: {optimizer: adam, lr: 0.05, batch: 16}
-outer_steps: 2
-checkpoint_every: 0
-device: cpu
-"""
 
 
 @pytest.fixture(scope="module")
-def problem(tmp_path_factory, make_problem):
-    """(the set of a finished 2-step Av-PBC run on a random Hopper-shaped file, the data file, the teacher file)"""
-    tmp = tmp_path_factory.mktemp("spread")
-    data, teacher = make_problem(tmp, np.random.default_rng(0).normal(size=(N, OBS)))
-    (tmp / "tiny.yaml").write_text(TINY)
-    subprocess.run([sys.executable, "-m", "obd", "distill", "--config", str(tmp / "tiny.yaml"), f"dataset={data}",
-                    f"teacher={teacher}", "--out", str(tmp / "run"), "--threads", "1", "--no-progress"],
-                   check=True, capture_output=True, text=True)
-    return tmp / "run" / "synthetic.hdf5", data, teacher
+def problem(tmp_path_factory, make_tiny_run):
+    """(the set of a finished 4-step Av-PBC run on a random Hopper-shaped file, the data file, the teacher file)"""
+    run, data, teacher = make_tiny_run(tmp_path_factory.mktemp("spread"))
+    return run / "synthetic.hdf5", data, teacher
 
 
 def test_one_line_per_set_with_the_error_split(problem):
@@ -55,10 +38,8 @@ def test_one_line_per_set_with_the_error_split(problem):
     assert err["mse"] == pytest.approx(err["bias2"] + err["variance"], abs=2e-5) and err["variance"] > 0
 
 
-def test_one_init_students_start_alike(problem):
-    spec_module = importlib.util.spec_from_file_location("student_spread", SCRIPT)
-    script = importlib.util.module_from_spec(spec_module)
-    spec_module.loader.exec_module(script)
+def test_one_init_students_start_alike(problem, load_script):
+    script = load_script("student_spread")
     from obd.distill import load_synthetic
     from obd.evaluate.student_spec import distilled_student
 
