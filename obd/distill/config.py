@@ -99,6 +99,32 @@ class ValueMetricConfig:
 
 
 @dataclass
+class OnPolicyConfig:
+    """On-policy states (:mod:`obd.distill.onpolicy`): the outer objective also scores the student on states
+    its rollouts visit, labelled by the teacher (PBC, Av-PBC, SDW; the dataset's task must be a simulator obd
+    knows). ``share`` of every outer batch drawn from the buffer of visited states (0 = off); every ``every``
+    outer steps the inner loop's trained student plays ``episodes`` episodes (at most ``max_steps`` env steps
+    each, 0 = the task's limit); the buffer keeps the last ``capacity`` visited states. ``q``: the Q in
+    Av-PBC's weight at a visited state, ``state`` Q1(s, pi*(s)) there or ``mean`` the dataset's mean Q."""
+
+    share: float = 0.0
+    every: int = 25
+    episodes: int = 1
+    max_steps: int = 0
+    capacity: int = 20_000
+    q: Literal["state", "mean"] = "mean"
+
+    def validate(self) -> None:
+        """Raise :class:`ObdError` naming the first ``onpolicy.*`` key with an invalid value."""
+        if not (is_number(self.share) and 0 <= self.share < 1):
+            raise ObdError(f"config key 'onpolicy.share': expected a share in [0, 1) (0 = off), got {self.share!r}")
+        for name, low in (("every", 1), ("episodes", 1), ("capacity", 1), ("max_steps", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ObdError(f"config key 'onpolicy.{name}': expected an integer >= {low}, got {value!r}")
+
+
+@dataclass
 class InnerConfig:
     """T SGD steps (lr, momentum) of BC on the full synthetic batch; ``students`` trained side by side per
     outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only.
@@ -185,7 +211,8 @@ class DistillConfig:
     student away from the teacher). ``synthetic_actions``: ``free`` (the paper's) or ``clamp``, projected
     onto [-1, 1] at init and after every outer step, the range of the env's actions. ``coverage``
     (:class:`CoverageConfig`): outer and initial states beyond the data; ``value_metric``
-    (:class:`ValueMetricConfig`): each action dimension's error weighted by the teacher critic's curvature.
+    (:class:`ValueMetricConfig`): each action dimension's error weighted by the teacher critic's curvature;
+    ``onpolicy`` (:class:`OnPolicyConfig`): states the students' own rollouts visit, labelled by the teacher.
     """
 
     objective: ObjectiveName = "avpbc"
@@ -205,6 +232,7 @@ class DistillConfig:
     synthetic_actions: Literal["free", "clamp"] = "free"
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
     value_metric: ValueMetricConfig = field(default_factory=ValueMetricConfig)
+    onpolicy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
     logger: str = ""
 
     def __post_init__(self) -> None:
@@ -285,6 +313,10 @@ class DistillConfig:
             teacher_based = [name for name, spec in OBJECTIVES.items() if spec.needs_teacher]
             raise ObdError(f"config key 'coverage': perturbed states are labelled by the teacher, so they need "
                            f"objective {'/'.join(teacher_based)}, got objective={self.objective}")
+        self.onpolicy.validate()
+        if self.onpolicy.share > 0 and not OBJECTIVES[self.objective].needs_teacher:
+            raise ObdError(f"config key 'onpolicy.share': visited states are labelled by the teacher, so they need a "
+                           f"teacher-based objective, got objective={self.objective}")
         self.value_metric.validate()
         if self.value_metric.step > 0 and not OBJECTIVES[self.objective].needs_teacher:
             raise ObdError(f"config key 'value_metric.step': the metric is the teacher critic's, so it needs a "
@@ -304,7 +336,8 @@ class DistillConfig:
         self.validate()
         cfg = dataclasses.replace(self, student=dataclasses.replace(self.student),
                                   inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer),
-                                  coverage=dataclasses.replace(self.coverage))
+                                  coverage=dataclasses.replace(self.coverage),
+                                  onpolicy=dataclasses.replace(self.onpolicy))
         if cfg.outer.schedule == "cosine" and cfg.outer.decay_steps == 0:
             cfg.outer.decay_steps = cfg.outer_steps
         if cfg.objective != "sdw":

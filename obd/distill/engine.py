@@ -41,6 +41,7 @@ from obd.distill.coverage import OuterCoverage, noise_factor, perturbed_initial_
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import Objective, outer_loss, precompute_targets, query_teacher
+from obd.distill.onpolicy import OnPolicyStates
 from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
@@ -189,6 +190,11 @@ class Distiller:
         #: ``coverage``: the outer batch's perturbed states and their teacher targets (None when off)
         self.coverage = OuterCoverage(coverage, teacher, self.normalizer, self.real_states, self.objective,
                                       cfg.q_clip, factor) if coverage.outer_enabled else None
+        #: ``onpolicy``: the buffer of states the students' rollouts visit, with teacher labels (None when off)
+        self.onpolicy = OnPolicyStates(cfg.onpolicy, dataset.task, teacher, self.normalizer, self.objective,
+                                       self.obs_dim, self.act_dim, cfg.seed, self.device, cfg.q_clip) \
+            if cfg.onpolicy.share > 0 else None
+        self.rollout_metrics: dict[str, float] = {}
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
         #: ``value_metric``: the teacher whose critic weighs each action dimension of H (None when off), and the
@@ -271,6 +277,8 @@ class Distiller:
         if self.coverage is not None:
             # perturbed rows keep their source's row, so ``value_metric.at=clean`` stays aligned with the batch
             states, targets, weights = self.coverage.apply(idx, states, targets, weights, self.states, g)
+        if self.onpolicy is not None:
+            states, targets, weights, clean_states = self.onpolicy.apply(states, targets, weights, clean_states, g)
         member = None
         if cfg.inner.pool:
             member = int(torch.randint(cfg.inner.pool, (1,), generator=g, device=self.device))
@@ -291,6 +299,9 @@ class Distiller:
                              cfg.inner.momentum, cfg.inner.truncate)
         if member is not None:
             self._advance_pool(member, trained, steps)
+        if self.onpolicy is not None and self.onpolicy.due(self.outer_step):
+            # the states enter the buffer after this step's batch was drawn: they are used from the next step
+            self.rollout_metrics = self.onpolicy.collect(trained, self.outer_step)
         outer_noise = None
         if cfg.outer.action == "sample":
             outer_noise = torch.randn((cfg.inner.students, cfg.outer.batch, self.act_dim), generator=g,
@@ -365,6 +376,8 @@ class Distiller:
                    "cpu_sec": cpu_sec}
         if self.config.outer.skip_spikes > 0:
             metrics["skipped"] = int(skipped)
+        metrics.update(self.rollout_metrics)
+        self.rollout_metrics = {}
         return metrics
 
     def _is_spike(self, norm: float) -> bool:
@@ -423,7 +436,8 @@ class Distiller:
                 "inputs": dict(self.inputs),
                 "pool": [None if m is None else [p.cpu().clone() for p in m] for m in self.pool],
                 "pool_stage": list(self.pool_stage),
-                "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema]}
+                "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema],
+                "onpolicy": None if self.onpolicy is None else self.onpolicy.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
         for key in ("outer_step", "states", "actions", "optimizer", "generator"):
@@ -457,4 +471,10 @@ class Distiller:
                            f"config's outer.ema is {self.config.outer.ema}")
         if ema is not None:
             self.ema = [t.to(self.device) for t in ema]
+        onpolicy = state.get("onpolicy")
+        if (onpolicy is None) != (self.onpolicy is None):
+            raise ObdError(f"{where}: {'holds no' if onpolicy is None else 'holds a'} buffer of on-policy states, "
+                           f"the config's onpolicy.share is {self.config.onpolicy.share}")
+        if onpolicy is not None:
+            self.onpolicy.load_state_dict(onpolicy, where)
 

@@ -71,12 +71,13 @@ class RolloutResult:
 @torch.no_grad()
 def rollout(task: str, policy: PolicyFn, num_policies: int = 1, episodes: int = 10,
             normalizer: Any = None, seed: int = 0, device: str | torch.device = "cpu",
-            max_steps: int | None = None) -> RolloutResult:
+            max_steps: int | None = None, observer: Callable[[np.ndarray], None] | None = None) -> RolloutResult:
     """Roll out ``num_policies`` policies for ``episodes`` episodes each.
 
     ``policy(obs, idx)`` gets ``obs`` (M, obs_dim) float32 on ``device`` (normalized by ``normalizer`` when
     given) and ``idx`` (M,) int64, the policy index of each row, and returns actions (M, act_dim).
-    ``max_steps`` caps episode length (the task's limit by default).
+    ``max_steps`` caps episode length (the task's limit by default). ``observer(raw_obs)`` (M, obs_dim), when
+    given, sees the raw observations of the live episodes before each batched action.
     """
     spec = get_task(task)
     limit = max_steps or spec.max_episode_steps
@@ -94,6 +95,8 @@ def rollout(task: str, policy: PolicyFn, num_policies: int = 1, episodes: int = 
     low, high = envs[0].action_space.low, envs[0].action_space.high
     while alive.any():
         live = np.flatnonzero(alive)
+        if observer is not None:
+            observer(obs[live].copy())
         x = obs[live] if normalizer is None else np.asarray(normalizer.normalize(obs[live]), dtype=np.float32)
         act = policy(torch.as_tensor(x, device=device), idx_t[live]).detach().cpu().numpy()
         act = np.clip(act, low, high)

@@ -1,0 +1,185 @@
+"""On-policy states: train the synthetic set for the states its own students visit, labelled by the teacher.
+
+A student trained on a few hundred pairs drifts off the data within a few steps of a rollout and errs
+most where it goes (docs/results.md, "State coverage"). Noise around the data (:mod:`obd.distill.coverage`)
+guesses where that is; a rollout of the student measures it. This is DAgger (Ross et al., 2011) moved to
+the outer loop: every ``every`` outer steps the student the inner loop has just trained (the first of the
+``inner.students``, the protocol's student: T steps of BC on the current set from a fresh init) plays
+``episodes`` episodes in the simulator with its deterministic action ``tanh(mean)``; the raw states it
+visits are labelled by the teacher once, in one batched call per quantity, and enter a first-in-first-out
+buffer of ``capacity`` states. From then on a share ``share`` of every outer batch (its last rows, after
+coverage has perturbed the first ones) is drawn from that buffer, uniformly with replacement, from the
+engine's generator.
+
+At a visited state the target is the teacher's (a fresh sample of pi*(.|s) for a stochastic teacher, its
+action otherwise); Av-PBC's and SDW's weight beta * Q uses, by ``q``: ``state`` Q1(s, pi*(s)) there, or
+``mean`` the dataset's mean Q (a state where a student is about to fall has a low Q, and it is the state
+whose error matters most; SDW's density weights have mean 1, so such a state gets 1).
+
+The episodes start from ``reset(seed=...)`` seeded by the run's seed and the outer step, and the policy is
+deterministic, so a rollout draws nothing from the engine's generator; the buffer is part of the
+checkpoint, so a resumed run is bit-identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from obd.data.dataset import Normalizer
+from obd.distill.inner import student_action
+from obd.distill.objectives import query_teacher, teacher_mean_std
+from obd.distill.registry import OBJECTIVES
+from obd.envs import check_dims, get_task
+from obd.errors import ObdError
+
+#: episode e of the rollout at outer step k starts from reset(seed = seed * SEED_STRIDE + k * episodes + e),
+#: so no two rollouts of one run, nor the evaluation's seeds 0.., share an initial state
+SEED_STRIDE = 1_000_003
+
+
+def rollout_seed(seed: int, step: int, episodes: int) -> int:
+    """The env seed of the first episode of the rollout at outer ``step`` of a run seeded ``seed``."""
+    return (seed * SEED_STRIDE + step * episodes + 1) % (2 ** 31 - episodes)
+
+
+class OnPolicyStates:
+    """The buffer of visited states with their teacher labels, filled by :meth:`collect` and mixed into the
+    outer batch by :meth:`apply`.
+
+    ``config`` is the run's :class:`obd.distill.config.OnPolicyConfig`; ``task`` the dataset's task (a
+    simulator obd knows); ``teacher`` a TeacherLike taking raw states; ``objective`` the run's
+    :class:`obd.distill.objectives.Objective`. Buffer tensors live on ``device``: ``states`` (C, obs)
+    normalized, and by teacher kind ``mean``/``std`` or ``action`` (C, act), and ``q`` (C,) for Q-weighted
+    objectives.
+    """
+
+    def __init__(self, config: Any, task: str | None, teacher: Any, normalizer: Normalizer, objective: Any,
+                 obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False):
+        if not task:
+            raise ObdError("config key 'onpolicy.share': on-policy states need the dataset's task (a simulator to "
+                           "roll students out in), and the dataset names none")
+        self.spec = get_task(task)
+        check_dims(self.spec, obs_dim, act_dim, "config key 'onpolicy.share'")
+        self.config, self.teacher, self.normalizer, self.objective = config, teacher, normalizer, objective
+        self.act_dim, self.seed, self.device, self.q_clip = act_dim, seed, device, q_clip
+        self.stochastic = objective.teacher_mean is not None
+        self.q_weighted = OBJECTIVES[objective.name].q_weighted
+        q = objective.q_values
+        self.mean_q = None if q is None else float(q.mean())
+        cap = config.capacity
+        self.buffer: dict[str, torch.Tensor] = {"states": torch.zeros((cap, obs_dim), device=device)}
+        for name in (("mean", "std") if self.stochastic else ("action",)):
+            self.buffer[name] = torch.zeros((cap, act_dim), device=device)
+        if self.q_weighted:
+            self.buffer["q"] = torch.zeros(cap, device=device)
+        self.size = 0
+        self.head = 0
+        self.visited = 0  # states visited over the run (the buffer keeps the last ``capacity``)
+
+    def due(self, step: int) -> bool:
+        """Whether the student trained at outer ``step`` (0-based) is rolled out."""
+        return step % self.config.every == 0
+
+    def rows(self, batch: int) -> int:
+        """The outer batch's rows drawn from the buffer (0 while it is empty)."""
+        return 0 if self.size == 0 else int(round(self.config.share * batch))
+
+    # ------------------------------------------------------------------ filling the buffer
+    @torch.no_grad()
+    def collect(self, params: list[torch.Tensor], step: int) -> dict[str, float]:
+        """Roll out the first student of ``params`` (the inner loop's trained students) for ``episodes``
+        episodes, label the visited states and add them; returns the rollout's mean episode length and
+        normalized score."""
+        from obd.envs.rollout import rollout
+
+        first = [p[:1].detach() for p in params]
+        seen: list[np.ndarray] = []
+
+        def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return student_action(first, obs.to(self.device), self.act_dim)[0]
+
+        cfg = self.config
+        result = rollout(self.spec.name, policy, 1, cfg.episodes, normalizer=self.normalizer,
+                         seed=rollout_seed(self.seed, step, cfg.episodes), device=self.device,
+                         max_steps=cfg.max_steps or None, observer=seen.append)
+        self.add(np.concatenate(seen).astype(np.float32))
+        return {"onpolicy_length": float(result.lengths.mean()), "onpolicy_score": float(result.scores.mean())}
+
+    def add(self, raw: np.ndarray) -> None:
+        """Label raw states (n, obs) with the teacher and put them in the buffer (the oldest make way)."""
+        raw = raw[-self.config.capacity:]
+        n = len(raw)
+        labels = {"states": torch.as_tensor(np.asarray(self.normalizer.normalize(raw), dtype=np.float32),
+                                            device=self.device)}
+        ask = dict(chunk=max(n, 1), device=self.device, progress=False, what="visited states")
+        if self.stochastic:
+            both = query_teacher(lambda s: teacher_mean_std(self.teacher, s), raw, desc="teacher mean/std",
+                                 width=2 * self.act_dim, **ask)
+            labels["mean"], labels["std"] = both.chunk(2, -1)
+            action = None
+        else:
+            labels["action"] = action = query_teacher(self.teacher.act, raw, desc="teacher actions",
+                                                      width=self.act_dim, **ask)
+        if self.q_weighted and self.config.q == "state":
+            if action is None:
+                action = query_teacher(self.teacher.act, raw, desc="teacher actions", width=self.act_dim, **ask)
+            q = query_teacher(self.teacher.q, raw, desc="teacher Q", actions=action.cpu().numpy(), **ask)
+            labels["q"] = q.clamp_min(0.0) if self.q_clip else q
+        elif self.q_weighted:
+            labels["q"] = torch.full((n,), self.mean_q, device=self.device)
+        slots = (self.head + torch.arange(n, device=self.device)) % self.config.capacity
+        for name, value in labels.items():
+            self.buffer[name][slots] = value.to(self.buffer[name].dtype)
+        self.head = (self.head + n) % self.config.capacity
+        self.size = min(self.size + n, self.config.capacity)
+        self.visited += n
+
+    # ------------------------------------------------------------------ using it
+    def apply(self, states: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
+              clean_states: torch.Tensor, generator: torch.Generator,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The outer batch with its last :meth:`rows` rows replaced by buffer draws: states (B, obs), targets
+        (B, act), weights (B,) or None, and the clean states (B, obs) ``value_metric.at=clean`` reads (a
+        visited state is its own clean state)."""
+        m = self.rows(len(states))
+        if m == 0:
+            return states, targets, weights, clean_states
+        pick = torch.randint(self.size, (m,), generator=generator, device=self.device)
+        new_states = self.buffer["states"][pick]
+        if self.stochastic:
+            mean, std = self.buffer["mean"][pick], self.buffer["std"][pick]
+            eps = torch.randn(mean.shape, generator=generator, device=self.device)
+            new_targets = torch.tanh(mean + std * eps)
+        else:
+            new_targets = self.buffer["action"][pick]
+        keep = len(states) - m
+        states = torch.cat([states[:keep], new_states])
+        targets = torch.cat([targets[:keep], new_targets])
+        clean_states = torch.cat([clean_states[:keep], new_states])
+        if weights is not None:
+            new_weights = self.objective.beta * self.buffer["q"][pick] if self.q_weighted else \
+                torch.ones(m, device=self.device)
+            weights = torch.cat([weights[:keep], new_weights])
+        return states, targets, weights, clean_states
+
+    # ------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "head": self.head, "visited": self.visited,
+                "buffer": {k: v[:self.size].cpu().clone() for k, v in self.buffer.items()}}
+
+    def load_state_dict(self, state: dict[str, Any], where: str) -> None:
+        names = set(self.buffer)
+        if set(state.get("buffer", {})) != names:
+            raise ObdError(f"{where}: its on-policy buffer holds {sorted(state.get('buffer', {}))}, the config's "
+                           f"onpolicy settings need {sorted(names)}")
+        size = int(state["size"])
+        if size > self.config.capacity:
+            raise ObdError(f"{where}: its on-policy buffer holds {size} states, above onpolicy.capacity "
+                           f"{self.config.capacity}")
+        for name, value in state["buffer"].items():
+            self.buffer[name].zero_()
+            self.buffer[name][:size] = value.to(self.device)
+        self.size, self.head, self.visited = size, int(state["head"]), int(state.get("visited", size))

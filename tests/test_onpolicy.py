@@ -1,0 +1,150 @@
+"""On-policy states (``onpolicy.*``, obd.distill.onpolicy): rollouts of the inner loop's student fill a buffer
+of teacher-labelled states, the outer batch's last rows come from it, the teacher is asked once per visited
+state, the Q modes, resume bit-identical, and config errors. Hopper dims, a few rollouts of a few steps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_coverage import CountingTeacher
+from test_distill import tiny_config
+
+from obd.data.dataset import TransitionDataset
+from obd.distill.onpolicy import rollout_seed
+from obd.distill.run import resume, start
+from obd.envs import make_env
+from obd.errors import ObdError
+from obd.run_folder import latest_checkpoint
+
+torch.set_num_threads(1)
+OBS, ACT = 11, 3
+
+
+class HopperTeacher(CountingTeacher):
+    """The counting tiny teacher with hopper's dims."""
+
+    def __init__(self, **kw):
+        super().__init__(obs_dim=OBS, **kw)
+        g = torch.Generator().manual_seed(3)
+        self.act_dim = ACT
+        self.w = torch.randn(OBS, ACT, generator=g)
+        self.wq = torch.randn(OBS + ACT, generator=g)
+
+
+def hopper_data(n: int = 200, task: str | None = "hopper") -> TransitionDataset:
+    """Hopper-shaped states near the env's reset state, so a rollout's states and the data's overlap."""
+    rng = np.random.default_rng(0)
+    obs = (rng.normal(size=(n, OBS)) * 0.1 + np.r_[1.25, np.zeros(OBS - 1)]).astype(np.float32)
+    act = np.tanh(rng.normal(size=(n, ACT))).astype(np.float32)
+    return TransitionDataset(obs, act, rng.normal(size=n), obs + 0.01, np.zeros(n, bool), np.arange(0, n, 50),
+                             task=task, source="hopper-tiny")
+
+
+def onpolicy_config(**kw):
+    base = {"onpolicy.share": 0.25, "onpolicy.every": 2, "onpolicy.max_steps": 7, "onpolicy.capacity": 20,
+            "outer.schedule": "constant"}
+    return tiny_config(**{**base, **kw})
+
+
+def test_rollouts_fill_the_buffer_and_replace_the_last_rows_of_the_batch():
+    data, teacher = hopper_data(), HopperTeacher()
+    d = onpolicy_config().create(data, teacher, progress=False)
+    assert d.onpolicy.rows(16) == 0  # nothing visited yet: the batch is all real states
+    metrics = d.step()
+    # step 0 is due: at most 7 env steps of one episode, each state labelled once
+    visited = d.onpolicy.size
+    assert 1 <= visited <= 7 and metrics["onpolicy_length"] == visited
+    # the first visited state is the reset state of the episode the run's seed and the step name
+    env = make_env("hopper")
+    first = env.reset(seed=rollout_seed(d.config.seed, 0, 1))[0]
+    env.close()
+    torch.testing.assert_close(d.onpolicy.buffer["states"][0],
+                               torch.as_tensor(np.asarray(data.normalizer.normalize(first[None]), np.float32)[0]))
+    assert d.onpolicy.rows(16) == 4
+    g = torch.Generator().manual_seed(5)
+    states, targets = d.real_states[:16].clone(), torch.zeros(16, ACT)
+    weights = torch.full((16,), 3.0)
+    s, t, w, clean = d.onpolicy.apply(states, targets, weights, states.clone(), g)
+    assert torch.equal(s[:12], states[:12]) and torch.equal(t[:12], targets[:12]) and torch.equal(w[:12], weights[:12])
+    buffer = d.onpolicy.buffer["states"][:visited]
+    assert all(any(torch.equal(row, b) for b in buffer) for row in s[12:])
+    assert torch.equal(clean[12:], s[12:])
+    # q=mean: a visited state gets Av-PBC's average weight, beta times the dataset's mean Q
+    torch.testing.assert_close(w[12:], torch.full((4,), d.config.beta * float(d.objective.q_values.mean())))
+    assert not d.step().get("onpolicy_length")  # step 1 is not due
+    d.step()
+    assert d.onpolicy.visited > visited
+
+
+@pytest.mark.parametrize("stochastic", [True, False])
+@pytest.mark.parametrize("q", ["state", "mean"])
+def test_teacher_is_asked_once_per_visited_state(stochastic, q):
+    data, teacher = hopper_data(), HopperTeacher(stochastic=stochastic)
+    d = onpolicy_config(**{"onpolicy.q": q}).create(data, teacher, progress=False)
+    teacher.reset()
+    raw = np.asarray(data.observations[:9])
+    d.onpolicy.add(raw)
+    labels = "mean_std" if stochastic else "act"
+    assert teacher.calls[labels] == [9]
+    assert teacher.calls["q"] == ([9] if q == "state" else [])
+    if q == "state":
+        expected = teacher.q(raw, teacher.act(raw))
+        torch.testing.assert_close(d.onpolicy.buffer["q"][:9], expected)
+
+
+def test_the_buffer_keeps_the_last_capacity_states():
+    data, teacher = hopper_data(), HopperTeacher()
+    d = onpolicy_config(**{"onpolicy.capacity": 5}).create(data, teacher, progress=False)
+    raw = np.asarray(data.observations[:12])
+    d.onpolicy.add(raw[:3])
+    d.onpolicy.add(raw[3:12])
+    assert d.onpolicy.size == 5 and d.onpolicy.visited == 8  # the second call keeps its last 5
+    kept = d.onpolicy.buffer["states"]
+    expected = torch.as_tensor(np.asarray(data.normalizer.normalize(raw[7:12]), np.float32))
+    assert sorted(map(tuple, kept.tolist())) == sorted(map(tuple, expected.tolist()))
+
+
+def test_rollout_seeds_are_the_runs_own():
+    seeds = {rollout_seed(seed, step, 2) for seed in range(3) for step in range(0, 200, 10)}
+    assert len(seeds) == 60 and min(seeds) > 0
+
+
+def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path):
+    data, teacher = hopper_data(), HopperTeacher()
+    full = start(onpolicy_config(), tmp_path / "full", data, teacher, progress=False)
+    off = start(onpolicy_config(**{"onpolicy.share": 0.0}), tmp_path / "off", data, teacher, progress=False)
+    assert not torch.equal(full.states, off.states)
+    start(onpolicy_config(outer_steps=3), tmp_path / "half", data, teacher, progress=False)
+    assert latest_checkpoint(tmp_path / "half")[0] == 3
+    resumed = resume(tmp_path / "half", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
+    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
+
+    def rows(run):
+        return [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in rows("full")] == [r["loss"] for r in rows("half")]
+    assert [r.get("onpolicy_score") for r in rows("full")] == [r.get("onpolicy_score") for r in rows("half")]
+    with pytest.raises(ObdError, match="resume with onpolicy.share=0.0 but the run started with 0.25"):
+        resume(tmp_path / "half", ["outer_steps=6", "onpolicy.share=0"], dataset=data, teacher=teacher,
+               progress=False)
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"onpolicy.share": 1.0}, "onpolicy.share.*\\[0, 1\\)"),
+    ({"onpolicy.share": -0.1}, "onpolicy.share"),
+    ({"onpolicy.every": 0}, "onpolicy.every.*>= 1"),
+    ({"onpolicy.capacity": 0}, "onpolicy.capacity"),
+    ({"onpolicy.max_steps": -1}, "onpolicy.max_steps.*>= 0"),
+    ({"objective": "dbc"}, "onpolicy.share.*teacher-based"),
+])
+def test_config_errors_name_the_key(override, message):
+    with pytest.raises(ObdError, match=message):
+        onpolicy_config(**override).validate()
+
+
+@pytest.mark.parametrize("task,message", [(None, "names none"), ("walker2d", "do not match task 'walker2d'")])
+def test_a_dataset_without_its_simulator_is_refused(task, message):
+    with pytest.raises(ObdError, match=f"onpolicy.share.*{message}|{message}"):
+        onpolicy_config().create(hopper_data(task=task), HopperTeacher(), progress=False)
