@@ -60,9 +60,14 @@ class OnPolicyStates:
                  obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False):
         if not task:
             raise ObdError("config key 'onpolicy.share': on-policy states need the dataset's task (a simulator to "
-                           "roll students out in), and the dataset names none")
-        self.spec = get_task(task)
-        check_dims(self.spec, obs_dim, act_dim, "config key 'onpolicy.share'")
+                           "roll students out in), and the dataset names none; pass onpolicy.share=0 to distill "
+                           "without them")
+        try:
+            self.spec = get_task(task)
+            check_dims(self.spec, obs_dim, act_dim, "the dataset")
+        except ObdError as err:
+            raise ObdError(f"config key 'onpolicy.share': {err}; pass onpolicy.share=0 to distill without "
+                           f"on-policy states") from None
         self.config, self.teacher, self.normalizer, self.objective = config, teacher, normalizer, objective
         self.act_dim, self.seed, self.device, self.q_clip = act_dim, seed, device, q_clip
         self.stochastic = objective.teacher_mean is not None
