@@ -96,7 +96,7 @@ def rollout(task: str, policy: PolicyFn, num_policies: int = 1, episodes: int = 
     while alive.any():
         live = np.flatnonzero(alive)
         if observer is not None:
-            observer(obs[live].copy())
+            observer(obs[live])  # fancy indexing copies, so the observer may keep it
         x = obs[live] if normalizer is None else np.asarray(normalizer.normalize(obs[live]), dtype=np.float32)
         act = policy(torch.as_tensor(x, device=device), idx_t[live]).detach().cpu().numpy()
         act = np.clip(act, low, high)
