@@ -4,6 +4,7 @@ state, the Q modes, resume bit-identical, and config errors. Hopper dims, a few 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from test_coverage import CountingTeacher
 from test_distill import tiny_config
 
 from obd.data.dataset import TransitionDataset
-from obd.distill.onpolicy import rollout_seed
+from obd.distill.onpolicy import NoveltyTest, rollout_seed
 from obd.distill.run import resume, start
 from obd.envs import make_env
 from obd.errors import ObdError
@@ -107,13 +108,47 @@ def test_the_buffer_keeps_the_last_capacity_states():
     assert sorted(map(tuple, kept.tolist())) == sorted(map(tuple, expected.tolist()))
 
 
+def test_novelty_tells_states_off_the_data_from_states_on_it():
+    data = hopper_data(n=400)
+    real = torch.as_tensor(np.asarray(data.normalizer.normalize(data.observations), np.float32))
+    test = NoveltyTest(real, 0.9, seed=0)
+    assert test.threshold == NoveltyTest(real, 0.9, seed=0).threshold  # from the seed alone
+    held_out = test(real.numpy())
+    assert 0.0 < held_out.mean() < 0.15  # about a tenth of the data lies beyond its own 0.9-quantile
+    assert test((real[:50] + 10.0).numpy()).all()
+
+
+def test_a_visited_state_on_the_data_leaves_the_data_row_in_place():
+    data, teacher = hopper_data(), HopperTeacher()
+    d = onpolicy_config(**{"onpolicy.novelty": 0.9}).create(data, teacher, progress=False)
+    raw = np.asarray(data.observations[:6])
+    far = raw.copy()
+    far[:, 1:] += 50.0
+    d.onpolicy.add(np.concatenate([raw[:3], far[:3]]))
+    assert d.onpolicy.buffer["novel"][:6].tolist() == [0, 0, 0, 1, 1, 1]
+    states, targets = d.real_states[:64].clone(), torch.zeros(64, ACT)
+    weights = torch.full((64,), 3.0)
+    s, t, w, clean = d.onpolicy.apply(states, targets, weights, states.clone(), torch.Generator().manual_seed(5))
+    replaced = (s != states).any(-1)
+    assert not replaced[:48].any() and 0 < replaced[48:].sum() < 16
+    novel = d.onpolicy.buffer["states"][3:6]
+    assert all(any(torch.equal(row, b) for b in novel) for row in s[replaced])
+    assert torch.equal(t[~replaced], targets[~replaced]) and torch.equal(w[~replaced], weights[~replaced])
+    assert torch.equal(clean[replaced], s[replaced])
+    assert (t[replaced] != 0).any(-1).all()  # the teacher's action at the visited state
+    metrics = d.step()
+    assert 0.0 <= metrics["onpolicy_novel"] <= 1.0
+
+
 def test_rollout_seeds_are_the_runs_own():
     seeds = {rollout_seed(seed, step, 2) for seed in range(3) for step in range(0, 200, 10)}
     assert len(seeds) == 60 and min(seeds) > 0
 
 
-def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("novelty", [0.0, 0.5])
+def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path, novelty):
     data, teacher = hopper_data(), HopperTeacher()
+    onpolicy_config = functools.partial(globals()["onpolicy_config"], **{"onpolicy.novelty": novelty})
     full = start(onpolicy_config(), tmp_path / "full", data, teacher, progress=False)
     off = start(onpolicy_config(**{"onpolicy.share": 0.0}), tmp_path / "off", data, teacher, progress=False)
     assert not torch.equal(full.states, off.states)
@@ -137,6 +172,7 @@ def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path):
     ({"onpolicy.every": 0}, "onpolicy.every.*>= 1"),
     ({"onpolicy.capacity": 0}, "onpolicy.capacity"),
     ({"onpolicy.max_steps": -1}, "onpolicy.max_steps.*>= 0"),
+    ({"onpolicy.novelty": 1.0}, "onpolicy.novelty.*quantile in \\[0, 1\\)"),
     ({"objective": "dbc"}, "onpolicy.share.*teacher-based"),
 ])
 def test_config_errors_name_the_key(override, message):

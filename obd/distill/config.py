@@ -105,7 +105,10 @@ class OnPolicyConfig:
     knows). ``share`` of every outer batch drawn from the buffer of visited states (0 = off); every ``every``
     outer steps the inner loop's trained student plays ``episodes`` episodes (at most ``max_steps`` env steps
     each, 0 = the task's limit); the buffer keeps the last ``capacity`` visited states. ``q``: the Q in
-    Av-PBC's weight at a visited state, ``state`` Q1(s, pi*(s)) there or ``mean`` the dataset's mean Q."""
+    Av-PBC's weight at a visited state, ``state`` Q1(s, pi*(s)) there or ``mean`` the dataset's mean Q.
+    ``novelty`` q in (0, 1): a drawn visited state takes its batch row only when it lies farther from the
+    data than the q-quantile of the data's own nearest-neighbour distances, otherwise the data row stays
+    (0 = every visited state takes its row)."""
 
     share: float = 0.0
     every: int = 25
@@ -113,11 +116,15 @@ class OnPolicyConfig:
     max_steps: int = 0
     capacity: int = 20_000
     q: Literal["state", "mean"] = "mean"
+    novelty: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`ObdError` naming the first ``onpolicy.*`` key with an invalid value."""
         if not (is_number(self.share) and 0 <= self.share < 1):
             raise ObdError(f"config key 'onpolicy.share': expected a share in [0, 1) (0 = off), got {self.share!r}")
+        if not (is_number(self.novelty) and 0 <= self.novelty < 1):
+            raise ObdError(f"config key 'onpolicy.novelty': expected a quantile in [0, 1) (0 = off), got "
+                           f"{self.novelty!r}")
         for name, low in (("every", 1), ("episodes", 1), ("capacity", 1), ("max_steps", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from obd.data.dataset import Normalizer
-from obd.distill.objectives import query_teacher, teacher_mean_std
+from obd.distill.objectives import query_teacher, teacher_mean_std, teacher_sample
 
 #: offset of the numpy seed the initial set's perturbation draws from (the run's seed + this), so it never
 #: reuses the stream that picks the initial pairs
@@ -130,8 +130,7 @@ class OuterCoverage:
         if self.objective.teacher_mean is not None:
             mean, std = _ask(lambda s: teacher_mean_std(self.teacher, s), raw, self.device, "teacher mean/std",
                              2 * act_dim).chunk(2, -1)
-            eps = torch.randn(mean.shape, generator=generator, device=self.device)
-            new_targets = torch.tanh(mean + std * eps)
+            new_targets = teacher_sample(mean, std, generator)
         else:
             new_targets = action = _ask(self.teacher.act, raw, self.device, "teacher actions", act_dim)
         states = torch.cat([new_states, states[n:]])

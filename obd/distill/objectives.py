@@ -109,6 +109,13 @@ def teacher_mean_std(teacher: Any, states: Any) -> torch.Tensor:
     return torch.cat(parts, -1)
 
 
+def teacher_sample(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A reparameterized sample tanh(mean + std * eps), eps ~ N(0, I) from ``generator``, of a stochastic
+    teacher's pi*(.|s) given its pre-tanh ``mean`` and ``std`` (B, act)."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return torch.tanh(mean + std * eps)
+
+
 @dataclass(frozen=True)
 class Objective:
     """An outer objective with its precomputed per-state tensors (all on the engine device, length N_real),
@@ -131,9 +138,7 @@ class Objective:
         if self.name == "dbc":
             target = self.dataset_actions[idx]
         elif self.teacher_mean is not None:
-            mean, std = self.teacher_mean[idx], self.teacher_std[idx]
-            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            target = torch.tanh(mean + std * eps)
+            target = teacher_sample(self.teacher_mean[idx], self.teacher_std[idx], generator)
         else:
             target = self.teacher_action[idx]
         return target, self.weights(idx)

@@ -16,6 +16,14 @@ action otherwise); Av-PBC's and SDW's weight beta * Q uses, by ``q``: ``state`` 
 ``mean`` the dataset's mean Q (a state where a student is about to fall has a low Q, and it is the state
 whose error matters most; SDW's density weights have mean 1, so such a state gets 1).
 
+With ``novelty`` q > 0 only the visited states off the data count: a visited state is novel when its
+distance to the nearest of a reference sample of dataset states (normalized units, scikit-learn nearest
+neighbours) exceeds the q-quantile of the same distance for held-out dataset states. A drawn visited state
+that is not novel leaves the batch's data row in place. So the share ``share`` is a draw from the states
+the students visit in which the ones the data already has are served by the data itself: where students
+stay on the data (halfcheetah runs its own gait for all 1,000 steps) the batch stays the data's, and where
+they leave it (a hopper about to fall) the teacher's labels there enter.
+
 The episodes start from ``reset(seed=...)`` seeded by the run's seed and the outer step, and the policy is
 deterministic, so a rollout draws nothing from the engine's generator; the buffer is part of the
 checkpoint, so a resumed run is bit-identical.
@@ -30,7 +38,7 @@ import torch
 
 from obd.data.dataset import Normalizer
 from obd.distill.inner import student_action
-from obd.distill.objectives import query_teacher, teacher_mean_std
+from obd.distill.objectives import query_teacher, teacher_mean_std, teacher_sample
 from obd.distill.registry import OBJECTIVES
 from obd.envs import check_dims, get_task
 from obd.errors import ObdError
@@ -38,11 +46,38 @@ from obd.errors import ObdError
 #: episode e of the rollout at outer step k starts from reset(seed = seed * SEED_STRIDE + k * episodes + e),
 #: so no two rollouts of one run, nor the evaluation's seeds 0.., share an initial state
 SEED_STRIDE = 1_000_003
+#: dataset states the novelty test measures against, and held-out ones that set its threshold
+NOVELTY_REFERENCE, NOVELTY_HELD_OUT = 50_000, 5_000
 
 
 def rollout_seed(seed: int, step: int, episodes: int) -> int:
     """The env seed of the first episode of the rollout at outer ``step`` of a run seeded ``seed``."""
     return (seed * SEED_STRIDE + step * episodes + 1) % (2 ** 31 - episodes)
+
+
+class NoveltyTest:
+    """Whether states lie off the data: distance to the nearest of up to ``NOVELTY_REFERENCE`` dataset states
+    ``real_states`` (N, obs, normalized) above the ``quantile`` of that distance for up to ``NOVELTY_HELD_OUT``
+    other dataset states. The two samples are drawn from ``seed`` alone (not the engine's generator), so a
+    resumed run rebuilds the same test."""
+
+    def __init__(self, real_states: torch.Tensor, quantile: float, seed: int):
+        from sklearn.neighbors import NearestNeighbors
+
+        data = real_states.detach().cpu().numpy().astype(np.float64)
+        order = np.random.default_rng(seed).permutation(len(data))
+        held = min(NOVELTY_HELD_OUT, max(1, len(data) // 5))
+        reference = data[order[held:held + NOVELTY_REFERENCE]]
+        self.index = NearestNeighbors(n_neighbors=1).fit(reference)
+        self.threshold = float(np.quantile(self.distance(data[order[:held]]), quantile))
+
+    def distance(self, states: np.ndarray) -> np.ndarray:
+        """(n,) distance of each normalized state (n, obs) to its nearest reference state."""
+        return self.index.kneighbors(np.asarray(states, dtype=np.float64))[0][:, 0]
+
+    def __call__(self, states: np.ndarray) -> np.ndarray:
+        """(n,) bool: which normalized states (n, obs) are farther from the data than the threshold."""
+        return self.distance(states) > self.threshold
 
 
 class OnPolicyStates:
@@ -51,13 +86,15 @@ class OnPolicyStates:
 
     ``config`` is the run's :class:`obd.distill.config.OnPolicyConfig`; ``task`` the dataset's task (a
     simulator obd knows); ``teacher`` a TeacherLike taking raw states; ``objective`` the run's
-    :class:`obd.distill.objectives.Objective`. Buffer tensors live on ``device``: ``states`` (C, obs)
-    normalized, and by teacher kind ``mean``/``std`` or ``action`` (C, act), and ``q`` (C,) for Q-weighted
-    objectives.
+    :class:`obd.distill.objectives.Objective`; ``real_states`` (N, obs) the normalized dataset states (read
+    only with ``novelty``). Buffer tensors live on ``device``: ``states`` (C, obs) normalized, by teacher kind
+    ``mean``/``std`` or ``action`` (C, act), ``q`` (C,) for Q-weighted objectives and ``novel`` (C,) 1/0
+    with ``novelty``.
     """
 
     def __init__(self, config: Any, task: str | None, teacher: Any, normalizer: Normalizer, objective: Any,
-                 obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False):
+                 obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False,
+                 real_states: torch.Tensor | None = None):
         if not task:
             raise ObdError("config key 'onpolicy.share': on-policy states need the dataset's task (a simulator to "
                            "roll students out in), and the dataset names none; pass onpolicy.share=0 to distill "
@@ -80,6 +117,12 @@ class OnPolicyStates:
             self.buffer[name] = torch.zeros((cap, act_dim), device=device)
         if self.q_weighted:
             self.buffer["q"] = torch.zeros(cap, device=device)
+        self.novelty = None
+        if config.novelty > 0:
+            if real_states is None:
+                raise ValueError("onpolicy.novelty needs the dataset's states")
+            self.novelty = NoveltyTest(real_states, config.novelty, seed)
+            self.buffer["novel"] = torch.zeros(cap, device=device)
         self.size = 0
         self.head = 0
         self.visited = 0  # states visited over the run (the buffer keeps the last ``capacity``)
@@ -97,7 +140,7 @@ class OnPolicyStates:
     def collect(self, params: list[torch.Tensor], step: int) -> dict[str, float]:
         """Roll out the first student of ``params`` (the inner loop's trained students) for ``episodes``
         episodes, label the visited states and add them; returns the rollout's mean episode length and
-        normalized score."""
+        normalized score (and with ``novelty`` the share of its states off the data)."""
         from obd.envs.rollout import rollout
 
         first = [p[:1].detach() for p in params]
@@ -110,15 +153,24 @@ class OnPolicyStates:
         result = rollout(self.spec.name, policy, 1, cfg.episodes, normalizer=self.normalizer,
                          seed=rollout_seed(self.seed, step, cfg.episodes), device=self.device,
                          max_steps=cfg.max_steps or None, observer=seen.append)
-        self.add(np.concatenate(seen).astype(np.float32))
-        return {"onpolicy_length": float(result.lengths.mean()), "onpolicy_score": float(result.scores.mean())}
+        novel = self.add(np.concatenate(seen).astype(np.float32))
+        out = {"onpolicy_length": float(result.lengths.mean()), "onpolicy_score": float(result.scores.mean())}
+        if novel is not None:
+            out["onpolicy_novel"] = novel
+        return out
 
-    def add(self, raw: np.ndarray) -> None:
-        """Label raw states (n, obs) with the teacher and put them in the buffer (the oldest make way)."""
+    def add(self, raw: np.ndarray) -> float | None:
+        """Label raw states (n, obs) with the teacher and put them in the buffer (the oldest make way);
+        returns the share of them off the data with ``novelty`` (None without)."""
         raw = raw[-self.config.capacity:]
         n = len(raw)
-        labels = {"states": torch.as_tensor(np.asarray(self.normalizer.normalize(raw), dtype=np.float32),
-                                            device=self.device)}
+        normalized = np.asarray(self.normalizer.normalize(raw), dtype=np.float32)
+        labels = {"states": torch.as_tensor(normalized, device=self.device)}
+        novel_share = None
+        if self.novelty is not None:
+            novel = self.novelty(normalized)
+            labels["novel"] = torch.as_tensor(novel, dtype=torch.float32, device=self.device)
+            novel_share = float(novel.mean()) if n else 0.0
         ask = dict(chunk=max(n, 1), device=self.device, progress=False, what="visited states")
         if self.stochastic:
             both = query_teacher(lambda s: teacher_mean_std(self.teacher, s), raw, desc="teacher mean/std",
@@ -141,6 +193,7 @@ class OnPolicyStates:
         self.head = (self.head + n) % self.config.capacity
         self.size = min(self.size + n, self.config.capacity)
         self.visited += n
+        return novel_share
 
     # ------------------------------------------------------------------ using it
     def apply(self, states: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
@@ -148,25 +201,34 @@ class OnPolicyStates:
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The outer batch with its last :meth:`rows` rows replaced by buffer draws: states (B, obs), targets
         (B, act), weights (B,) or None, and the clean states (B, obs) ``value_metric.at=clean`` reads (a
-        visited state is its own clean state)."""
+        visited state is its own clean state). With ``novelty`` a drawn state on the data keeps the data row."""
         m = self.rows(len(states))
         if m == 0:
             return states, targets, weights, clean_states
         pick = torch.randint(self.size, (m,), generator=generator, device=self.device)
         new_states = self.buffer["states"][pick]
         if self.stochastic:
-            mean, std = self.buffer["mean"][pick], self.buffer["std"][pick]
-            eps = torch.randn(mean.shape, generator=generator, device=self.device)
-            new_targets = torch.tanh(mean + std * eps)
+            new_targets = teacher_sample(self.buffer["mean"][pick], self.buffer["std"][pick], generator)
         else:
             new_targets = self.buffer["action"][pick]
         keep = len(states) - m
-        states = torch.cat([states[:keep], new_states])
-        targets = torch.cat([targets[:keep], new_targets])
-        clean_states = torch.cat([clean_states[:keep], new_states])
+        new_weights = None
         if weights is not None:
             new_weights = self.objective.beta * self.buffer["q"][pick] if self.q_weighted else \
                 torch.ones(m, device=self.device)
+        if self.novelty is not None:
+            take = self.buffer["novel"][pick].bool()
+            new_states = torch.where(take[:, None], new_states, states[keep:])
+            new_targets = torch.where(take[:, None], new_targets, targets[keep:])
+            new_clean = torch.where(take[:, None], new_states, clean_states[keep:])
+            if weights is not None:
+                new_weights = torch.where(take, new_weights, weights[keep:])
+        else:
+            new_clean = new_states
+        states = torch.cat([states[:keep], new_states])
+        targets = torch.cat([targets[:keep], new_targets])
+        clean_states = torch.cat([clean_states[:keep], new_clean])
+        if weights is not None:
             weights = torch.cat([weights[:keep], new_weights])
         return states, targets, weights, clean_states
 
