@@ -14,7 +14,7 @@ from test_coverage import CountingTeacher
 from test_distill import tiny_config
 
 from obd.data.dataset import TransitionDataset
-from obd.distill.onpolicy import NoveltyTest, rollout_seed
+from obd.distill.onpolicy import NoveltyTest, rollout_seed, teacher_rollout_seed
 from obd.distill.run import resume, start
 from obd.envs import make_env
 from obd.errors import ObdError
@@ -140,15 +140,38 @@ def test_a_visited_state_on_the_data_leaves_the_data_row_in_place():
     assert 0.0 <= metrics["onpolicy_novel"] <= 1.0
 
 
+def test_the_teachers_own_states_fill_the_rows_before_the_students():
+    data, teacher = hopper_data(), HopperTeacher()
+    cfg = onpolicy_config(**{"onpolicy.share": 0.0, "onpolicy.teacher_share": 0.25, "onpolicy.teacher_episodes": 2})
+    d = cfg.create(data, teacher, progress=False)
+    pool = d.onpolicy.teacher_pool
+    n = len(pool["states"])
+    assert 2 <= n <= 14  # two episodes of at most onpolicy.max_steps = 7 env steps
+    # labelled once, in one call for all of the teacher's states (the rollout itself asks for actions only)
+    assert teacher.calls["mean_std"][1:] == [n] and all(c <= 2 for c in teacher.calls["act"][1:])
+    env = make_env("hopper")
+    first = env.reset(seed=teacher_rollout_seed(d.config.seed, 2))[0]
+    env.close()
+    torch.testing.assert_close(pool["states"][0],
+                               torch.as_tensor(np.asarray(data.normalizer.normalize(first[None]), np.float32)[0]))
+    torch.testing.assert_close(pool["q"], torch.full((n,), float(d.objective.q_values.mean())))  # q=mean
+    assert d.onpolicy.rows(16) == 0 and d.onpolicy.teacher_rows(16) == 4
+    states, targets = d.real_states[:16].clone(), torch.zeros(16, ACT)
+    s, t, w, clean = d.onpolicy.apply(states, targets, torch.ones(16), states.clone(), torch.Generator().manual_seed(5))
+    assert torch.equal(s[:12], states[:12]) and torch.equal(t[:12], targets[:12])
+    assert all(any(torch.equal(row, b) for b in pool["states"]) for row in s[12:])
+    assert not d.step().get("onpolicy_length")  # no student is rolled out without onpolicy.share
+
+
 def test_rollout_seeds_are_the_runs_own():
     seeds = {rollout_seed(seed, step, 2) for seed in range(3) for step in range(0, 200, 10)}
     assert len(seeds) == 60 and min(seeds) > 0
 
 
-@pytest.mark.parametrize("novelty", [0.0, 0.5])
-def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path, novelty):
+@pytest.mark.parametrize("extra", [{}, {"onpolicy.novelty": 0.5, "onpolicy.teacher_share": 0.25}])
+def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path, extra):
     data, teacher = hopper_data(), HopperTeacher()
-    onpolicy_config = functools.partial(globals()["onpolicy_config"], **{"onpolicy.novelty": novelty})
+    onpolicy_config = functools.partial(globals()["onpolicy_config"], **extra)
     full = start(onpolicy_config(), tmp_path / "full", data, teacher, progress=False)
     off = start(onpolicy_config(**{"onpolicy.share": 0.0}), tmp_path / "off", data, teacher, progress=False)
     assert not torch.equal(full.states, off.states)
@@ -173,6 +196,10 @@ def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path, novelty)
     ({"onpolicy.capacity": 0}, "onpolicy.capacity"),
     ({"onpolicy.max_steps": -1}, "onpolicy.max_steps.*>= 0"),
     ({"onpolicy.novelty": 1.0}, "onpolicy.novelty.*quantile in \\[0, 1\\)"),
+    ({"onpolicy.teacher_share": 0.75}, "onpolicy.teacher_share.*\\[0, 1 - onpolicy.share\\)"),
+    ({"onpolicy.teacher_episodes": 0}, "onpolicy.teacher_episodes.*>= 1"),
+    ({"onpolicy.share": 0.0, "onpolicy.teacher_share": 0.2, "objective": "dbc"},
+     "onpolicy.teacher_share.*teacher-based"),
     ({"objective": "dbc"}, "onpolicy.share.*teacher-based"),
 ])
 def test_config_errors_name_the_key(override, message):
@@ -185,3 +212,9 @@ def test_config_errors_name_the_key(override, message):
 def test_a_dataset_without_its_simulator_is_refused(task, message):
     with pytest.raises(ObdError, match=f"^config key 'onpolicy.share': .*{message}.*onpolicy.share=0"):
         onpolicy_config().create(hopper_data(task=task), HopperTeacher(), progress=False)
+
+
+def test_teacher_states_alone_name_their_key_when_refused():
+    cfg = onpolicy_config(**{"onpolicy.share": 0.0, "onpolicy.teacher_share": 0.2})
+    with pytest.raises(ObdError, match="^config key 'onpolicy.teacher_share': .*onpolicy.teacher_share=0"):
+        cfg.create(hopper_data(task=None), HopperTeacher(), progress=False)

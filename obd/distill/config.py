@@ -108,7 +108,8 @@ class OnPolicyConfig:
     Av-PBC's weight at a visited state, ``state`` Q1(s, pi*(s)) there or ``mean`` the dataset's mean Q.
     ``novelty`` q in (0, 1): a drawn visited state takes its batch row only when it lies farther from the
     data than the q-quantile of the data's own nearest-neighbour distances, otherwise the data row stays
-    (0 = every visited state takes its row)."""
+    (0 = every visited state takes its row). ``teacher_share`` of every outer batch drawn from the states
+    of ``teacher_episodes`` episodes the teacher plays once, before the first outer step (0 = off)."""
 
     share: float = 0.0
     every: int = 25
@@ -117,6 +118,18 @@ class OnPolicyConfig:
     capacity: int = 20_000
     q: Literal["state", "mean"] = "mean"
     novelty: float = 0.0
+    teacher_share: float = 0.0
+    teacher_episodes: int = 5
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any rollout states enter the outer batch."""
+        return self.share > 0 or self.teacher_share > 0
+
+    @property
+    def key(self) -> str:
+        """The key that turned the rollout states on, for error messages."""
+        return "onpolicy.share" if self.share > 0 or self.teacher_share == 0 else "onpolicy.teacher_share"
 
     def validate(self) -> None:
         """Raise :class:`ObdError` naming the first ``onpolicy.*`` key with an invalid value."""
@@ -125,7 +138,11 @@ class OnPolicyConfig:
         if not (is_number(self.novelty) and 0 <= self.novelty < 1):
             raise ObdError(f"config key 'onpolicy.novelty': expected a quantile in [0, 1) (0 = off), got "
                            f"{self.novelty!r}")
-        for name, low in (("every", 1), ("episodes", 1), ("capacity", 1), ("max_steps", 0)):
+        if not (is_number(self.teacher_share) and 0 <= self.teacher_share < 1 - self.share):
+            raise ObdError(f"config key 'onpolicy.teacher_share': expected a share in [0, 1 - onpolicy.share) "
+                           f"(0 = off), got {self.teacher_share!r} with onpolicy.share {self.share!r}")
+        for name, low in (("every", 1), ("episodes", 1), ("capacity", 1), ("max_steps", 0),
+                          ("teacher_episodes", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ObdError(f"config key 'onpolicy.{name}': expected an integer >= {low}, got {value!r}")
@@ -321,9 +338,9 @@ class DistillConfig:
             raise ObdError(f"config key 'coverage': perturbed states are labelled by the teacher, so they need "
                            f"objective {'/'.join(teacher_based)}, got objective={self.objective}")
         self.onpolicy.validate()
-        if self.onpolicy.share > 0 and not OBJECTIVES[self.objective].needs_teacher:
-            raise ObdError(f"config key 'onpolicy.share': visited states are labelled by the teacher, so they need a "
-                           f"teacher-based objective, got objective={self.objective}")
+        if self.onpolicy.enabled and not OBJECTIVES[self.objective].needs_teacher:
+            raise ObdError(f"config key '{self.onpolicy.key}': visited states are labelled by the teacher, so they "
+                           f"need a teacher-based objective, got objective={self.objective}")
         self.value_metric.validate()
         if self.value_metric.step > 0 and not OBJECTIVES[self.objective].needs_teacher:
             raise ObdError(f"config key 'value_metric.step': the metric is the teacher critic's, so it needs a "

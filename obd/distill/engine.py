@@ -193,7 +193,7 @@ class Distiller:
         #: ``onpolicy``: the buffer of states the students' rollouts visit, with teacher labels (None when off)
         self.onpolicy = OnPolicyStates(cfg.onpolicy, dataset.task, teacher, self.normalizer, self.objective,
                                        self.obs_dim, self.act_dim, cfg.seed, self.device, cfg.q_clip,
-                                       self.real_states) if cfg.onpolicy.share > 0 else None
+                                       self.real_states) if cfg.onpolicy.enabled else None
         self.rollout_metrics: dict[str, float] = {}
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)

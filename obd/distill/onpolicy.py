@@ -24,6 +24,13 @@ the students visit in which the ones the data already has are served by the data
 stay on the data (halfcheetah runs its own gait for all 1,000 steps) the batch stays the data's, and where
 they leave it (a hopper about to fall) the teacher's labels there enter.
 
+With ``teacher_share`` > 0 the teacher itself plays ``teacher_episodes`` episodes once, before the first
+outer step, and a share ``teacher_share`` of every outer batch (the rows before the students' ones) is drawn
+from the states it visits, labelled as above: the set is then trained for the teacher's state distribution
+d^{pi*} as well as the data's, the distribution behavior cloning's error bounds are taken over. On data
+where the teacher's gait is rare (medium-replay, the medium half of medium-expert) the uniform outer batch
+spends most of its rows elsewhere.
+
 The episodes start from ``reset(seed=...)`` seeded by the run's seed and the outer step, and the policy is
 deterministic, so a rollout draws nothing from the engine's generator; the buffer is part of the
 checkpoint, so a resumed run is bit-identical.
@@ -53,6 +60,12 @@ NOVELTY_REFERENCE, NOVELTY_HELD_OUT = 50_000, 5_000
 def rollout_seed(seed: int, step: int, episodes: int) -> int:
     """The env seed of the first episode of the rollout at outer ``step`` of a run seeded ``seed``."""
     return (seed * SEED_STRIDE + step * episodes + 1) % (2 ** 31 - episodes)
+
+
+def teacher_rollout_seed(seed: int, episodes: int) -> int:
+    """The env seed of the teacher's first episode in a run seeded ``seed`` (half a stride from the
+    students' seeds of that run)."""
+    return (seed * SEED_STRIDE + SEED_STRIDE // 2) % (2 ** 31 - episodes)
 
 
 class NoveltyTest:
@@ -95,16 +108,16 @@ class OnPolicyStates:
     def __init__(self, config: Any, task: str | None, teacher: Any, normalizer: Normalizer, objective: Any,
                  obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False,
                  real_states: torch.Tensor | None = None):
+        key = config.key
         if not task:
-            raise ObdError("config key 'onpolicy.share': on-policy states need the dataset's task (a simulator to "
-                           "roll students out in), and the dataset names none; pass onpolicy.share=0 to distill "
-                           "without them")
+            raise ObdError(f"config key '{key}': on-policy states need the dataset's task (a simulator to roll "
+                           f"policies out in), and the dataset names none; pass {key}=0 to distill without them")
         try:
             self.spec = get_task(task)
             check_dims(self.spec, obs_dim, act_dim, "the dataset")
         except ObdError as err:
-            raise ObdError(f"config key 'onpolicy.share': {err}; pass onpolicy.share=0 to distill without "
-                           f"on-policy states") from None
+            raise ObdError(f"config key '{key}': {err}; pass {key}=0 to distill without on-policy "
+                           f"states") from None
         self.config, self.teacher, self.normalizer, self.objective = config, teacher, normalizer, objective
         self.act_dim, self.seed, self.device, self.q_clip = act_dim, seed, device, q_clip
         self.stochastic = objective.teacher_mean is not None
@@ -126,10 +139,15 @@ class OnPolicyStates:
         self.size = 0
         self.head = 0
         self.visited = 0  # states visited over the run (the buffer keeps the last ``capacity``)
+        #: the teacher's own states and their labels (empty without ``teacher_share``)
+        self.teacher_pool: dict[str, torch.Tensor] = {}
+        self.teacher_score = None
+        if config.teacher_share > 0:
+            self.teacher_pool, self.teacher_score = self.teacher_states()
 
     def due(self, step: int) -> bool:
         """Whether the student trained at outer ``step`` (0-based) is rolled out."""
-        return step % self.config.every == 0
+        return self.config.share > 0 and step % self.config.every == 0
 
     def rows(self, batch: int) -> int:
         """The outer batch's rows drawn from the buffer (0 while it is empty)."""
@@ -159,18 +177,49 @@ class OnPolicyStates:
             out["onpolicy_novel"] = novel
         return out
 
+    @torch.no_grad()
+    def teacher_states(self) -> tuple[dict[str, torch.Tensor], float]:
+        """Roll out the teacher's deterministic action for ``teacher_episodes`` episodes and label the states
+        it visits; returns the labels (as :meth:`labels`) and the episodes' mean normalized score."""
+        from obd.envs.rollout import rollout
+
+        seen: list[np.ndarray] = []
+        episodes = self.config.teacher_episodes
+
+        def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(self.teacher.act(obs.cpu().numpy()))
+
+        result = rollout(self.spec.name, policy, 1, episodes, seed=teacher_rollout_seed(self.seed, episodes),
+                         max_steps=self.config.max_steps or None, observer=seen.append)
+        raw = np.concatenate(seen).astype(np.float32)
+        return self.labels(raw, np.asarray(self.normalizer.normalize(raw), dtype=np.float32)), \
+            float(result.scores.mean())
+
     def add(self, raw: np.ndarray) -> float | None:
         """Label raw states (n, obs) with the teacher and put them in the buffer (the oldest make way);
         returns the share of them off the data with ``novelty`` (None without)."""
         raw = raw[-self.config.capacity:]
         n = len(raw)
         normalized = np.asarray(self.normalizer.normalize(raw), dtype=np.float32)
-        labels = {"states": torch.as_tensor(normalized, device=self.device)}
+        labels = self.labels(raw, normalized)
         novel_share = None
         if self.novelty is not None:
             novel = self.novelty(normalized)
             labels["novel"] = torch.as_tensor(novel, dtype=torch.float32, device=self.device)
             novel_share = float(novel.mean()) if n else 0.0
+        slots = (self.head + torch.arange(n, device=self.device)) % self.config.capacity
+        for name, value in labels.items():
+            self.buffer[name][slots] = value.to(self.buffer[name].dtype)
+        self.head = (self.head + n) % self.config.capacity
+        self.size = min(self.size + n, self.config.capacity)
+        self.visited += n
+        return novel_share
+
+    def labels(self, raw: np.ndarray, normalized: np.ndarray) -> dict[str, torch.Tensor]:
+        """The teacher's labels of raw states (n, obs), asked once per state and quantity: ``states`` (n, obs)
+        ``normalized``, ``mean``/``std`` or ``action`` (n, act), and ``q`` (n,) for Q-weighted objectives."""
+        n = len(raw)
+        labels = {"states": torch.as_tensor(normalized, device=self.device)}
         ask = dict(chunk=max(n, 1), device=self.device, progress=False, what="visited states")
         if self.stochastic:
             both = query_teacher(lambda s: teacher_mean_std(self.teacher, s), raw, desc="teacher mean/std",
@@ -187,55 +236,66 @@ class OnPolicyStates:
             labels["q"] = q.clamp_min(0.0) if self.q_clip else q
         elif self.q_weighted:
             labels["q"] = torch.full((n,), self.mean_q, device=self.device)
-        slots = (self.head + torch.arange(n, device=self.device)) % self.config.capacity
-        for name, value in labels.items():
-            self.buffer[name][slots] = value.to(self.buffer[name].dtype)
-        self.head = (self.head + n) % self.config.capacity
-        self.size = min(self.size + n, self.config.capacity)
-        self.visited += n
-        return novel_share
+        return labels
 
     # ------------------------------------------------------------------ using it
+    def teacher_rows(self, batch: int) -> int:
+        """The outer batch's rows drawn from the teacher's own states (0 without ``teacher_share``)."""
+        return int(round(self.config.teacher_share * batch)) if self.teacher_pool else 0
+
+    def _draw(self, pool: dict[str, torch.Tensor], size: int, m: int, generator: torch.Generator,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """m uniform draws from the first ``size`` rows of ``pool``: states (m, obs), targets (m, act), weights
+        (m,) and, when the pool flags them, which drawn states are off the data (m,) bool."""
+        pick = torch.randint(size, (m,), generator=generator, device=self.device)
+        if self.stochastic:
+            targets = teacher_sample(pool["mean"][pick], pool["std"][pick], generator)
+        else:
+            targets = pool["action"][pick]
+        weights = self.objective.beta * pool["q"][pick] if self.q_weighted else torch.ones(m, device=self.device)
+        novel = pool["novel"][pick].bool() if "novel" in pool else None
+        return pool["states"][pick], targets, weights, novel
+
     def apply(self, states: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
               clean_states: torch.Tensor, generator: torch.Generator,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The outer batch with its last :meth:`rows` rows replaced by buffer draws: states (B, obs), targets
+        """The outer batch with its last :meth:`rows` rows replaced by draws from the visited states and the
+        :meth:`teacher_rows` rows before them by draws from the teacher's states: states (B, obs), targets
         (B, act), weights (B,) or None, and the clean states (B, obs) ``value_metric.at=clean`` reads (a
-        visited state is its own clean state). With ``novelty`` a drawn state on the data keeps the data row."""
-        m = self.rows(len(states))
-        if m == 0:
+        visited state is its own clean state). With ``novelty`` a drawn visited state on the data keeps the
+        data row."""
+        batch = len(states)
+        m = self.rows(batch)
+        t = self.teacher_rows(batch)
+        if m == 0 and t == 0:
             return states, targets, weights, clean_states
-        pick = torch.randint(self.size, (m,), generator=generator, device=self.device)
-        new_states = self.buffer["states"][pick]
-        if self.stochastic:
-            new_targets = teacher_sample(self.buffer["mean"][pick], self.buffer["std"][pick], generator)
-        else:
-            new_targets = self.buffer["action"][pick]
-        keep = len(states) - m
-        new_weights = None
-        if weights is not None:
-            new_weights = self.objective.beta * self.buffer["q"][pick] if self.q_weighted else \
-                torch.ones(m, device=self.device)
-        if self.novelty is not None:
-            take = self.buffer["novel"][pick].bool()
-            new_states = torch.where(take[:, None], new_states, states[keep:])
-            new_targets = torch.where(take[:, None], new_targets, targets[keep:])
-            new_clean = torch.where(take[:, None], new_states, clean_states[keep:])
+        states, targets, clean_states = states.clone(), targets.clone(), clean_states.clone()
+        weights = None if weights is None else weights.clone()
+        draws = []
+        if m:
+            draws.append((slice(batch - m, batch), self._draw(self.buffer, self.size, m, generator)))
+        if t:
+            size = len(self.teacher_pool["states"])
+            draws.append((slice(batch - m - t, batch - m), self._draw(self.teacher_pool, size, t, generator)))
+        for rows, (new_states, new_targets, new_weights, novel) in draws:
+            if novel is not None:
+                new_states = torch.where(novel[:, None], new_states, states[rows])
+                new_targets = torch.where(novel[:, None], new_targets, targets[rows])
+                new_clean = torch.where(novel[:, None], new_states, clean_states[rows])
+                if weights is not None:
+                    new_weights = torch.where(novel, new_weights, weights[rows])
+            else:
+                new_clean = new_states
+            states[rows], targets[rows], clean_states[rows] = new_states, new_targets, new_clean
             if weights is not None:
-                new_weights = torch.where(take, new_weights, weights[keep:])
-        else:
-            new_clean = new_states
-        states = torch.cat([states[:keep], new_states])
-        targets = torch.cat([targets[:keep], new_targets])
-        clean_states = torch.cat([clean_states[:keep], new_clean])
-        if weights is not None:
-            weights = torch.cat([weights[:keep], new_weights])
+                weights[rows] = new_weights
         return states, targets, weights, clean_states
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict[str, Any]:
         return {"size": self.size, "head": self.head, "visited": self.visited,
-                "buffer": {k: v[:self.size].cpu().clone() for k, v in self.buffer.items()}}
+                "buffer": {k: v[:self.size].cpu().clone() for k, v in self.buffer.items()},
+                "teacher_pool": {k: v.cpu().clone() for k, v in self.teacher_pool.items()}}
 
     def load_state_dict(self, state: dict[str, Any], where: str) -> None:
         names = set(self.buffer)
@@ -250,3 +310,8 @@ class OnPolicyStates:
             self.buffer[name].zero_()
             self.buffer[name][:size] = value.to(self.device)
         self.size, self.head, self.visited = size, int(state["head"]), int(state.get("visited", size))
+        pool = state.get("teacher_pool", {})
+        if set(pool) != set(self.teacher_pool):
+            raise ObdError(f"{where}: its teacher states hold {sorted(pool)}, the config's onpolicy settings need "
+                           f"{sorted(self.teacher_pool)}")
+        self.teacher_pool = {name: value.to(self.device) for name, value in pool.items()}
