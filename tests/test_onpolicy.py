@@ -125,7 +125,7 @@ def test_a_visited_state_on_the_data_leaves_the_data_row_in_place():
     far = raw.copy()
     far[:, 1:] += 50.0
     d.onpolicy.add(np.concatenate([raw[:3], far[:3]]))
-    assert d.onpolicy.buffer["novel"][:6].tolist() == [0, 0, 0, 1, 1, 1]
+    assert d.onpolicy.buffer["take"][:6].tolist() == [0, 0, 0, 1, 1, 1]
     states, targets = d.real_states[:64].clone(), torch.zeros(64, ACT)
     weights = torch.full((64,), 3.0)
     s, t, w, clean = d.onpolicy.apply(states, targets, weights, states.clone(), torch.Generator().manual_seed(5))
@@ -138,6 +138,10 @@ def test_a_visited_state_on_the_data_leaves_the_data_row_in_place():
     assert (t[replaced] != 0).any(-1).all()  # the teacher's action at the visited state
     metrics = d.step()
     assert 0.0 <= metrics["onpolicy_novel"] <= 1.0
+    # gate=on_data: the reverse, the states far off the data leave the data row
+    d = onpolicy_config(**{"onpolicy.novelty": 0.9, "onpolicy.gate": "on_data"}).create(data, teacher, progress=False)
+    assert d.onpolicy.add(np.concatenate([raw[:3], far[:3]])) == 0.5
+    assert d.onpolicy.buffer["take"][:6].tolist() == [1, 1, 1, 0, 0, 0]
 
 
 def test_the_teachers_own_states_fill_the_rows_before_the_students():

@@ -106,9 +106,10 @@ class OnPolicyConfig:
     outer steps the inner loop's trained student plays ``episodes`` episodes (at most ``max_steps`` env steps
     each, 0 = the task's limit); the buffer keeps the last ``capacity`` visited states. ``q``: the Q in
     Av-PBC's weight at a visited state, ``state`` Q1(s, pi*(s)) there or ``mean`` the dataset's mean Q.
-    ``novelty`` q in (0, 1): a drawn visited state takes its batch row only when it lies farther from the
-    data than the q-quantile of the data's own nearest-neighbour distances, otherwise the data row stays
-    (0 = every visited state takes its row). ``teacher_share`` of every outer batch drawn from the states
+    ``novelty`` q in (0, 1) gates the visited states by their distance to the data against the q-quantile
+    of the data's own nearest-neighbour distances (0 = no gate): with ``gate`` ``off_data`` a drawn visited
+    state takes its batch row only when it lies beyond that distance, with ``on_data`` only when it lies
+    within it; otherwise the data row stays. ``teacher_share`` of every outer batch drawn from the states
     of ``teacher_episodes`` episodes the teacher plays once, before the first outer step (0 = off)."""
 
     share: float = 0.0
@@ -118,6 +119,7 @@ class OnPolicyConfig:
     capacity: int = 20_000
     q: Literal["state", "mean"] = "mean"
     novelty: float = 0.0
+    gate: Literal["off_data", "on_data"] = "off_data"
     teacher_share: float = 0.0
     teacher_episodes: int = 5
 

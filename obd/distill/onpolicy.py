@@ -16,13 +16,13 @@ action otherwise); Av-PBC's and SDW's weight beta * Q uses, by ``q``: ``state`` 
 ``mean`` the dataset's mean Q (a state where a student is about to fall has a low Q, and it is the state
 whose error matters most; SDW's density weights have mean 1, so such a state gets 1).
 
-With ``novelty`` q > 0 only the visited states off the data count: a visited state is novel when its
-distance to the nearest of a reference sample of dataset states (normalized units, scikit-learn nearest
-neighbours) exceeds the q-quantile of the same distance for held-out dataset states. A drawn visited state
-that is not novel leaves the batch's data row in place. So the share ``share`` is a draw from the states
-the students visit in which the ones the data already has are served by the data itself: where students
-stay on the data (halfcheetah runs its own gait for all 1,000 steps) the batch stays the data's, and where
-they leave it (a hopper about to fall) the teacher's labels there enter.
+With ``novelty`` q > 0 the visited states are gated by their distance to the data: a visited state is
+novel when its distance to the nearest of a reference sample of dataset states (normalized units,
+scikit-learn nearest neighbours) exceeds the q-quantile of the same distance for held-out dataset states.
+With ``gate=off_data`` a drawn visited state that is not novel leaves the batch's data row in place, so the
+states the data already has are served by the data itself and only where students leave it (a hopper about
+to fall) do the teacher's labels there enter. With ``gate=on_data`` a novel one does (the teacher is least
+reliable far off the data), and the students' states reweight the data towards where they go.
 
 With ``teacher_share`` > 0 the teacher itself plays ``teacher_episodes`` episodes once, before the first
 outer step, and a share ``teacher_share`` of every outer batch (the rows before the students' ones) is drawn
@@ -101,8 +101,8 @@ class OnPolicyStates:
     simulator obd knows); ``teacher`` a TeacherLike taking raw states; ``objective`` the run's
     :class:`obd.distill.objectives.Objective`; ``real_states`` (N, obs) the normalized dataset states (read
     only with ``novelty``). Buffer tensors live on ``device``: ``states`` (C, obs) normalized, by teacher kind
-    ``mean``/``std`` or ``action`` (C, act), ``q`` (C,) for Q-weighted objectives and ``novel`` (C,) 1/0
-    with ``novelty``.
+    ``mean``/``std`` or ``action`` (C, act), ``q`` (C,) for Q-weighted objectives and ``take`` (C,) 1/0
+    with ``novelty`` (whether the gate lets the state take its row).
     """
 
     def __init__(self, config: Any, task: str | None, teacher: Any, normalizer: Normalizer, objective: Any,
@@ -135,7 +135,7 @@ class OnPolicyStates:
             if real_states is None:
                 raise ValueError("onpolicy.novelty needs the dataset's states")
             self.novelty = NoveltyTest(real_states, config.novelty, seed)
-            self.buffer["novel"] = torch.zeros(cap, device=device)
+            self.buffer["take"] = torch.zeros(cap, device=device)
         self.size = 0
         self.head = 0
         self.visited = 0  # states visited over the run (the buffer keeps the last ``capacity``)
@@ -205,8 +205,9 @@ class OnPolicyStates:
         novel_share = None
         if self.novelty is not None:
             novel = self.novelty(normalized)
-            labels["novel"] = torch.as_tensor(novel, dtype=torch.float32, device=self.device)
             novel_share = float(novel.mean()) if n else 0.0
+            take = novel if self.config.gate == "off_data" else ~novel
+            labels["take"] = torch.as_tensor(take, dtype=torch.float32, device=self.device)
         slots = (self.head + torch.arange(n, device=self.device)) % self.config.capacity
         for name, value in labels.items():
             self.buffer[name][slots] = value.to(self.buffer[name].dtype)
@@ -246,15 +247,15 @@ class OnPolicyStates:
     def _draw(self, pool: dict[str, torch.Tensor], size: int, m: int, generator: torch.Generator,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """m uniform draws from the first ``size`` rows of ``pool``: states (m, obs), targets (m, act), weights
-        (m,) and, when the pool flags them, which drawn states are off the data (m,) bool."""
+        (m,) and, when the pool gates them, which drawn states take their rows (m,) bool."""
         pick = torch.randint(size, (m,), generator=generator, device=self.device)
         if self.stochastic:
             targets = teacher_sample(pool["mean"][pick], pool["std"][pick], generator)
         else:
             targets = pool["action"][pick]
         weights = self.objective.beta * pool["q"][pick] if self.q_weighted else torch.ones(m, device=self.device)
-        novel = pool["novel"][pick].bool() if "novel" in pool else None
-        return pool["states"][pick], targets, weights, novel
+        take = pool["take"][pick].bool() if "take" in pool else None
+        return pool["states"][pick], targets, weights, take
 
     def apply(self, states: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
               clean_states: torch.Tensor, generator: torch.Generator,
@@ -262,8 +263,8 @@ class OnPolicyStates:
         """The outer batch with its last :meth:`rows` rows replaced by draws from the visited states and the
         :meth:`teacher_rows` rows before them by draws from the teacher's states: states (B, obs), targets
         (B, act), weights (B,) or None, and the clean states (B, obs) ``value_metric.at=clean`` reads (a
-        visited state is its own clean state). With ``novelty`` a drawn visited state on the data keeps the
-        data row."""
+        visited state is its own clean state). With ``novelty`` a drawn visited state the gate stops keeps
+        the data row."""
         batch = len(states)
         m = self.rows(batch)
         t = self.teacher_rows(batch)
@@ -277,13 +278,13 @@ class OnPolicyStates:
         if t:
             size = len(self.teacher_pool["states"])
             draws.append((slice(batch - m - t, batch - m), self._draw(self.teacher_pool, size, t, generator)))
-        for rows, (new_states, new_targets, new_weights, novel) in draws:
-            if novel is not None:
-                new_states = torch.where(novel[:, None], new_states, states[rows])
-                new_targets = torch.where(novel[:, None], new_targets, targets[rows])
-                new_clean = torch.where(novel[:, None], new_states, clean_states[rows])
+        for rows, (new_states, new_targets, new_weights, take) in draws:
+            if take is not None:
+                new_states = torch.where(take[:, None], new_states, states[rows])
+                new_targets = torch.where(take[:, None], new_targets, targets[rows])
+                new_clean = torch.where(take[:, None], new_states, clean_states[rows])
                 if weights is not None:
-                    new_weights = torch.where(novel, new_weights, weights[rows])
+                    new_weights = torch.where(take, new_weights, weights[rows])
             else:
                 new_clean = new_states
             states[rows], targets[rows], clean_states[rows] = new_states, new_targets, new_clean
