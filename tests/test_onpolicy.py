@@ -222,3 +222,13 @@ def test_teacher_states_alone_name_their_key_when_refused():
     cfg = onpolicy_config(**{"onpolicy.share": 0.0, "onpolicy.teacher_share": 0.2})
     with pytest.raises(ObdError, match="^config key 'onpolicy.teacher_share': .*onpolicy.teacher_share=0"):
         cfg.create(hopper_data(task=None), HopperTeacher(), progress=False)
+
+
+def test_optional_rollout_states_step_aside_without_a_simulator(capsys):
+    d = onpolicy_config(**{"onpolicy.optional": True}).create(hopper_data(task=None), HopperTeacher(),
+                                                                 progress=False)
+    assert d.onpolicy is None
+    assert "note: config key 'onpolicy.share': on-policy states need the dataset's task" in capsys.readouterr().err
+    assert "onpolicy_length" not in d.step()
+    with_sim = onpolicy_config(**{"onpolicy.optional": True}).create(hopper_data(), HopperTeacher(), progress=False)
+    assert with_sim.onpolicy is not None  # optional changes nothing where the task can be simulated

@@ -110,7 +110,9 @@ class OnPolicyConfig:
     of the data's own nearest-neighbour distances (0 = no gate): with ``gate`` ``off_data`` a drawn visited
     state takes its batch row only when it lies beyond that distance, with ``on_data`` only when it lies
     within it; otherwise the data row stays. ``teacher_share`` of every outer batch drawn from the states
-    of ``teacher_episodes`` episodes the teacher plays once, before the first outer step (0 = off)."""
+    of ``teacher_episodes`` episodes the teacher plays once, before the first outer step (0 = off).
+    ``optional``: a dataset whose task obd cannot simulate is distilled without rollout states (a note says
+    so) instead of refused, so a preset can turn them on for every dataset."""
 
     share: float = 0.0
     every: int = 25
@@ -122,6 +124,7 @@ class OnPolicyConfig:
     gate: Literal["off_data", "on_data"] = "off_data"
     teacher_share: float = 0.0
     teacher_episodes: int = 5
+    optional: bool = False
 
     @property
     def enabled(self) -> bool:

@@ -191,9 +191,17 @@ class Distiller:
         self.coverage = OuterCoverage(coverage, teacher, self.normalizer, self.real_states, self.objective,
                                       cfg.q_clip, factor) if coverage.outer_enabled else None
         #: ``onpolicy``: the buffer of states the students' rollouts visit, with teacher labels (None when off)
-        self.onpolicy = OnPolicyStates(cfg.onpolicy, dataset.task, teacher, self.normalizer, self.objective,
-                                       self.obs_dim, self.act_dim, cfg.seed, self.device, cfg.q_clip,
-                                       self.real_states) if cfg.onpolicy.enabled else None
+        self.onpolicy = None
+        if cfg.onpolicy.enabled:
+            try:
+                self.onpolicy = OnPolicyStates(cfg.onpolicy, dataset.task, teacher, self.normalizer, self.objective,
+                                               self.obs_dim, self.act_dim, cfg.seed, self.device, cfg.q_clip,
+                                               self.real_states)
+            except ObdError as err:
+                if not cfg.onpolicy.optional:
+                    raise
+                print(f"note: {str(err).split('; pass ')[0]}; distilling without them (onpolicy.optional)",
+                      file=sys.stderr)
         self.rollout_metrics: dict[str, float] = {}
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
