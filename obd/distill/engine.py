@@ -41,7 +41,7 @@ from obd.distill.coverage import OuterCoverage, noise_factor, perturbed_initial_
 from obd.distill.init import initial_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import Objective, outer_loss, precompute_targets, query_teacher
-from obd.distill.onpolicy import OnPolicyStates
+from obd.distill.onpolicy import onpolicy_states
 from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
@@ -191,17 +191,9 @@ class Distiller:
         self.coverage = OuterCoverage(coverage, teacher, self.normalizer, self.real_states, self.objective,
                                       cfg.q_clip, factor) if coverage.outer_enabled else None
         #: ``onpolicy``: the buffer of states the students' rollouts visit, with teacher labels (None when off)
-        self.onpolicy = None
-        if cfg.onpolicy.enabled:
-            try:
-                self.onpolicy = OnPolicyStates(cfg.onpolicy, dataset.task, teacher, self.normalizer, self.objective,
-                                               self.obs_dim, self.act_dim, cfg.seed, self.device, cfg.q_clip,
-                                               self.real_states)
-            except ObdError as err:
-                if not cfg.onpolicy.optional:
-                    raise
-                print(f"note: {str(err).split('; pass ')[0]}; distilling without them (onpolicy.optional)",
-                      file=sys.stderr)
+        self.onpolicy = onpolicy_states(cfg.onpolicy, dataset.task, self.obs_dim, self.act_dim, teacher=teacher,
+                                        normalizer=self.normalizer, objective=self.objective, seed=cfg.seed,
+                                        device=self.device, q_clip=cfg.q_clip, real_states=self.real_states)
         self.rollout_metrics: dict[str, float] = {}
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)

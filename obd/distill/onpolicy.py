@@ -38,6 +38,7 @@ checkpoint, so a resumed run is bit-identical.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,32 @@ def teacher_rollout_seed(seed: int, episodes: int) -> int:
     """The env seed of the teacher's first episode in a run seeded ``seed`` (half a stride from the
     students' seeds of that run)."""
     return (seed * SEED_STRIDE + SEED_STRIDE // 2) % (2 ** 31 - episodes)
+
+
+def simulator_problem(config: Any, task: str | None, obs_dim: int, act_dim: int) -> str:
+    """Why the dataset's ``task`` gives no simulator to roll policies out in for rollout states turned on
+    by ``config`` (an OnPolicyConfig), as a message naming the key; '' when it does."""
+    if not task:
+        return (f"config key '{config.key}': on-policy states need the dataset's task (a simulator to roll "
+                f"policies out in), and the dataset names none")
+    try:
+        check_dims(get_task(task), obs_dim, act_dim, "the dataset")
+    except ObdError as err:
+        return f"config key '{config.key}': {err}"
+    return ""
+
+
+def onpolicy_states(config: Any, task: str | None, obs_dim: int, act_dim: int, *args: Any,
+                    **kwargs: Any) -> OnPolicyStates | None:
+    """The run's :class:`OnPolicyStates` (arguments as its constructor's), or None when ``config`` turns no
+    rollout states on, or when it is ``optional`` and ``task`` gives no simulator (a note on stderr says so)."""
+    if not config.enabled:
+        return None
+    problem = simulator_problem(config, task, obs_dim, act_dim)
+    if problem and config.optional:
+        print(f"note: {problem}; distilling without them (onpolicy.optional)", file=sys.stderr)
+        return None
+    return OnPolicyStates(config, task, *args, obs_dim=obs_dim, act_dim=act_dim, **kwargs)
 
 
 class NoveltyTest:
@@ -108,16 +135,10 @@ class OnPolicyStates:
     def __init__(self, config: Any, task: str | None, teacher: Any, normalizer: Normalizer, objective: Any,
                  obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False,
                  real_states: torch.Tensor | None = None):
-        key = config.key
-        if not task:
-            raise ObdError(f"config key '{key}': on-policy states need the dataset's task (a simulator to roll "
-                           f"policies out in), and the dataset names none; pass {key}=0 to distill without them")
-        try:
-            self.spec = get_task(task)
-            check_dims(self.spec, obs_dim, act_dim, "the dataset")
-        except ObdError as err:
-            raise ObdError(f"config key '{key}': {err}; pass {key}=0 to distill without on-policy "
-                           f"states") from None
+        problem = simulator_problem(config, task, obs_dim, act_dim)
+        if problem:
+            raise ObdError(f"{problem}; pass {config.key}=0 to distill without on-policy states")
+        self.spec = get_task(task)
         self.config, self.teacher, self.normalizer, self.objective = config, teacher, normalizer, objective
         self.act_dim, self.seed, self.device, self.q_clip = act_dim, seed, device, q_clip
         self.stochastic = objective.teacher_mean is not None
@@ -141,9 +162,8 @@ class OnPolicyStates:
         self.visited = 0  # states visited over the run (the buffer keeps the last ``capacity``)
         #: the teacher's own states and their labels (empty without ``teacher_share``)
         self.teacher_pool: dict[str, torch.Tensor] = {}
-        self.teacher_score = None
         if config.teacher_share > 0:
-            self.teacher_pool, self.teacher_score = self.teacher_states()
+            self.teacher_pool = self.teacher_states()
 
     def due(self, step: int) -> bool:
         """Whether the student trained at outer ``step`` (0-based) is rolled out."""
@@ -178,9 +198,9 @@ class OnPolicyStates:
         return out
 
     @torch.no_grad()
-    def teacher_states(self) -> tuple[dict[str, torch.Tensor], float]:
+    def teacher_states(self) -> dict[str, torch.Tensor]:
         """Roll out the teacher's deterministic action for ``teacher_episodes`` episodes and label the states
-        it visits; returns the labels (as :meth:`labels`) and the episodes' mean normalized score."""
+        it visits; returns the labels (as :meth:`labels`)."""
         from obd.envs.rollout import rollout
 
         seen: list[np.ndarray] = []
@@ -189,11 +209,10 @@ class OnPolicyStates:
         def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             return torch.as_tensor(self.teacher.act(obs.cpu().numpy()))
 
-        result = rollout(self.spec.name, policy, 1, episodes, seed=teacher_rollout_seed(self.seed, episodes),
-                         max_steps=self.config.max_steps or None, observer=seen.append)
+        rollout(self.spec.name, policy, 1, episodes, seed=teacher_rollout_seed(self.seed, episodes),
+                max_steps=self.config.max_steps or None, observer=seen.append)
         raw = np.concatenate(seen).astype(np.float32)
-        return self.labels(raw, np.asarray(self.normalizer.normalize(raw), dtype=np.float32)), \
-            float(result.scores.mean())
+        return self.labels(raw, np.asarray(self.normalizer.normalize(raw), dtype=np.float32))
 
     def add(self, raw: np.ndarray) -> float | None:
         """Label raw states (n, obs) with the teacher and put them in the buffer (the oldest make way);
