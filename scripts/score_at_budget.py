@@ -65,12 +65,17 @@ def score_trial(trial: Path, row: dict[str, Any], until: int, last_k: int) -> tu
 
 
 def check_constant(trial: Path) -> None:
-    """A run whose outer learning rate follows a schedule over its length is not its own prefix."""
+    """A run whose outer learning rate or on-policy share follows a schedule over its length is not its own
+    prefix."""
     cfg = DistillFolder(trial).config()
     schedule = (cfg.get("outer") or {}).get("schedule", "constant")
     if schedule != "constant":
         raise ObdError(f"{trial}: outer.schedule is {schedule!r}; only a constant schedule makes a prefix of the "
                        "run the shorter run")
+    share_end = (cfg.get("onpolicy") or {}).get("share_end")
+    if share_end is not None:
+        raise ObdError(f"{trial}: onpolicy.share_end is {share_end!r}; only a constant on-policy share makes a "
+                       "prefix of the run the shorter run")
 
 
 def summary(label: str, by_seed: list[float], students: list[list[list[float]]]) -> str:

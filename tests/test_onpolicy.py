@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -193,6 +194,58 @@ def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path, extra):
                progress=False)
 
 
+def test_share_end_takes_the_share_linearly_to_its_value_at_the_last_step():
+    data, teacher = hopper_data(), HopperTeacher()
+    d = onpolicy_config(**{"onpolicy.share_end": 0.0, "outer_steps": 5}).create(data, teacher, progress=False)
+    assert [d.onpolicy.share_at(k) for k in range(5)] == pytest.approx([0.25, 0.1875, 0.125, 0.0625, 0.0])
+    d.step()  # step 0 fills the buffer
+    assert [d.onpolicy.rows(16, k) for k in range(5)] == [4, 3, 2, 1, 0]
+    states = d.real_states[:16].clone()
+    s, *_ = d.onpolicy.apply(states, torch.zeros(16, ACT), None, states.clone(), torch.Generator(), step=4)
+    assert torch.equal(s, states)  # the last step's batch is all real states
+    constant = onpolicy_config(**{"outer_steps": 5}).create(data, teacher, progress=False)
+    assert [constant.onpolicy.share_at(k) for k in range(5)] == [0.25] * 5
+
+
+def test_kill_and_resume_with_share_end_is_bit_identical(tmp_path):
+    data, teacher = hopper_data(), HopperTeacher()
+    cfg = onpolicy_config(**{"onpolicy.share_end": 0.05})
+    full = start(cfg, tmp_path / "full", data, teacher, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(d, _m):
+        if d.outer_step == 5:
+            raise Killed
+    from obd.distill import run as run_mod
+
+    d = cfg.create(data, teacher, progress=False)
+    original = d.fit
+    d.fit = lambda total, callback: original(total, callback=lambda dd, m: (callback(dd, m), kill_at_5(dd, m)))
+    with pytest.raises(Killed):
+        run_mod.run(d, tmp_path / "killed")
+    assert latest_checkpoint(tmp_path / "killed")[0] == 4
+    resumed = resume(tmp_path / "killed", dataset=data, teacher=teacher, progress=False)
+    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
+
+
+def test_the_small_preset_gives_falling_onpolicy_states_to_avpbc_only():
+    from obd.config import load_config
+    from obd.distill import DistillConfig
+    from obd.sweep.grid import distill_config, load_settings, trial_budget
+    from obd.sweep.table import _budget_line
+
+    avpbc = load_config(DistillConfig, "small_avpbc").onpolicy
+    assert (avpbc.share, avpbc.every, avpbc.share_end, avpbc.optional) == (0.25, 10, 0.0, True)
+    for name in ("small_sdw", "small_pbc", "small_dbc", "fast", "paper"):
+        assert not load_config(DistillConfig, name).onpolicy.enabled, name
+    # a sweep's rows say which sets were made with them
+    settings = load_settings("small", [])
+    trial = SimpleNamespace(distill=distill_config(settings, "avpbc", "hopper-tiny-v5", 0, "t.pt"), method="avpbc")
+    assert "onpolicy.share 0.25" in _budget_line(trial_budget(trial))
+
+
 @pytest.mark.parametrize("override,message", [
     ({"onpolicy.share": 1.0}, "onpolicy.share.*\\[0, 1\\)"),
     ({"onpolicy.share": -0.1}, "onpolicy.share"),
@@ -200,6 +253,9 @@ def test_onpolicy_changes_the_set_and_resume_is_bit_identical(tmp_path, extra):
     ({"onpolicy.capacity": 0}, "onpolicy.capacity"),
     ({"onpolicy.max_steps": -1}, "onpolicy.max_steps.*>= 0"),
     ({"onpolicy.novelty": 1.0}, "onpolicy.novelty.*quantile in \\[0, 1\\)"),
+    ({"onpolicy.share_end": 1.0}, "onpolicy.share_end.*\\[0, 1\\)"),
+    ({"onpolicy.share": 0.0, "onpolicy.share_end": 0.1}, "onpolicy.share_end.*onpolicy.share > 0"),
+    ({"onpolicy.share_end": 0.5, "onpolicy.teacher_share": 0.5}, "onpolicy.teacher_share.*share_end counts"),
     ({"onpolicy.teacher_share": 0.75}, "onpolicy.teacher_share.*\\[0, 1 - onpolicy.share\\)"),
     ({"onpolicy.teacher_episodes": 0}, "onpolicy.teacher_episodes.*>= 1"),
     ({"onpolicy.share": 0.0, "onpolicy.teacher_share": 0.2, "objective": "dbc"},

@@ -99,6 +99,17 @@ def test_a_scheduled_run_is_not_its_own_prefix(sweep, tmp_path, capsys):
     assert "outer.schedule is 'cosine'" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_run_whose_onpolicy_share_falls_is_not_its_own_prefix(sweep, tmp_path, capsys):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    config = copy / "trials" / "tiny" / "avpbc+inner.steps=3" / "seed0" / "config.yaml"
+    assert "share_end: null" in config.read_text()
+    config.write_text(config.read_text().replace("share_end: null", "share_end: 0.0"))
+    assert score_at_budget.main([str(copy), "--method", METHOD, "--step", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "onpolicy.share_end is 0.0" in err and len(err.strip().splitlines()) == 1
+
+
 def test_an_unknown_method_is_one_line(sweep, capsys):
     assert score_at_budget.main([str(sweep), "--method", "pbc", "--step", "3"]) == 2
     assert "no finished trials of --method 'pbc'" in capsys.readouterr().err

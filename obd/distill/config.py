@@ -112,9 +112,11 @@ class OnPolicyConfig:
     within it; otherwise the data row stays. ``teacher_share`` of every outer batch drawn from the states
     of ``teacher_episodes`` episodes the teacher plays once, before the first outer step (0 = off).
     ``optional``: a dataset whose task obd cannot simulate is distilled without rollout states (a note says
-    so) instead of refused, so a preset can turn them on for every dataset."""
+    so) instead of refused, so a preset can turn them on for every dataset. ``share_end``: the share at the
+    last outer step, reached linearly from ``share`` at the first (None = ``share`` throughout)."""
 
     share: float = 0.0
+    share_end: float | None = None
     every: int = 25
     episodes: int = 1
     max_steps: int = 0
@@ -140,12 +142,19 @@ class OnPolicyConfig:
         """Raise :class:`ObdError` naming the first ``onpolicy.*`` key with an invalid value."""
         if not (is_number(self.share) and 0 <= self.share < 1):
             raise ObdError(f"config key 'onpolicy.share': expected a share in [0, 1) (0 = off), got {self.share!r}")
+        if self.share_end is not None and not (is_number(self.share_end) and 0 <= self.share_end < 1
+                                               and self.share > 0):
+            raise ObdError(f"config key 'onpolicy.share_end': expected a share in [0, 1) with onpolicy.share > 0 "
+                           f"(null = onpolicy.share throughout), got {self.share_end!r} with onpolicy.share "
+                           f"{self.share!r}")
         if not (is_number(self.novelty) and 0 <= self.novelty < 1):
             raise ObdError(f"config key 'onpolicy.novelty': expected a quantile in [0, 1) (0 = off), got "
                            f"{self.novelty!r}")
-        if not (is_number(self.teacher_share) and 0 <= self.teacher_share < 1 - self.share):
+        most = max(self.share, self.share_end or 0.0)
+        if not (is_number(self.teacher_share) and 0 <= self.teacher_share < 1 - most):
             raise ObdError(f"config key 'onpolicy.teacher_share': expected a share in [0, 1 - onpolicy.share) "
-                           f"(0 = off), got {self.teacher_share!r} with onpolicy.share {self.share!r}")
+                           f"(0 = off; share_end counts too), got {self.teacher_share!r} with onpolicy.share "
+                           f"{most!r}")
         for name, low in (("every", 1), ("episodes", 1), ("capacity", 1), ("max_steps", 0),
                           ("teacher_episodes", 1)):
             value = getattr(self, name)

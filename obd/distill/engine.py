@@ -193,7 +193,8 @@ class Distiller:
         #: ``onpolicy``: the buffer of states the students' rollouts visit, with teacher labels (None when off)
         self.onpolicy = onpolicy_states(cfg.onpolicy, dataset.task, self.obs_dim, self.act_dim, teacher=teacher,
                                         normalizer=self.normalizer, objective=self.objective, seed=cfg.seed,
-                                        device=self.device, q_clip=cfg.q_clip, real_states=self.real_states)
+                                        device=self.device, q_clip=cfg.q_clip, real_states=self.real_states,
+                                        outer_steps=cfg.outer_steps)
         self.rollout_metrics: dict[str, float] = {}
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
@@ -278,7 +279,8 @@ class Distiller:
             # perturbed rows keep their source's row, so ``value_metric.at=clean`` stays aligned with the batch
             states, targets, weights = self.coverage.apply(idx, states, targets, weights, self.states, g)
         if self.onpolicy is not None:
-            states, targets, weights, clean_states = self.onpolicy.apply(states, targets, weights, clean_states, g)
+            states, targets, weights, clean_states = self.onpolicy.apply(states, targets, weights, clean_states, g,
+                                                                         self.outer_step)
         member = None
         if cfg.inner.pool:
             member = int(torch.randint(cfg.inner.pool, (1,), generator=g, device=self.device))

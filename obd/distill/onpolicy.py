@@ -9,7 +9,9 @@ the outer loop: every ``every`` outer steps the student the inner loop has just 
 visits are labelled by the teacher once, in one batched call per quantity, and enter a first-in-first-out
 buffer of ``capacity`` states. From then on a share ``share`` of every outer batch (its last rows, after
 coverage has perturbed the first ones) is drawn from that buffer, uniformly with replacement, from the
-engine's generator.
+engine's generator. With ``share_end`` the share falls (or rises) linearly from ``share`` at the first outer
+step to ``share_end`` at the last, so the students' states pull the set early in the run and the data's
+objective has the last word.
 
 At a visited state the target is the teacher's (a fresh sample of pi*(.|s) for a stochastic teacher, its
 action otherwise); Av-PBC's and SDW's weight beta * Q uses, by ``q``: ``state`` Q1(s, pi*(s)) there, or
@@ -134,13 +136,14 @@ class OnPolicyStates:
 
     def __init__(self, config: Any, task: str | None, teacher: Any, normalizer: Normalizer, objective: Any,
                  obs_dim: int, act_dim: int, seed: int, device: torch.device, q_clip: bool = False,
-                 real_states: torch.Tensor | None = None):
+                 real_states: torch.Tensor | None = None, outer_steps: int = 1):
         problem = simulator_problem(config, task, obs_dim, act_dim)
         if problem:
             raise ObdError(f"{problem}; pass {config.key}=0 to distill without on-policy states")
         self.spec = get_task(task)
         self.config, self.teacher, self.normalizer, self.objective = config, teacher, normalizer, objective
         self.act_dim, self.seed, self.device, self.q_clip = act_dim, seed, device, q_clip
+        self.outer_steps = outer_steps  # the length ``share_end`` is reached over
         self.stochastic = objective.teacher_mean is not None
         self.q_weighted = OBJECTIVES[objective.name].q_weighted
         q = objective.q_values
@@ -169,9 +172,17 @@ class OnPolicyStates:
         """Whether the student trained at outer ``step`` (0-based) is rolled out."""
         return self.config.share > 0 and step % self.config.every == 0
 
-    def rows(self, batch: int) -> int:
-        """The outer batch's rows drawn from the buffer (0 while it is empty)."""
-        return 0 if self.size == 0 else int(round(self.config.share * batch))
+    def share_at(self, step: int) -> float:
+        """The share of outer step ``step`` (0-based): ``share``, or with ``share_end`` the linear way from
+        ``share`` at step 0 to ``share_end`` at step ``outer_steps - 1``."""
+        start, end = self.config.share, self.config.share_end
+        if end is None:
+            return start
+        return start + (end - start) * min(step / max(self.outer_steps - 1, 1), 1.0)
+
+    def rows(self, batch: int, step: int = 0) -> int:
+        """The outer batch's rows at outer ``step`` drawn from the buffer (0 while it is empty)."""
+        return 0 if self.size == 0 else int(round(self.share_at(step) * batch))
 
     # ------------------------------------------------------------------ filling the buffer
     @torch.no_grad()
@@ -277,15 +288,15 @@ class OnPolicyStates:
         return pool["states"][pick], targets, weights, take
 
     def apply(self, states: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
-              clean_states: torch.Tensor, generator: torch.Generator,
+              clean_states: torch.Tensor, generator: torch.Generator, step: int = 0,
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The outer batch with its last :meth:`rows` rows replaced by draws from the visited states and the
-        :meth:`teacher_rows` rows before them by draws from the teacher's states: states (B, obs), targets
-        (B, act), weights (B,) or None, and the clean states (B, obs) ``value_metric.at=clean`` reads (a
+        """The outer batch of outer ``step`` with its last :meth:`rows` rows replaced by draws from the visited
+        states and the :meth:`teacher_rows` rows before them by draws from the teacher's states: states (B, obs),
+        targets (B, act), weights (B,) or None, and the clean states (B, obs) ``value_metric.at=clean`` reads (a
         visited state is its own clean state). With ``novelty`` a drawn visited state the gate stops keeps
         the data row."""
         batch = len(states)
-        m = self.rows(batch)
+        m = self.rows(batch, step)
         t = self.teacher_rows(batch)
         if m == 0 and t == 0:
             return states, targets, weights, clean_states

@@ -1,0 +1,50 @@
+"""scripts/compare_rows.py on a hand-made results.jsonl: paired differences on the seeds both rows ran, the
+share of the teacher over the datasets both ran, and a one-line error for a method the sweep lacks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from obd.errors import ObdError
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("compare_rows", ROOT / "scripts" / "compare_rows.py")
+compare_rows = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_rows)
+
+BASE, VARIANT = "avpbc", "avpbc[onpolicy.share=0.25]"
+
+
+def _row(dataset: str, method: str, seed: int, score: float) -> dict:
+    return {"dataset": dataset, "method": method, "seed": seed, "normalized_score_mean": score,
+            "checkpoints": [{"step": 10, "per_student": [score - 1.0, score, score + 1.0]}]}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    rows = [_row("a", "teacher", 0, 50.0), _row("b", "teacher", 0, 80.0)]
+    rows += [_row("a", BASE, s, 20.0 + s) for s in (0, 1, 2)] + [_row("a", VARIANT, s, 25.0 + s) for s in (0, 1)]
+    rows += [_row("b", BASE, 0, 40.0)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path
+
+
+def test_paired_on_common_seeds_and_share_of_teacher(sweep):
+    text = compare_rows.compare(sweep, BASE, [VARIANT], None)
+    variant_line = next(line for line in text.splitlines() if line.startswith(VARIANT + ":") and "paired" in line)
+    assert "25.0 / 26.0 (seeds 0,1); mean 25.5" in variant_line
+    assert "paired +5.0 / +5.0 (mean +5.0)" in variant_line
+    # only dataset a has both rows: 25.5 / 50 against the base's 20.5 / 50 on the same seeds
+    assert f"{VARIANT}: 51.0% of the teacher against the base's 41.0% on 1 datasets" in text
+
+
+def test_unknown_method_is_a_one_line_error(sweep, capsys):
+    with pytest.raises(ObdError, match="no rows for method"):
+        compare_rows.compare(sweep, BASE, ["avpbc[beta=1]"], None)
+    assert compare_rows.main([str(sweep), "--base", BASE, "--methods", "avpbc[beta=1]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "avpbc[beta=1]" in err[0]
