@@ -327,6 +327,24 @@ def test_fit_reduces_loss_and_saves_loadable_set(tmp_path):
     np.testing.assert_array_equal(raw.actions, syn.actions.numpy())
 
 
+def run_until_killed(cfg: DistillConfig, data, teacher, run_dir: Path, at: int) -> None:
+    """Run ``cfg`` in ``run_dir`` and kill it (as a Ctrl-C or a lost machine would) in the step callback once
+    ``at`` outer steps are done, before the run finishes."""
+    from obd.distill import run as run_mod
+
+    class Killed(Exception):
+        pass
+
+    def kill(d, _m):
+        if d.outer_step == at:
+            raise Killed
+    d = cfg.create(data, teacher, progress=False)
+    original = d.fit
+    d.fit = lambda total, callback: original(total, callback=lambda dd, m: (callback(dd, m), kill(dd, m)))
+    with pytest.raises(Killed):
+        run_mod.run(d, run_dir)
+
+
 @pytest.mark.parametrize("optimizer,schedule,spikes", [("sgd", "constant", 0), ("adam", "constant", 0),
                                                         ("adam", "cosine", 0), ("adam", "constant", 1.01)])
 def test_kill_and_resume_is_bit_identical(tmp_path, optimizer, schedule, spikes):
@@ -334,20 +352,7 @@ def test_kill_and_resume_is_bit_identical(tmp_path, optimizer, schedule, spikes)
     cfg = tiny_config(**{"outer.optimizer": optimizer, "inner.momentum": 0.5, "inner.students": 2,
                          "outer.schedule": schedule, "outer.skip_spikes": spikes})
     full = start(cfg, tmp_path / "full", data, teacher, progress=False)
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_5(d, _m):
-        if d.outer_step == 5:
-            raise Killed
-    d = cfg.create(data, teacher, progress=False)
-    from obd.distill import run as run_mod
-
-    original = d.fit
-    d.fit = lambda total, callback: original(total, callback=lambda dd, m: (callback(dd, m), kill_at_5(dd, m)))
-    with pytest.raises(Killed):
-        run_mod.run(d, tmp_path / "killed")
+    run_until_killed(cfg, data, teacher, tmp_path / "killed", at=5)
     assert latest_checkpoint(tmp_path / "killed")[0] == 4
     assert not (tmp_path / "killed" / "synthetic.hdf5").exists()
     resumed = resume(tmp_path / "killed", dataset=data, teacher=teacher, progress=False)

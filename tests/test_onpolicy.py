@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from test_coverage import CountingTeacher
-from test_distill import tiny_config
+from test_distill import run_until_killed, tiny_config
 
 from obd.data.dataset import TransitionDataset
 from obd.distill.onpolicy import NoveltyTest, rollout_seed, teacher_rollout_seed
@@ -211,20 +211,7 @@ def test_kill_and_resume_with_share_end_is_bit_identical(tmp_path):
     data, teacher = hopper_data(), HopperTeacher()
     cfg = onpolicy_config(**{"onpolicy.share_end": 0.05})
     full = start(cfg, tmp_path / "full", data, teacher, progress=False)
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_5(d, _m):
-        if d.outer_step == 5:
-            raise Killed
-    from obd.distill import run as run_mod
-
-    d = cfg.create(data, teacher, progress=False)
-    original = d.fit
-    d.fit = lambda total, callback: original(total, callback=lambda dd, m: (callback(dd, m), kill_at_5(dd, m)))
-    with pytest.raises(Killed):
-        run_mod.run(d, tmp_path / "killed")
+    run_until_killed(cfg, data, teacher, tmp_path / "killed", at=5)
     assert latest_checkpoint(tmp_path / "killed")[0] == 4
     resumed = resume(tmp_path / "killed", dataset=data, teacher=teacher, progress=False)
     assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
