@@ -19,6 +19,7 @@ import numpy as np
 
 from obd.errors import ObdError, cli_entry
 from obd.evaluate.stats import iqm, student_spread
+from obd.sweep.driver import recorded_builds
 from obd.sweep.grid import parse_list, parse_methods
 from obd.sweep.table import _students_by_seed, read_results
 
@@ -45,6 +46,7 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
     rows = read_results(sweep / "results.jsonl")
     if not rows:
         raise ObdError(f"{sweep / 'results.jsonl'}: no finished trials")
+    recorded_builds(rows, sweep)  # rows of two builds of one dataset would be paired as if on the same data
     cells = _rows_by_cell(rows)
     names = sorted({d for d, _ in cells}) if datasets is None else datasets
     known = {m for _, m in cells}

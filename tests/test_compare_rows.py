@@ -1,5 +1,6 @@
 """scripts/compare_rows.py on a hand-made results.jsonl: paired differences on the seeds both rows ran, the
-share of the teacher over the datasets both ran, and a one-line error for a method the sweep lacks."""
+share of the teacher over the datasets both ran, a one-line error for a method the sweep lacks, and rows of two
+builds of one dataset refused."""
 
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ def test_unknown_method_is_a_one_line_error(sweep, capsys):
     assert compare_rows.main([str(sweep), "--base", BASE, "--methods", "avpbc[beta=1]"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "avpbc[beta=1]" in err[0]
+
+
+def test_rows_of_two_builds_of_one_dataset_are_not_paired(tmp_path):
+    rows = [{**_row("a", BASE, 0, 20.0), "dataset_fingerprint": "aa" * 32},
+            {**_row("a", VARIANT, 0, 30.0), "dataset_fingerprint": "bb" * 32}]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ObdError, match="rows for a were made on two builds of its data"):
+        compare_rows.compare(tmp_path, BASE, [VARIANT], None)

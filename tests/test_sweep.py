@@ -257,11 +257,39 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
         assert json.loads((Path(by_method[method].trial_dir) / "result.json").read_text()) == row
     assert (Path(by_method["random"].trial_dir) / "synthetic.hdf5").is_file()
     assert row["teacher"] == str(tmp / "teacher.pt")
+    assert row["dataset_fingerprint"] == load_dataset(data).fingerprint()
     bc = run_trial(by_method["bc"])["eval"]
     assert (bc["steps"], bc["optimizer"], bc["batch_size"]) == (3, "adam", 256)
     # random pairs are trained like the distilled sets: the preset's 2x8 student and 2-step inner loop
     random = run_trial(by_method["random"])["eval"]
     assert (random["arch"], random["steps"], random["optimizer"]) == ("mlp2x8", 2, "sgd")
+
+
+def test_rows_of_another_build_of_a_dataset_are_refused(problem, tmp_path, capsys):
+    """A sweep folder holds one build of each dataset: a dataset rebuilt elsewhere (other data under the same
+    name) is refused by its trials, and a folder already holding two builds is refused before Ray starts."""
+    import dataclasses
+
+    from obd.sweep.grid import build_grid, load_settings
+    from obd.sweep.trial import run_trial
+
+    tmp, data = problem
+    trial = build_grid([data], ["random"], [0], load_settings(str(tmp / "tiny.yaml"), []), {}, tmp_path)[0]
+    other = "ab" * 32
+    with pytest.raises(ObdError, match=f"another build than the one this sweep's rows for hopper_tiny-v5 were "
+                                       f"made on \\({other[:12]}\\); sweep it into another --out"):
+        run_trial(dataclasses.replace(trial, build=other))
+    assert not (Path(trial.trial_dir) / "result.json").exists()
+    row = run_trial(dataclasses.replace(trial, build=load_dataset(data).fingerprint()))
+
+    out = tmp_path / "grid"
+    out.mkdir()
+    driver.write_results(out, [row, {**row, "seed": 1, "dataset_fingerprint": other}])
+    args = ["--datasets", data, "--methods", "random", "--seeds", "0,1,2", "--config", str(tmp / "tiny.yaml"),
+            "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{out}: rows for hopper_tiny-v5 were made on two builds of its data" in err and "\n" not in err
 
 
 def test_an_sdw_preset_gives_every_method_its_own_objective(problem, tmp_path):

@@ -71,6 +71,20 @@ def test_merge_refuses_conflicting_results_and_settings_with_one_line(tmp_path, 
     assert not (tmp_path / "grid" / "results.jsonl").exists()
 
 
+def test_merge_refuses_rows_of_two_builds_of_one_dataset(tmp_path, capsys):
+    a = sweep_folder(tmp_path / "a", [{**row("avpbc", 0, 30.0), "dataset_fingerprint": "aa" * 32}], "a")
+    b = sweep_folder(tmp_path / "b", [{**row("avpbc", 1, 30.0), "dataset_fingerprint": "bb" * 32},
+                                      {**row("avpbc", 1, 9.0, "walker2d-medium-v5"), "dataset_fingerprint": "cc" * 32}],
+                     "b")
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "grid")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{b}: its rows for hopper-medium-v5 were made on another build of the data than {a}'s" in err
+    assert "\n" not in err and not (tmp_path / "grid" / "results.jsonl").exists()
+    # rows that record no build (made before rows recorded one) merge with either
+    c = sweep_folder(tmp_path / "c", [row("avpbc", 2, 31.0)], "c")
+    assert main(["merge", str(a), str(c), "--out", str(tmp_path / "grid")]) == 0
+
+
 def test_merge_of_a_folder_that_is_no_sweep(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     assert main(["merge", str(tmp_path / "x"), "--out", str(tmp_path / "grid")]) == 2

@@ -11,6 +11,7 @@ dataset, started as the data lands, or one per machine on a shared file system) 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -156,6 +157,21 @@ def check_feasible(cpus_per_trial: int, gpus_per_trial: float) -> None:
         raise ObdError(f"--gpus-per-trial: {gpus_per_trial} but the Ray cluster has no GPU")
 
 
+def recorded_builds(rows: list[dict[str, Any]], where: Path) -> dict[str, str]:
+    """dataset -> the data fingerprint its rows in ``where`` were made on (rows that record one). Two builds of
+    one dataset in one folder raise ObdError: their rows would be paired and averaged as if on the same data."""
+    builds: dict[str, str] = {}
+    for row in rows:
+        found = row.get("dataset_fingerprint")
+        if not found:
+            continue
+        kept = builds.setdefault(row["dataset"], found)
+        if kept != found:
+            raise ObdError(f"{where}: rows for {row['dataset']} were made on two builds of its data (fingerprints "
+                           f"{kept[:12]} and {found[:12]}); keep one build's rows per sweep folder")
+    return builds
+
+
 def run_sweep(trials: list[Trial], out: Path, settings: SweepSettings, argv: list[str], address: str | None = None,
               cpus: int | None = None, cpus_per_trial: int = 1, gpus_per_trial: float | None = None,
               verbose: bool = False) -> int:
@@ -170,8 +186,9 @@ def run_sweep(trials: list[Trial], out: Path, settings: SweepSettings, argv: lis
         raise ObdError(f"--cpus: {cpus} is fewer than --cpus-per-trial {cpus_per_trial}")
     rows = read_results(out / RESULTS_NAME)
     commands = record_command(out, settings, argv)
+    builds = recorded_builds(rows, out)
     done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
-    todo = [t for t in trials if t.key not in done]
+    todo = [dataclasses.replace(t, build=builds.get(t.dataset)) for t in trials if t.key not in done]
     print(f"{len(trials)} trials: {len(trials) - len(todo)} finished already, {len(todo)} to run", flush=True)
     if not todo:
         with results_lock(out):

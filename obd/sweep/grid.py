@@ -82,7 +82,9 @@ class Trial:
 
     ``distill`` is the run's validated config for the distillation methods, None for the baselines;
     ``base`` is the preset with the overrides, whose N_syn, student and inner loop the baselines follow;
-    ``trial_dir`` is ``OUT/trials/<dataset>/<method folder>/seed<k>`` (:func:`method_folder`).
+    ``trial_dir`` is ``OUT/trials/<dataset>/<method folder>/seed<k>`` (:func:`method_folder`);
+    ``build`` is the data fingerprint the sweep folder's rows for this dataset were made on (None when it has
+    none yet): the trial refuses other data under the same name, since its row would share their table.
     """
 
     dataset: str
@@ -94,6 +96,7 @@ class Trial:
     base: DistillConfig
     eval: EvalConfig
     distill: DistillConfig | None = None
+    build: str | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:

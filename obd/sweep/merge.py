@@ -6,8 +6,10 @@ under the same settings (preset, overrides, evaluation protocol: the cells of on
 and writes ``DIR/results.jsonl``, ``DIR/sweep.json`` (the settings and every source's commands, in order),
 ``DIR/table.md`` and ``DIR/table.png``. ``DIR`` may already be a sweep folder: its rows are kept. A trial
 (dataset, method, seed) found in two places must carry the same result; two different results for one
-trial are an error, since the table would silently pick one. Trial folders are not copied: ``DIR`` holds
-rows only, and ``obd sweep --out DIR`` with the same settings skips the trials it already has.
+trial are an error, since the table would silently pick one; so are rows of one dataset made on two builds
+of its data (their ``dataset_fingerprint`` differs: a dataset rebuilt elsewhere is other data). Trial folders
+are not copied: ``DIR`` holds rows only, and ``obd sweep --out DIR`` with the same settings skips the trials it
+already has.
 """
 
 from __future__ import annotations
@@ -41,27 +43,35 @@ def merge_sweeps(sources: list[Path], out: Path) -> list[dict[str, Any]]:
     """Merge the rows of ``sources`` (and of ``out``, when it is a sweep folder already) into ``out``;
     returns the merged rows (sources' order, each trial once)."""
     from obd.io import write_json_atomic
-    from obd.sweep.driver import RESULTS_NAME, SWEEP_NAME, results_lock, settings_mismatch, write_results
+    from obd.sweep import driver
     from obd.sweep.table import read_results, write_outputs
 
     if not sources:
         raise ObdError("merge: expected at least one sweep folder to merge")
-    folders = ([out] if (out / SWEEP_NAME).is_file() else []) + [s for s in sources if s.resolve() != out.resolve()]
+    others = [s for s in sources if s.resolve() != out.resolve()]
+    folders = ([out] if (out / driver.SWEEP_NAME).is_file() else []) + others
     settings: dict[str, Any] | None = None
     first: Path | None = None
     commands: list[list[str]] = []
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[str, str, int], tuple[Path, dict[str, Any]]] = {}
+    builds: dict[str, tuple[str, Path]] = {}
     for folder in folders:
         sweep = _read_sweep(folder)
         if settings is None:
             settings, first = sweep["settings"], folder
-        elif (key := settings_mismatch(sweep["settings"], settings)) is not None:
+        elif (key := driver.settings_mismatch(sweep["settings"], settings)) is not None:
             raise ObdError(f"{folder}: ran with other {key} settings than {first} "
                            f"({sweep['settings'].get(key)} against {settings.get(key)}); "
                            "its cells would not be comparable")
         commands += [c for c in sweep.get("commands", []) if c not in commands]
-        for row in read_results(folder / RESULTS_NAME):
+        found = read_results(folder / driver.RESULTS_NAME)
+        for dataset, build in driver.recorded_builds(found, folder).items():
+            known, known_in = builds.setdefault(dataset, (build, folder))
+            if known != build:
+                raise ObdError(f"{folder}: its rows for {dataset} were made on another build of the data than "
+                               f"{known_in}'s (fingerprints {build[:12]} and {known[:12]}); merge one build's rows")
+        for row in found:
             key = (row["dataset"], row["method"], row["seed"])
             if key in seen:
                 other, kept = seen[key]
@@ -73,9 +83,9 @@ def merge_sweeps(sources: list[Path], out: Path) -> list[dict[str, Any]]:
             rows.append(row)
     assert settings is not None
     out.mkdir(parents=True, exist_ok=True)
-    with results_lock(out):
-        write_json_atomic(out / SWEEP_NAME, {"settings": settings, "commands": commands})
-        write_results(out, rows)
+    with driver.results_lock(out):
+        write_json_atomic(out / driver.SWEEP_NAME, {"settings": settings, "commands": commands})
+        driver.write_results(out, rows)
         write_outputs(out, rows, commands)
     return rows
 

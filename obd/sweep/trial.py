@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from obd.errors import ObdError
 from obd.io import write_json_atomic
 from obd.sweep.grid import Trial, trial_budget
 
@@ -95,7 +96,8 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
     ``checkpoints`` (step, score and ``per_student`` scores of each; a baseline has one entry at step 0; the
     interquartile means and bootstrap intervals of :mod:`obd.sweep.table` come from those), ``seconds`` (this
     call's wall time), ``distill_seconds`` (the run's outer steps over all its attempts), task,
-    dataset size, teacher, budget and evaluation settings.
+    dataset size and fingerprint (:meth:`TransitionDataset.fingerprint`: which build of the data), teacher,
+    budget and evaluation settings.
     """
     import torch
 
@@ -110,6 +112,11 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
     from obd.teachers import Teacher
 
     dataset = load_dataset(trial.spec)
+    fingerprint = dataset.fingerprint()
+    if trial.build is not None and fingerprint != trial.build:
+        raise ObdError(f"{trial.spec}: its data (fingerprint {fingerprint[:12]}) is another build than the one "
+                       f"this sweep's rows for {trial.dataset} were made on ({trial.build[:12]}); "
+                       "sweep it into another --out")
     device = resolve_device((trial.distill or trial.base).device)
     teacher = Teacher.load(trial.teacher, device=device) if trial.teacher else None
     distill_seconds = 0.0
@@ -130,7 +137,8 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
         "checkpoints": checkpoints,
         "seconds": round(time.perf_counter() - start_time, 3),
         "distill_seconds": round(distill_seconds, 3),
-        "task": task, "dataset_size": len(dataset), "teacher": trial.teacher, "device": str(device),
+        "task": task, "dataset_size": len(dataset),
+        "dataset_fingerprint": fingerprint, "teacher": trial.teacher, "device": str(device),
         "threads": torch.get_num_threads(), "budget": trial_budget(trial), "eval": _recorded_eval(trial, res),
     }
     write_json_atomic(result_path, row)
