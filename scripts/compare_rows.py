@@ -7,7 +7,9 @@ For each dataset and method (the base first): the trials' scores by seed, their 
 every student's score with its 95% stratified-bootstrap interval (rliable, students resampled within each seed)
 ± the spread between students of one set, and the paired difference to the base on the seeds both ran. Then per
 method the share of the teacher's score (mean score over the teacher's mean, averaged over the datasets where
-both ran) beside the base's on the same datasets. Reads ``results.jsonl`` only; distils nothing.
+both ran) beside the base's on the same datasets, and the interquartile mean over datasets of the trials' scores
+with its interval (rliable, seeds resampled within each dataset) beside the base's, where both ran the same
+number of seeds on every dataset. Reads ``results.jsonl`` only; distils nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from obd.errors import ObdError, cli_entry
-from obd.evaluate.stats import iqm, student_spread
+from obd.evaluate.stats import aggregate_iqm, iqm, student_spread
 from obd.sweep.driver import recorded_builds
 from obd.sweep.grid import parse_list, parse_methods
 from obd.sweep.table import _students_by_seed, read_results
@@ -54,6 +56,8 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
         if m not in known:
             raise ObdError(f"{sweep}: no rows for method {m!r}; its methods: {', '.join(sorted(known))}")
     out, shares = [], {m: [] for m in methods}
+    # (seeds x datasets) score matrices where a method and the base ran the same seeds on every dataset
+    matrices: dict[str, tuple[list[list[float]], list[list[float]]]] = {m: ([], []) for m in methods}
     for d in names:
         if (d, base) not in cells and not any((d, m) in cells for m in methods):
             continue
@@ -73,6 +77,9 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
             diff = [float(c[s]["normalized_score_mean"]) - float(b[s]["normalized_score_mean"]) for s in common]
             paired = " / ".join(f"{x:+.1f}" for x in diff)
             out.append(f"{m}: {describe(c)}" + (f"; paired {paired} (mean {np.mean(diff):+.1f})" if diff else ""))
+            if common:
+                matrices[m][0].append([float(c[s]["normalized_score_mean"]) for s in common])
+                matrices[m][1].append([float(b[s]["normalized_score_mean"]) for s in common])
             if t_mean and common:
                 shares[m].append((np.mean([float(c[s]["normalized_score_mean"]) for s in common]) / t_mean,
                                   np.mean([float(b[s]["normalized_score_mean"]) for s in common]) / t_mean))
@@ -82,6 +89,12 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
             ours, theirs = np.mean(pairs, axis=0)
             out.append(f"{m}: {100 * ours:.1f}% of the teacher against the base's {100 * theirs:.1f}% "
                        f"on {len(pairs)} datasets (same seeds)")
+    for m, (ours_by_dataset, theirs_by_dataset) in matrices.items():
+        if len({len(x) for x in ours_by_dataset}) == 1:  # rliable's matrix needs the same seeds everywhere
+            ours_iqm = aggregate_iqm(np.array(ours_by_dataset).T)
+            theirs_iqm = aggregate_iqm(np.array(theirs_by_dataset).T)
+            out.append(f"{m}: IQM of the trials' scores over {len(ours_by_dataset)} datasets {ours_iqm} against the "
+                       f"base's {theirs_iqm}")
     return "\n".join(out)
 
 

@@ -41,6 +41,9 @@ def test_paired_on_common_seeds_and_share_of_teacher(sweep):
     assert "paired +5.0 / +5.0 (mean +5.0)" in variant_line
     # only dataset a has both rows: 25.5 / 50 against the base's 20.5 / 50 on the same seeds
     assert f"{VARIANT}: 51.0% of the teacher against the base's 41.0% on 1 datasets" in text
+    # the IQM over datasets of the trials' scores, on the seeds both ran: (25, 26) against (20, 21)
+    assert f"{VARIANT}: IQM of the trials' scores over 1 datasets 25.5 [" in text
+    assert "against the base's 20.5 [" in text
 
 
 def test_unknown_method_is_a_one_line_error(sweep, capsys):
