@@ -206,6 +206,12 @@ def test_table_gives_mean_std_over_seeds_beside_the_paper():
     assert "| Av-PBC | 32.0 ± 2.0 | 32.5 |" in table
     assert "| Teacher | 50.0 | 56.4 |" in table
     assert "`hopper-medium-v5`: `t.pt`" in table and "100 transitions" in table
+    # the build the rows ran on, and whether the teacher was trained on it (where rows record both)
+    built = {"dataset_fingerprint": "aa" * 32, "teacher_dataset_fingerprint": "aa" * 32}
+    table = render_table([row("avpbc", 0, 30.0) | built])
+    assert "100 transitions, data fingerprint aaaaaaaaaaaa" in table and "`t.pt` (trained on this build)" in table
+    table = render_table([row("avpbc", 0, 30.0) | built | {"teacher_dataset_fingerprint": "bb" * 32}])
+    assert "`t.pt` (trained on another build of the data: bbbbbbbbbbbb;" in table
     # a shipped teacher is named by its place in the package, not by the trial machine's install path
     installed = "/home/u/.venv/lib/site-packages/obd/tasks/hopper/teacher_td3bc_medium.pt"
     shipped = row("teacher", 0, 50.0) | {"teacher": installed}
@@ -258,6 +264,7 @@ def test_baseline_trials_and_sdw_configs(problem, tmp_path):
     assert (Path(by_method["random"].trial_dir) / "synthetic.hdf5").is_file()
     assert row["teacher"] == str(tmp / "teacher.pt")
     assert row["dataset_fingerprint"] == load_dataset(data).fingerprint()
+    assert row["teacher_dataset_fingerprint"] is None  # this teacher records no training data
     bc = run_trial(by_method["bc"])["eval"]
     assert (bc["steps"], bc["optimizer"], bc["batch_size"]) == (3, "adam", 256)
     # random pairs are trained like the distilled sets: the preset's 2x8 student and 2-step inner loop

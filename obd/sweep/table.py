@@ -141,6 +141,25 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _build_note(rows: list[dict[str, Any]], dataset: str) -> str:
+    """", data fingerprint X" for the build the dataset's rows record (rows made before rows recorded it: '')."""
+    found = next((r["dataset_fingerprint"] for r in rows if r["dataset"] == dataset and r.get("dataset_fingerprint")),
+                 None)
+    return f", data fingerprint {found[:12]}" if found else ""
+
+
+def _teacher_data_note(rows: list[dict[str, Any]], dataset: str, teacher: str) -> str:
+    """Whether ``teacher`` was trained on the build of ``dataset`` the rows ran on (its ``dataset_sha256``
+    against the rows' ``dataset_fingerprint``); '' where either is not recorded."""
+    for r in rows:
+        trained_on, data = r.get("teacher_dataset_fingerprint"), r.get("dataset_fingerprint")
+        if r["dataset"] == dataset and r["teacher"] == teacher and trained_on and data:
+            return (" (trained on this build)" if trained_on == data else
+                    f" (trained on another build of the data: {trained_on[:12]}; its labels and Q were fitted to "
+                    "other states)")
+    return ""
+
+
 def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = None) -> str:
     """Markdown: the table (methods x datasets, ours beside the paper's), then what produced it."""
     datasets, methods, cells = _grouped(rows)
@@ -169,11 +188,11 @@ def render_table(rows: list[dict[str, Any]], commands: list[list[str]] | None = 
         "## What ours used",
         "",
         "Data:",
-        *[f"- `{d}`: `{spec_of[d]}`, task {r['task']}, {r['dataset_size']:,} transitions"
+        *[f"- `{d}`: `{spec_of[d]}`, task {r['task']}, {r['dataset_size']:,} transitions{_build_note(rows, d)}"
           for d, r in {r["dataset"]: r for r in rows}.items()],
         "",
         "Teachers:",
-        *[f"- `{d}`: {_teacher_label(t)}"
+        *[f"- `{d}`: {_teacher_label(t)}{_teacher_data_note(rows, d, t)}"
           for d, t in _distinct([(r["dataset"], r["teacher"]) for r in rows if r["teacher"]])],
         "",
         "Budgets:",

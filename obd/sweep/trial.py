@@ -96,8 +96,9 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
     ``checkpoints`` (step, score and ``per_student`` scores of each; a baseline has one entry at step 0; the
     interquartile means and bootstrap intervals of :mod:`obd.sweep.table` come from those), ``seconds`` (this
     call's wall time), ``distill_seconds`` (the run's outer steps over all its attempts), task,
-    dataset size and fingerprint (:meth:`TransitionDataset.fingerprint`: which build of the data), teacher,
-    budget and evaluation settings.
+    dataset size and fingerprint (:meth:`TransitionDataset.fingerprint`: which build of the data), teacher and
+    the fingerprint of the data it was trained on (its ``dataset_sha256``, None when it records none), budget
+    and evaluation settings.
     """
     import torch
 
@@ -138,7 +139,9 @@ def run_trial(trial: Trial, threads: int = 1) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - start_time, 3),
         "distill_seconds": round(distill_seconds, 3),
         "task": task, "dataset_size": len(dataset),
-        "dataset_fingerprint": fingerprint, "teacher": trial.teacher, "device": str(device),
+        "dataset_fingerprint": fingerprint, "teacher": trial.teacher,
+        "teacher_dataset_fingerprint": (getattr(teacher, "metadata", None) or {}).get("dataset_sha256"),
+        "device": str(device),
         "threads": torch.get_num_threads(), "budget": trial_budget(trial), "eval": _recorded_eval(trial, res),
     }
     write_json_atomic(result_path, row)
