@@ -275,3 +275,56 @@ def test_optional_rollout_states_step_aside_without_a_simulator(capsys):
     assert "onpolicy_length" not in d.step()
     with_sim = onpolicy_config(**{"onpolicy.optional": True}).create(hopper_data(), HopperTeacher(), progress=False)
     assert with_sim.onpolicy is not None  # optional changes nothing where the task can be simulated
+
+
+# ---------------------------------------------------------------- init=teacher
+def test_init_teacher_starts_the_set_on_the_teachers_own_states_labelled_by_it(tmp_path):
+    from obd.distill.init import TEACHER_EPISODES, TEACHER_MAX_EPISODES
+
+    data, teacher = hopper_data(), HopperTeacher()
+    d = tiny_config(init="teacher", n_syn=8).create(data, teacher, progress=False)
+    states, actions = d.states.detach().numpy(), d.actions.detach().numpy()
+    # every initial state is one the teacher's deterministic action visits from the run's seeded resets
+    seen = []
+    env = make_env("hopper")
+    first = teacher_rollout_seed(d.config.seed, TEACHER_MAX_EPISODES)
+    for e in range(TEACHER_EPISODES):
+        obs, done = env.reset(seed=first + e)[0], False
+        while not done:
+            seen.append(obs)
+            obs, _, term, trunc, _ = env.step(teacher.act(obs[None]).numpy()[0])
+            done = term or trunc
+    env.close()
+    visited = np.asarray(data.normalizer.normalize(np.asarray(seen, np.float32)), np.float32)
+    assert len(visited) >= 8
+    assert all(np.any(np.all(np.isclose(visited, s, atol=1e-5), axis=1)) for s in states)
+    raw = data.normalizer.denormalize(torch.as_tensor(states)).numpy()
+    np.testing.assert_allclose(actions, teacher.act(raw).numpy(), atol=1e-5)
+    assert len({tuple(s) for s in states.round(5)}) == 8  # drawn without replacement
+    # reproducible from the seed, another seed draws other states
+    again = tiny_config(init="teacher", n_syn=8).create(data, teacher, progress=False)
+    assert torch.equal(again.states, d.states)
+    other = tiny_config(init="teacher", n_syn=8, seed=2).create(data, teacher, progress=False)
+    assert not torch.equal(other.states, d.states)
+    # a run started on them resumes bit-identically
+    run = functools.partial(tiny_config, init="teacher", n_syn=8, **{"outer.schedule": "constant"})
+    full = start(run(), tmp_path / "full", data, teacher, progress=False)
+    start(run(outer_steps=3), tmp_path / "half", data, teacher, progress=False)
+    resumed = resume(tmp_path / "half", ["outer_steps=6"], dataset=data, teacher=teacher, progress=False)
+    assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
+
+
+def test_init_teacher_needs_a_task_to_roll_the_teacher_out_in():
+    with pytest.raises(ObdError, match="^config key 'init': 'teacher' rolls the teacher out .* names none"):
+        tiny_config(init="teacher").create(hopper_data(task=None), HopperTeacher(), progress=False)
+
+
+def test_init_fallback_starts_from_the_data_where_the_teacher_cannot_be_rolled_out(capsys):
+    data = hopper_data(task=None)
+    d = tiny_config(init="teacher", init_fallback="random").create(data, HopperTeacher(), progress=False)
+    assert "note: config key 'init': 'teacher'" in capsys.readouterr().err
+    plain = tiny_config(init="random").create(data, HopperTeacher(), progress=False)
+    torch.testing.assert_close(d.states, plain.states)
+    # with a simulator the fallback is not used
+    rolled = tiny_config(init="teacher", init_fallback="random").create(hopper_data(), HopperTeacher(), progress=False)
+    assert not torch.equal(rolled.states, plain.states)

@@ -242,8 +242,10 @@ class DistillConfig:
     beta * Q) with each state's weight multiplied by its state-density weight, or, in ``density.mode:
     sample``, Av-PBC with the outer batch drawn in proportion to those weights. ``density``
     (:class:`DensityConfig`; null = its defaults; its ``seed`` defaults to the run's) configures the weights
-    and is set only with ``sdw``. PBC, Av-PBC, SDW and the ``topq`` init need a teacher
-    (:meth:`needs_teacher`). ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the
+    and is set only with ``sdw``. PBC, Av-PBC, SDW and the ``topq`` and ``teacher`` inits need a teacher
+    (:meth:`needs_teacher`). ``init_fallback``: the init used, with a note on stderr, when ``init: teacher``
+    finds no simulator for the dataset's task (null: refuse), so a preset can start every set it can on the
+    teacher's states. ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the
     end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC (and SDW) weight by
     beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a state with Q < 0 pushes the
     student away from the teacher). ``synthetic_actions``: ``free`` (the paper's) or ``clamp``, projected
@@ -257,7 +259,8 @@ class DistillConfig:
     beta: float = 0.02
     density: DensityConfig | None = None
     n_syn: int = 256
-    init: Literal["random", "kmeans", "topq"] = "random"
+    init: Literal["random", "kmeans", "topq", "teacher"] = "random"
+    init_fallback: Literal["random", "kmeans"] | None = None
     student: StudentConfig = field(default_factory=StudentConfig)
     inner: InnerConfig = field(default_factory=InnerConfig)
     outer: OuterConfig = field(default_factory=OuterConfig)
@@ -279,7 +282,7 @@ class DistillConfig:
 
     def needs_teacher(self) -> bool:
         spec = OBJECTIVES.get(self.objective)
-        return (spec is not None and spec.needs_teacher) or self.init == "topq"
+        return (spec is not None and spec.needs_teacher) or self.init in ("topq", "teacher")
 
     def validate(self) -> None:
         """Check the config alone (no files read, nothing changed); raise a one-line :class:`ObdError`

@@ -38,10 +38,10 @@ from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
 from obd.distill.coverage import OuterCoverage, noise_factor, perturbed_initial_pairs
-from obd.distill.init import initial_pairs
+from obd.distill.init import TEACHER_MAX_EPISODES, initial_pairs, teacher_init_problem, teacher_pairs
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import Objective, outer_loss, precompute_targets, query_teacher
-from obd.distill.onpolicy import onpolicy_states
+from obd.distill.onpolicy import onpolicy_states, teacher_rollout_seed
 from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
 from obd.distill.synthetic import SyntheticDataset
@@ -176,11 +176,20 @@ class Distiller:
             self.sdw.record_outer_ess(self.objective.q_values)
             self.sdw.announce(density.warn_ess)
 
+        init = cfg.init
+        problem = teacher_init_problem(dataset.task, self.obs_dim, self.act_dim) if init == "teacher" else ""
+        if problem and cfg.init_fallback:
+            print(f"note: {problem}; starting from init '{cfg.init_fallback}' (init_fallback)", file=sys.stderr)
+            init = cfg.init_fallback
         q_data = None
-        if cfg.init == "topq":
+        if init == "topq":
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
                                    "teacher Q of dataset pairs", dataset.actions, progress).numpy()
-        states, actions = initial_pairs(cfg.init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
+        if init == "teacher":
+            states, actions = teacher_pairs(teacher, dataset.task, self.normalizer, cfg.n_syn, cfg.seed,
+                                            teacher_rollout_seed(cfg.seed, TEACHER_MAX_EPISODES))
+        else:
+            states, actions = initial_pairs(init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
         coverage = cfg.coverage
         # one covariance estimate for the initial set and the outer batches (mixup draws no noise)
         noisy = coverage.init_scale > 0 or (coverage.outer_enabled and coverage.kind != "mixup")

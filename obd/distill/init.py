@@ -5,6 +5,11 @@
   is the real action of its nearest real state. Fitted on at most ``KMEANS_MAX_STATES`` states drawn
   uniformly, which keeps 2M-transition datasets to seconds.
 - ``topq``: the N real pairs with the highest teacher Q1(s, a) of the dataset's own action.
+- ``teacher``: N distinct states drawn uniformly from episodes of the teacher's own rollouts (its deterministic
+  action, from seeded resets), each paired with that action: the set starts on the teacher's state
+  distribution d^{pi*} rather than the data's, which on data of several policies holds few of those states
+  (what it measured: docs/results.md, "The teacher's own states as the initial set"). Needs the dataset's
+  task, to roll the teacher out.
 
 States are returned in normalized space (where distillation learns them), actions as recorded.
 """
@@ -17,8 +22,10 @@ import numpy as np
 
 from obd.errors import ObdError
 
-INITS = ("random", "kmeans", "topq")
+INITS = ("random", "kmeans", "topq", "teacher")
 KMEANS_MAX_STATES = 50_000
+#: the teacher plays episodes in batches of this many until its rollouts hold n_syn distinct states
+TEACHER_EPISODES, TEACHER_MAX_EPISODES = 5, 100
 
 
 def initial_pairs(init: str, normalized_states: np.ndarray, actions: np.ndarray, n_syn: int, seed: int,
@@ -35,6 +42,8 @@ def initial_pairs(init: str, normalized_states: np.ndarray, actions: np.ndarray,
         states, acts = normalized_states[idx], actions[idx]
     elif init == "kmeans":
         states, acts = _kmeans(normalized_states, actions, n_syn, rng, seed)
+    elif init == "teacher":
+        raise ValueError("init 'teacher' draws its pairs with teacher_pairs(), not from the dataset")
     elif init == "topq":
         if q_values is None:
             raise ObdError("init: 'topq' needs a teacher (Q values of the dataset pairs)")
@@ -57,3 +66,52 @@ def _kmeans(states: np.ndarray, actions: np.ndarray, n_syn: int, rng: np.random.
     centres = km.cluster_centers_.astype(np.float32)
     nearest = pairwise_distances_argmin(centres, states)
     return centres, actions[nearest]
+
+
+def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: int,
+                  first_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``init=teacher``: roll out the teacher's deterministic action in ``task`` (episodes reset from seeds
+    ``first_seed``, ``first_seed + 1``, ..., ``TEACHER_EPISODES`` at a time) until the visited states number at
+    least ``n_syn``, draw ``n_syn`` of them without replacement (numpy, ``seed``) and label each with the
+    teacher's action there. Returns normalized states (n_syn, obs) and actions (n_syn, act), float32."""
+    import torch
+
+    from obd.envs.rollout import rollout
+
+    problem = teacher_init_problem(task, teacher.obs_dim, teacher.act_dim)
+    if problem:
+        raise ObdError(problem)
+
+    def policy(obs: Any, idx: Any) -> Any:
+        with torch.no_grad():
+            return torch.as_tensor(teacher.act(obs.cpu().numpy()))
+
+    seen: list[np.ndarray] = []
+    episodes = 0
+    while sum(map(len, seen)) < n_syn:
+        if episodes >= TEACHER_MAX_EPISODES:
+            raise ObdError(f"init 'teacher': the teacher's {episodes} episodes in {task} visited "
+                           f"{sum(map(len, seen))} states, fewer than n_syn = {n_syn}")
+        rollout(task, policy, 1, TEACHER_EPISODES, seed=first_seed + episodes, observer=seen.append)
+        episodes += TEACHER_EPISODES
+    raw = np.concatenate(seen).astype(np.float32)
+    raw = raw[np.random.default_rng(seed).choice(len(raw), size=n_syn, replace=False)]
+    with torch.no_grad():
+        actions = np.asarray(torch.as_tensor(teacher.act(raw)).detach().cpu(), dtype=np.float32)
+    states = np.asarray(normalizer.normalize(raw), dtype=np.float32)
+    return states.copy(), actions.copy()
+
+
+def teacher_init_problem(task: str | None, obs_dim: int, act_dim: int) -> str:
+    """Why ``init=teacher`` cannot roll the teacher out for a dataset of ``task`` with these dims, as a
+    one-line message naming the key; '' when it can."""
+    from obd.envs import check_dims, get_task
+
+    if not task:
+        return ("config key 'init': 'teacher' rolls the teacher out in the dataset's task, and the dataset names "
+                "none (pass task=)")
+    try:
+        check_dims(get_task(task), obs_dim, act_dim, "the dataset")
+    except ObdError as err:
+        return f"config key 'init': 'teacher': {err}"
+    return ""
