@@ -78,11 +78,12 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
             paired = " / ".join(f"{x:+.1f}" for x in diff)
             out.append(f"{m}: {describe(c)}" + (f"; paired {paired} (mean {np.mean(diff):+.1f})" if diff else ""))
             if common:
-                matrices[m][0].append([float(c[s]["normalized_score_mean"]) for s in common])
-                matrices[m][1].append([float(b[s]["normalized_score_mean"]) for s in common])
-            if t_mean and common:
-                shares[m].append((np.mean([float(c[s]["normalized_score_mean"]) for s in common]) / t_mean,
-                                  np.mean([float(b[s]["normalized_score_mean"]) for s in common]) / t_mean))
+                ours = [float(c[s]["normalized_score_mean"]) for s in common]
+                theirs = [float(b[s]["normalized_score_mean"]) for s in common]
+                matrices[m][0].append(ours)
+                matrices[m][1].append(theirs)
+                if t_mean:
+                    shares[m].append((np.mean(ours) / t_mean, np.mean(theirs) / t_mean))
         out.append("")
     for m, pairs in shares.items():
         if pairs:

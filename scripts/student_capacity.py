@@ -23,14 +23,13 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from obd.assets import resolve_asset
 from obd.data import load_dataset
 from obd.distill.config import load_run_config
+from obd.distill.onpolicy import teacher_visits
 from obd.distill.synthetic import SyntheticDataset
-from obd.envs.rollout import rollout
 from obd.evaluate import evaluate_synthetic
 from obd.evaluate.student_spec import config_student
 from obd.quickstart import QuickstartSettings, default_dataset
@@ -63,7 +62,8 @@ def main() -> None:
     pick = torch.randperm(len(obs), generator=torch.Generator().manual_seed(args.seed))[:256]
     pools = [("256 random", states[pick], labels[pick])]
     if args.teacher_episodes:
-        visited = teacher_states(teacher, args.teacher_episodes, args.seed)
+        visited = torch.as_tensor(teacher_visits(teacher, teacher.metadata.get("task"), args.teacher_episodes,
+                                                 args.seed))
         take = torch.randperm(len(visited), generator=torch.Generator().manual_seed(args.seed))[:256]
         with torch.no_grad():
             pools.append(("256 teacher's", ds.normalizer.normalize(visited[take]), teacher.act(visited[take])))
@@ -87,17 +87,6 @@ def main() -> None:
                   f"{r['normalized_score_mean']:>10.1f} +- {r['normalized_score_std']:<5.1f}"
                   f"{r['episode_length_mean']:>12.0f}", flush=True)
 
-
-def teacher_states(teacher: Teacher, episodes: int, seed: int) -> torch.Tensor:
-    """The raw states (N, obs) the teacher's deterministic action visits in ``episodes`` episodes."""
-    seen: list[np.ndarray] = []
-
-    def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return teacher.act(obs)
-
-    rollout(teacher.metadata.get("task"), policy, episodes=episodes, seed=seed, observer=seen.append)
-    return torch.as_tensor(np.concatenate(seen), dtype=torch.float32)
 
 if __name__ == "__main__":
     main()

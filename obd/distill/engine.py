@@ -178,7 +178,9 @@ class Distiller:
 
         init = cfg.init
         problem = teacher_init_problem(dataset.task, self.obs_dim, self.act_dim) if init == "teacher" else ""
-        if problem and cfg.init_fallback:
+        if problem and not cfg.init_fallback:
+            raise ObdError(problem)
+        if problem:
             print(f"note: {problem}; starting from init '{cfg.init_fallback}' (init_fallback)", file=sys.stderr)
             init = cfg.init_fallback
         q_data = None

@@ -73,18 +73,11 @@ def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: in
     """``init=teacher``: roll out the teacher's deterministic action in ``task`` (episodes reset from seeds
     ``first_seed``, ``first_seed + 1``, ..., ``TEACHER_EPISODES`` at a time) until the visited states number at
     least ``n_syn``, draw ``n_syn`` of them without replacement (numpy, ``seed``) and label each with the
-    teacher's action there. Returns normalized states (n_syn, obs) and actions (n_syn, act), float32."""
+    teacher's action there. ``task`` must be one obd simulates (:func:`teacher_init_problem`). Returns
+    normalized states (n_syn, obs) and actions (n_syn, act), float32."""
     import torch
 
-    from obd.envs.rollout import rollout
-
-    problem = teacher_init_problem(task, teacher.obs_dim, teacher.act_dim)
-    if problem:
-        raise ObdError(problem)
-
-    def policy(obs: Any, idx: Any) -> Any:
-        with torch.no_grad():
-            return torch.as_tensor(teacher.act(obs.cpu().numpy()))
+    from obd.distill.onpolicy import teacher_visits
 
     seen: list[np.ndarray] = []
     episodes = 0
@@ -92,9 +85,9 @@ def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: in
         if episodes >= TEACHER_MAX_EPISODES:
             raise ObdError(f"init 'teacher': the teacher's {episodes} episodes in {task} visited "
                            f"{sum(map(len, seen))} states, fewer than n_syn = {n_syn}")
-        rollout(task, policy, 1, TEACHER_EPISODES, seed=first_seed + episodes, observer=seen.append)
+        seen.append(teacher_visits(teacher, task, TEACHER_EPISODES, first_seed + episodes))
         episodes += TEACHER_EPISODES
-    raw = np.concatenate(seen).astype(np.float32)
+    raw = np.concatenate(seen)
     raw = raw[np.random.default_rng(seed).choice(len(raw), size=n_syn, replace=False)]
     with torch.no_grad():
         actions = np.asarray(torch.as_tensor(teacher.act(raw)).detach().cpu(), dtype=np.float32)

@@ -71,6 +71,23 @@ def teacher_rollout_seed(seed: int, episodes: int) -> int:
     return (seed * SEED_STRIDE + SEED_STRIDE // 2) % (2 ** 31 - episodes)
 
 
+@torch.no_grad()
+def teacher_visits(teacher: Any, task: str, episodes: int, first_seed: int,
+                   max_steps: int | None = None) -> np.ndarray:
+    """The raw states (N, obs), float32, that the teacher's deterministic action visits in ``episodes``
+    episodes of ``task`` reset from seeds ``first_seed``, ``first_seed + 1``, ... (each at most ``max_steps``
+    steps; the task's limit by default)."""
+    from obd.envs.rollout import rollout
+
+    seen: list[np.ndarray] = []
+
+    def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(teacher.act(obs.cpu().numpy()))
+
+    rollout(task, policy, 1, episodes, seed=first_seed, max_steps=max_steps, observer=seen.append)
+    return np.concatenate(seen).astype(np.float32)
+
+
 def simulator_problem(config: Any, task: str | None, obs_dim: int, act_dim: int) -> str:
     """Why the dataset's ``task`` gives no simulator to roll policies out in for rollout states turned on
     by ``config`` (an OnPolicyConfig), as a message naming the key; '' when it does."""
@@ -212,17 +229,9 @@ class OnPolicyStates:
     def teacher_states(self) -> dict[str, torch.Tensor]:
         """Roll out the teacher's deterministic action for ``teacher_episodes`` episodes and label the states
         it visits; returns the labels (as :meth:`labels`)."""
-        from obd.envs.rollout import rollout
-
-        seen: list[np.ndarray] = []
         episodes = self.config.teacher_episodes
-
-        def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            return torch.as_tensor(self.teacher.act(obs.cpu().numpy()))
-
-        rollout(self.spec.name, policy, 1, episodes, seed=teacher_rollout_seed(self.seed, episodes),
-                max_steps=self.config.max_steps or None, observer=seen.append)
-        raw = np.concatenate(seen).astype(np.float32)
+        raw = teacher_visits(self.teacher, self.spec.name, episodes, teacher_rollout_seed(self.seed, episodes),
+                             self.config.max_steps or None)
         return self.labels(raw, np.asarray(self.normalizer.normalize(raw), dtype=np.float32))
 
     def add(self, raw: np.ndarray) -> float | None:
