@@ -314,6 +314,64 @@ def test_init_teacher_starts_the_set_on_the_teachers_own_states_labelled_by_it(t
     assert torch.equal(full.states, resumed.states) and torch.equal(full.actions, resumed.actions)
 
 
+def test_init_share_starts_part_of_the_set_on_the_teachers_states_and_the_rest_on_the_data():
+    data, teacher = hopper_data(), HopperTeacher()
+    whole = tiny_config(init="teacher", n_syn=8).create(data, teacher, progress=False)
+    d = tiny_config(init="teacher", n_syn=8, init_share=0.5).create(data, teacher, progress=False)
+    states, actions = d.states.detach().numpy(), d.actions.detach().numpy()
+    # the first half: the teacher's states (the same draw as a set of 4 all from the teacher) and actions
+    four = tiny_config(init="teacher", n_syn=4).create(data, teacher, progress=False)
+    np.testing.assert_array_equal(states[:4], four.states.detach().numpy())
+    np.testing.assert_array_equal(actions[:4], four.actions.detach().numpy())
+    # the second half: distinct real pairs with the data's own actions
+    normalized = np.asarray(data.normalizer.normalize(data.observations), np.float32)
+    for s, a in zip(states[4:], actions[4:]):
+        row = np.flatnonzero(np.all(np.isclose(normalized, s, atol=1e-6), axis=1))
+        assert len(row) == 1 and np.allclose(data.actions[row[0]], a)
+    assert len({tuple(s) for s in states.round(5)}) == 8
+    assert not torch.equal(d.states, whole.states)
+    again = tiny_config(init="teacher", n_syn=8, init_share=0.5).create(data, teacher, progress=False)
+    assert torch.equal(again.states, d.states) and torch.equal(again.actions, d.actions)
+
+
+def test_init_max_steps_starts_the_set_on_the_first_steps_of_the_teachers_episodes():
+    from obd.distill.init import TEACHER_EPISODES, TEACHER_MAX_EPISODES
+
+    data, teacher = hopper_data(), HopperTeacher()
+    d = tiny_config(init="teacher", n_syn=8, init_max_steps=3).create(data, teacher, progress=False)
+    first, env, early = teacher_rollout_seed(d.config.seed, TEACHER_MAX_EPISODES), make_env("hopper"), []
+    for e in range(TEACHER_EPISODES):
+        obs = env.reset(seed=first + e)[0]
+        for _ in range(3):
+            early.append(obs)
+            obs = env.step(teacher.act(obs[None]).numpy()[0])[0]
+    env.close()
+    early = np.asarray(data.normalizer.normalize(np.asarray(early, np.float32)), np.float32)
+    states = d.states.detach().numpy()
+    assert all(np.any(np.all(np.isclose(early, s, atol=1e-5), axis=1)) for s in states)
+    assert len({tuple(s) for s in states.round(5)}) == 8
+
+
+@pytest.mark.parametrize("kw, key, match", [
+    ({"init_share": 0.0, "init": "teacher"}, "init_share", r"expected a number in \(0, 1\]"),
+    ({"init_share": 0.5}, "init_share", "only with init=teacher, got init=random"),
+    ({"init_max_steps": -1, "init": "teacher"}, "init_max_steps", "expected an integer >= 0"),
+    ({"init_max_steps": 200}, "init_max_steps", "only with init=teacher, got init=random")])
+def test_the_teacher_inits_keys_are_checked(kw, key, match):
+    with pytest.raises(ObdError, match=f"^config key '{key}': .*{match}"):
+        tiny_config(**kw).validate()
+
+
+def test_the_small_presets_avpbc_starts_half_its_set_on_the_teachers_states():
+    from obd.config import load_config
+    from obd.distill import DistillConfig
+
+    avpbc = load_config(DistillConfig, "small_avpbc")
+    assert (avpbc.init, avpbc.init_share, avpbc.init_fallback) == ("teacher", 0.5, "random")
+    for name in ("small_sdw", "small_pbc", "small_dbc", "quickstart", "fast", "paper"):
+        assert load_config(DistillConfig, name).init == "random", name
+
+
 def test_init_teacher_needs_a_task_to_roll_the_teacher_out_in():
     with pytest.raises(ObdError, match="^config key 'init': 'teacher' rolls the teacher out .* names none"):
         tiny_config(init="teacher").create(hopper_data(task=None), HopperTeacher(), progress=False)

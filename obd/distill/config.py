@@ -245,14 +245,20 @@ class DistillConfig:
     and is set only with ``sdw``. PBC, Av-PBC, SDW and the ``topq`` and ``teacher`` inits need a teacher
     (:meth:`needs_teacher`). ``init_fallback``: the init used, with a note on stderr, when ``init: teacher``
     finds no simulator for the dataset's task (null: refuse), so a preset can start every set it can on the
-    teacher's states. ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the
-    end); evaluating checkpoints is ``obd evaluate``'s job. ``q_clip``: Av-PBC (and SDW) weight by
-    beta * max(Q, 0) instead of beta * Q (the published code does not clip, so a state with Q < 0 pushes the
-    student away from the teacher). ``synthetic_actions``: ``free`` (the paper's) or ``clamp``, projected
-    onto [-1, 1] at init and after every outer step, the range of the env's actions. ``coverage``
-    (:class:`CoverageConfig`): outer and initial states beyond the data; ``value_metric``
-    (:class:`ValueMetricConfig`): each action dimension's error weighted by the teacher critic's curvature;
-    ``onpolicy`` (:class:`OnPolicyConfig`): states the students' own rollouts visit, labelled by the teacher.
+    teacher's states. ``init_share``: with ``init: teacher``, the share of the n_syn initial pairs drawn from
+    the teacher's rollouts; the rest are distinct real pairs drawn uniformly (``random``), so the set starts on
+    both the teacher's gait and the data's breadth (1 = all the teacher's). ``init_max_steps`` H: with ``init:
+    teacher``, each of the teacher's episodes stops after H steps, so the set starts on the first H steps of
+    more episodes, where a student that falls early spends its time (0 = the task's limit).
+    ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the end); evaluating
+    checkpoints is ``obd evaluate``'s job.
+    ``q_clip``: Av-PBC (and SDW) weight by beta * max(Q, 0) instead of beta * Q (the published code does not
+    clip, so a state with Q < 0 pushes the student away from the teacher). ``synthetic_actions``: ``free``
+    (the paper's) or ``clamp``, projected onto [-1, 1] at init and after every outer step, the range of the
+    env's actions. ``coverage`` (:class:`CoverageConfig`): outer and initial states beyond the data;
+    ``value_metric`` (:class:`ValueMetricConfig`): each action dimension's error weighted by the teacher
+    critic's curvature; ``onpolicy`` (:class:`OnPolicyConfig`): states the students' own rollouts visit,
+    labelled by the teacher.
     """
 
     objective: ObjectiveName = "avpbc"
@@ -261,6 +267,8 @@ class DistillConfig:
     n_syn: int = 256
     init: Literal["random", "kmeans", "topq", "teacher"] = "random"
     init_fallback: Literal["random", "kmeans"] | None = None
+    init_share: float = 1.0
+    init_max_steps: int = 0
     student: StudentConfig = field(default_factory=StudentConfig)
     inner: InnerConfig = field(default_factory=InnerConfig)
     outer: OuterConfig = field(default_factory=OuterConfig)
@@ -323,6 +331,18 @@ class DistillConfig:
         if self.inner.truncate > self.inner.steps:
             raise ObdError(f"config key 'inner.truncate': {self.inner.truncate} exceeds inner.steps "
                            f"{self.inner.steps}")
+        if not (is_number(self.init_share) and 0 < self.init_share <= 1):
+            raise ObdError(f"config key 'init_share': expected a number in (0, 1], got {self.init_share!r}")
+        if self.init_share < 1 and self.init != "teacher":
+            raise ObdError(f"config key 'init_share': the share of the teacher's states is set only with init=teacher, "
+                           f"got init={self.init}")
+        if isinstance(self.init_max_steps, bool) or not isinstance(self.init_max_steps, int) or \
+                self.init_max_steps < 0:
+            raise ObdError(f"config key 'init_max_steps': expected an integer >= 0 (0 = the task's limit), got "
+                           f"{self.init_max_steps!r}")
+        if self.init_max_steps and self.init != "teacher":
+            raise ObdError(f"config key 'init_max_steps': the teacher's episode length is set only with init=teacher, "
+                           f"got init={self.init}")
         if not (math.isfinite(self.outer.lr_min) and 0 <= self.outer.lr_min <= self.outer.lr):
             raise ObdError(f"config key 'outer.lr_min': expected a number in [0, outer.lr = {self.outer.lr}], got "
                            f"{self.outer.lr_min}")

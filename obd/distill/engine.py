@@ -188,8 +188,15 @@ class Distiller:
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
                                    "teacher Q of dataset pairs", dataset.actions, progress).numpy()
         if init == "teacher":
-            states, actions = teacher_pairs(teacher, dataset.task, self.normalizer, cfg.n_syn, cfg.seed,
-                                            teacher_rollout_seed(cfg.seed, TEACHER_MAX_EPISODES))
+            n_teacher = max(1, round(cfg.init_share * cfg.n_syn))
+            states, actions = teacher_pairs(teacher, dataset.task, self.normalizer, n_teacher, cfg.seed,
+                                            teacher_rollout_seed(cfg.seed, TEACHER_MAX_EPISODES),
+                                            max_steps=cfg.init_max_steps or None)
+            if n_teacher < cfg.n_syn:
+                data_states, data_actions = initial_pairs("random", normalized, dataset.actions,
+                                                          cfg.n_syn - n_teacher, cfg.seed)
+                states = np.concatenate([states, data_states])
+                actions = np.concatenate([actions, data_actions])
         else:
             states, actions = initial_pairs(init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
         coverage = cfg.coverage

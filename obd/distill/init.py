@@ -9,7 +9,8 @@
   action, from seeded resets), each paired with that action: the set starts on the teacher's state
   distribution d^{pi*} rather than the data's, which on data of several policies holds few of those states
   (what it measured: docs/results.md, "The teacher's own states as the initial set"). Needs the dataset's
-  task, to roll the teacher out.
+  task, to roll the teacher out. The config's ``init_share`` keeps only that share of the set from the
+  teacher (the rest ``random``), ``init_max_steps`` cuts each of the teacher's episodes short.
 
 States are returned in normalized space (where distillation learns them), actions as recorded.
 """
@@ -69,9 +70,10 @@ def _kmeans(states: np.ndarray, actions: np.ndarray, n_syn: int, rng: np.random.
 
 
 def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: int,
-                  first_seed: int) -> tuple[np.ndarray, np.ndarray]:
+                  first_seed: int, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``init=teacher``: roll out the teacher's deterministic action in ``task`` (episodes reset from seeds
-    ``first_seed``, ``first_seed + 1``, ..., ``TEACHER_EPISODES`` at a time) until the visited states number at
+    ``first_seed``, ``first_seed + 1``, ..., ``TEACHER_EPISODES`` at a time, each at most ``max_steps`` steps,
+    the task's limit by default) until the visited states number at
     least ``n_syn``, draw ``n_syn`` of them without replacement (numpy, ``seed``) and label each with the
     teacher's action there. ``task`` must be one obd simulates (:func:`teacher_init_problem`). Returns
     normalized states (n_syn, obs) and actions (n_syn, act), float32."""
@@ -85,7 +87,7 @@ def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: in
         if episodes >= TEACHER_MAX_EPISODES:
             raise ObdError(f"init 'teacher': the teacher's {episodes} episodes in {task} visited "
                            f"{sum(map(len, seen))} states, fewer than n_syn = {n_syn}")
-        seen.append(teacher_visits(teacher, task, TEACHER_EPISODES, first_seed + episodes))
+        seen.append(teacher_visits(teacher, task, TEACHER_EPISODES, first_seed + episodes, max_steps))
         episodes += TEACHER_EPISODES
     raw = np.concatenate(seen)
     raw = raw[np.random.default_rng(seed).choice(len(raw), size=n_syn, replace=False)]
