@@ -362,13 +362,14 @@ def test_the_teacher_inits_keys_are_checked(kw, key, match):
         tiny_config(**kw).validate()
 
 
-def test_the_small_presets_avpbc_starts_half_its_set_on_the_teachers_states():
+def test_the_small_and_quickstart_presets_avpbc_start_half_the_set_on_the_teachers_states():
     from obd.config import load_config
     from obd.distill import DistillConfig
 
-    avpbc = load_config(DistillConfig, "small_avpbc")
-    assert (avpbc.init, avpbc.init_share, avpbc.init_fallback) == ("teacher", 0.5, "random")
-    for name in ("small_sdw", "small_pbc", "small_dbc", "quickstart", "fast", "paper"):
+    for name in ("small_avpbc", "quickstart"):
+        avpbc = load_config(DistillConfig, name)
+        assert (avpbc.init, avpbc.init_share, avpbc.init_fallback) == ("teacher", 0.5, "random"), name
+    for name in ("small_sdw", "small_pbc", "small_dbc", "fast", "paper"):
         assert load_config(DistillConfig, name).init == "random", name
 
 
