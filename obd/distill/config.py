@@ -309,7 +309,7 @@ class DistillConfig:
                            ("teacher_chunk", self.teacher_chunk)):
             if not value > 0:
                 raise ObdError(f"config key '{key}': expected an integer > 0, got {value}")
-        for key, value in (("checkpoint_every", self.checkpoint_every),
+        for key, value in (("checkpoint_every", self.checkpoint_every), ("init_max_steps", self.init_max_steps),
                            ("inner.truncate", self.inner.truncate), ("outer.decay_steps", self.outer.decay_steps)):
             if value < 0:
                 raise ObdError(f"config key '{key}': expected an integer >= 0, got {value}")
@@ -331,18 +331,12 @@ class DistillConfig:
         if self.inner.truncate > self.inner.steps:
             raise ObdError(f"config key 'inner.truncate': {self.inner.truncate} exceeds inner.steps "
                            f"{self.inner.steps}")
-        if not (is_number(self.init_share) and 0 < self.init_share <= 1):
+        if not 0 < self.init_share <= 1:
             raise ObdError(f"config key 'init_share': expected a number in (0, 1], got {self.init_share!r}")
-        if self.init_share < 1 and self.init != "teacher":
-            raise ObdError(f"config key 'init_share': the share of the teacher's states is set only with init=teacher, "
-                           f"got init={self.init}")
-        if isinstance(self.init_max_steps, bool) or not isinstance(self.init_max_steps, int) or \
-                self.init_max_steps < 0:
-            raise ObdError(f"config key 'init_max_steps': expected an integer >= 0 (0 = the task's limit), got "
-                           f"{self.init_max_steps!r}")
-        if self.init_max_steps and self.init != "teacher":
-            raise ObdError(f"config key 'init_max_steps': the teacher's episode length is set only with init=teacher, "
-                           f"got init={self.init}")
+        for key, changed in (("init_share", self.init_share < 1), ("init_max_steps", self.init_max_steps != 0)):
+            if changed and self.init != "teacher":
+                raise ObdError(f"config key '{key}': shapes the teacher's initial states, so it is set only with "
+                               f"init=teacher, got init={self.init}")
         if not (math.isfinite(self.outer.lr_min) and 0 <= self.outer.lr_min <= self.outer.lr):
             raise ObdError(f"config key 'outer.lr_min': expected a number in [0, outer.lr = {self.outer.lr}], got "
                            f"{self.outer.lr_min}")

@@ -38,7 +38,7 @@ from obd.config import config_to_dict
 from obd.data.dataset import TransitionDataset
 from obd.device import resolve_device
 from obd.distill.coverage import OuterCoverage, noise_factor, perturbed_initial_pairs
-from obd.distill.init import TEACHER_MAX_EPISODES, initial_pairs, teacher_init_problem, teacher_pairs
+from obd.distill.init import TEACHER_MAX_EPISODES, initial_pairs, teacher_init_pairs, teacher_init_problem
 from obd.distill.inner import init_params, inner_loop, layer_dims, student_action
 from obd.distill.objectives import Objective, outer_loss, precompute_targets, query_teacher
 from obd.distill.onpolicy import onpolicy_states, teacher_rollout_seed
@@ -188,15 +188,10 @@ class Distiller:
             q_data = query_teacher(teacher.q, dataset.observations, cfg.teacher_chunk, torch.device("cpu"),
                                    "teacher Q of dataset pairs", dataset.actions, progress).numpy()
         if init == "teacher":
-            n_teacher = max(1, round(cfg.init_share * cfg.n_syn))
-            states, actions = teacher_pairs(teacher, dataset.task, self.normalizer, n_teacher, cfg.seed,
-                                            teacher_rollout_seed(cfg.seed, TEACHER_MAX_EPISODES),
-                                            max_steps=cfg.init_max_steps or None)
-            if n_teacher < cfg.n_syn:
-                data_states, data_actions = initial_pairs("random", normalized, dataset.actions,
-                                                          cfg.n_syn - n_teacher, cfg.seed)
-                states = np.concatenate([states, data_states])
-                actions = np.concatenate([actions, data_actions])
+            states, actions = teacher_init_pairs(teacher, dataset.task, self.normalizer, normalized, dataset.actions,
+                                                 cfg.n_syn, cfg.init_share, cfg.seed,
+                                                 teacher_rollout_seed(cfg.seed, TEACHER_MAX_EPISODES),
+                                                 cfg.init_max_steps or None)
         else:
             states, actions = initial_pairs(init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
         coverage = cfg.coverage

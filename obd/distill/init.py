@@ -97,6 +97,21 @@ def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: in
     return states.copy(), actions.copy()
 
 
+def teacher_init_pairs(teacher: Any, task: str, normalizer: Any, normalized_states: np.ndarray,
+                       actions: np.ndarray, n_syn: int, share: float, seed: int, first_seed: int,
+                       max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``init=teacher`` with ``init_share``: round(``share`` x ``n_syn``) pairs (at least one) from
+    :func:`teacher_pairs`, then the rest as distinct real pairs drawn uniformly (:func:`initial_pairs`
+    ``random``) from ``normalized_states`` (N_real, obs) and ``actions`` (N_real, act). Returns states
+    (n_syn, obs) and actions (n_syn, act), float32, the teacher's first."""
+    n_teacher = max(1, round(share * n_syn))
+    states, acts = teacher_pairs(teacher, task, normalizer, n_teacher, seed, first_seed, max_steps)
+    if n_teacher == n_syn:
+        return states, acts
+    data_states, data_acts = initial_pairs("random", normalized_states, actions, n_syn - n_teacher, seed)
+    return np.concatenate([states, data_states]), np.concatenate([acts, data_acts])
+
+
 def teacher_init_problem(task: str | None, obs_dim: int, act_dim: int) -> str:
     """Why ``init=teacher`` cannot roll the teacher out for a dataset of ``task`` with these dims, as a
     one-line message naming the key; '' when it can."""
