@@ -352,11 +352,50 @@ def test_init_max_steps_starts_the_set_on_the_first_steps_of_the_teachers_episod
     assert len({tuple(s) for s in states.round(5)}) == 8
 
 
+def test_init_noise_plays_the_teachers_action_plus_seeded_gaussian_noise_and_labels_without_it():
+    from obd.distill.init import TEACHER_MAX_EPISODES
+    from obd.distill.onpolicy import teacher_visits
+
+    class ZeroTeacher:
+        def act(self, obs):
+            return torch.zeros(len(obs), ACT)
+
+    # the actions played are exactly sigma x the generator seeded by the first episode's seed (clipped)
+    sigma, first, env = 0.2, 11, make_env("hopper")
+    rng, obs, done, seen = np.random.default_rng(first), env.reset(seed=first)[0], False, []
+    while not done:
+        seen.append(obs)
+        action = np.clip(sigma * rng.standard_normal((1, ACT)), -1, 1)[0]
+        obs, _, term, trunc, _ = env.step(action)
+        done = term or trunc
+    env.close()
+    np.testing.assert_allclose(teacher_visits(ZeroTeacher(), "hopper", 1, first, action_noise=sigma),
+                               np.asarray(seen, np.float32), atol=1e-5)
+
+    data, teacher = hopper_data(), HopperTeacher()
+    d = tiny_config(init="teacher", n_syn=8, init_noise=0.3).create(data, teacher, progress=False)
+    states, actions = d.states.detach().numpy(), d.actions.detach().numpy()
+    noisy = teacher_visits(teacher, "hopper", 5, teacher_rollout_seed(d.config.seed, TEACHER_MAX_EPISODES),
+                           action_noise=0.3)
+    noisy = np.asarray(data.normalizer.normalize(noisy), np.float32)
+    assert all(np.any(np.all(np.isclose(noisy, s, atol=1e-5), axis=1)) for s in states)
+    # labelled by the teacher's own (noise-free) action at each visited state
+    raw = data.normalizer.denormalize(torch.as_tensor(states)).numpy()
+    np.testing.assert_allclose(actions, teacher.act(raw).numpy(), atol=1e-5)
+    plain = tiny_config(init="teacher", n_syn=8).create(data, teacher, progress=False)
+    assert not torch.equal(plain.states, d.states)
+    again = tiny_config(init="teacher", n_syn=8, init_noise=0.3).create(data, teacher, progress=False)
+    assert torch.equal(again.states, d.states) and torch.equal(again.actions, d.actions)
+
+
 @pytest.mark.parametrize("kw, key, match", [
     ({"init_share": 0.0, "init": "teacher"}, "init_share", r"expected a number in \(0, 1\]"),
     ({"init_share": 0.5}, "init_share", "only with init=teacher, got init=random"),
     ({"init_max_steps": -1, "init": "teacher"}, "init_max_steps", "expected an integer >= 0"),
-    ({"init_max_steps": 200}, "init_max_steps", "only with init=teacher, got init=random")])
+    ({"init_max_steps": 200}, "init_max_steps", "only with init=teacher, got init=random"),
+    ({"init_noise": -0.1, "init": "teacher"}, "init_noise", "expected a number >= 0"),
+    ({"init_noise": float("nan"), "init": "teacher"}, "init_noise", "expected a finite number"),
+    ({"init_noise": 0.2}, "init_noise", "only with init=teacher, got init=random")])
 def test_the_teacher_inits_keys_are_checked(kw, key, match):
     with pytest.raises(ObdError, match=f"^config key '{key}': .*{match}"):
         tiny_config(**kw).validate()

@@ -249,7 +249,10 @@ class DistillConfig:
     the teacher's rollouts; the rest are distinct real pairs drawn uniformly (``random``), so the set starts on
     both the teacher's gait and the data's breadth (1 = all the teacher's). ``init_max_steps`` H: with ``init:
     teacher``, each of the teacher's episodes stops after H steps, so the set starts on the first H steps of
-    more episodes, where a student that falls early spends its time (0 = the task's limit).
+    more episodes, where a student that falls early spends its time (0 = the task's limit). ``init_noise``
+    sigma: with ``init: teacher``, the teacher plays its action plus N(0, sigma^2) noise per action dimension in
+    those rollouts (DART, Laskey et al. 2017), its states labelled by its noise-free action, so the set starts
+    on the teacher's recoveries from errors of a student's size as well as its gait (0 = its own action).
     ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the end); evaluating
     checkpoints is ``obd evaluate``'s job.
     ``q_clip``: Av-PBC (and SDW) weight by beta * max(Q, 0) instead of beta * Q (the published code does not
@@ -269,6 +272,7 @@ class DistillConfig:
     init_fallback: Literal["random", "kmeans"] | None = None
     init_share: float = 1.0
     init_max_steps: int = 0
+    init_noise: float = 0.0
     student: StudentConfig = field(default_factory=StudentConfig)
     inner: InnerConfig = field(default_factory=InnerConfig)
     outer: OuterConfig = field(default_factory=OuterConfig)
@@ -333,7 +337,10 @@ class DistillConfig:
                            f"{self.inner.steps}")
         if not 0 < self.init_share <= 1:
             raise ObdError(f"config key 'init_share': expected a number in (0, 1], got {self.init_share!r}")
-        for key, changed in (("init_share", self.init_share < 1), ("init_max_steps", self.init_max_steps != 0)):
+        if not self.init_noise >= 0:
+            raise ObdError(f"config key 'init_noise': expected a number >= 0, got {self.init_noise!r}")
+        for key, changed in (("init_share", self.init_share < 1), ("init_max_steps", self.init_max_steps != 0),
+                             ("init_noise", self.init_noise > 0)):
             if changed and self.init != "teacher":
                 raise ObdError(f"config key '{key}': shapes the teacher's initial states, so it is set only with "
                                f"init=teacher, got init={self.init}")

@@ -191,7 +191,7 @@ class Distiller:
             states, actions = teacher_init_pairs(teacher, dataset.task, self.normalizer, normalized, dataset.actions,
                                                  cfg.n_syn, cfg.init_share, cfg.seed,
                                                  teacher_rollout_seed(cfg.seed, TEACHER_MAX_EPISODES),
-                                                 cfg.init_max_steps or None)
+                                                 cfg.init_max_steps or None, cfg.init_noise)
         else:
             states, actions = initial_pairs(init, normalized, dataset.actions, cfg.n_syn, cfg.seed, q_data)
         coverage = cfg.coverage

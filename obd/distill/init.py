@@ -10,7 +10,8 @@
   distribution d^{pi*} rather than the data's, which on data of several policies holds few of those states
   (what it measured: docs/results.md, "The teacher's own states as the initial set"). Needs the dataset's
   task, to roll the teacher out. The config's ``init_share`` keeps only that share of the set from the
-  teacher (the rest ``random``), ``init_max_steps`` cuts each of the teacher's episodes short.
+  teacher (the rest ``random``), ``init_max_steps`` cuts each of the teacher's episodes short, ``init_noise``
+  adds Gaussian noise to the teacher's actions in those rollouts (DART), so its states include recoveries.
 
 States are returned in normalized space (where distillation learns them), actions as recorded.
 """
@@ -70,12 +71,14 @@ def _kmeans(states: np.ndarray, actions: np.ndarray, n_syn: int, rng: np.random.
 
 
 def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: int,
-                  first_seed: int, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  first_seed: int, max_steps: int | None = None,
+                  action_noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``init=teacher``: roll out the teacher's deterministic action in ``task`` (episodes reset from seeds
     ``first_seed``, ``first_seed + 1``, ..., ``TEACHER_EPISODES`` at a time, each at most ``max_steps`` steps,
-    the task's limit by default) until the visited states number at
+    the task's limit by default; with ``action_noise`` sigma > 0 it plays its action plus Gaussian noise of
+    that std, DART's noisy demonstrations) until the visited states number at
     least ``n_syn``, draw ``n_syn`` of them without replacement (numpy, ``seed``) and label each with the
-    teacher's action there. ``task`` must be one obd simulates (:func:`teacher_init_problem`). Returns
+    teacher's (noise-free) action there. ``task`` must be one obd simulates (:func:`teacher_init_problem`). Returns
     normalized states (n_syn, obs) and actions (n_syn, act), float32."""
     import torch
 
@@ -87,7 +90,7 @@ def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: in
         if episodes >= TEACHER_MAX_EPISODES:
             raise ObdError(f"init 'teacher': the teacher's {episodes} episodes in {task} visited "
                            f"{sum(map(len, seen))} states, fewer than n_syn = {n_syn}")
-        seen.append(teacher_visits(teacher, task, TEACHER_EPISODES, first_seed + episodes, max_steps))
+        seen.append(teacher_visits(teacher, task, TEACHER_EPISODES, first_seed + episodes, max_steps, action_noise))
         episodes += TEACHER_EPISODES
     raw = np.concatenate(seen)
     raw = raw[np.random.default_rng(seed).choice(len(raw), size=n_syn, replace=False)]
@@ -99,13 +102,13 @@ def teacher_pairs(teacher: Any, task: str, normalizer: Any, n_syn: int, seed: in
 
 def teacher_init_pairs(teacher: Any, task: str, normalizer: Any, normalized_states: np.ndarray,
                        actions: np.ndarray, n_syn: int, share: float, seed: int, first_seed: int,
-                       max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       max_steps: int | None = None, action_noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``init=teacher`` with ``init_share``: round(``share`` x ``n_syn``) pairs (at least one) from
     :func:`teacher_pairs`, then the rest as distinct real pairs drawn uniformly (:func:`initial_pairs`
     ``random``) from ``normalized_states`` (N_real, obs) and ``actions`` (N_real, act). Returns states
     (n_syn, obs) and actions (n_syn, act), float32, the teacher's first."""
     n_teacher = max(1, round(share * n_syn))
-    states, acts = teacher_pairs(teacher, task, normalizer, n_teacher, seed, first_seed, max_steps)
+    states, acts = teacher_pairs(teacher, task, normalizer, n_teacher, seed, first_seed, max_steps, action_noise)
     if n_teacher == n_syn:
         return states, acts
     data_states, data_acts = initial_pairs("random", normalized_states, actions, n_syn - n_teacher, seed)

@@ -73,16 +73,23 @@ def teacher_rollout_seed(seed: int, episodes: int) -> int:
 
 @torch.no_grad()
 def teacher_visits(teacher: Any, task: str, episodes: int, first_seed: int,
-                   max_steps: int | None = None) -> np.ndarray:
+                   max_steps: int | None = None, action_noise: float = 0.0) -> np.ndarray:
     """The raw states (N, obs), float32, that the teacher's deterministic action visits in ``episodes``
     episodes of ``task`` reset from seeds ``first_seed``, ``first_seed + 1``, ... (each at most ``max_steps``
-    steps; the task's limit by default)."""
+    steps; the task's limit by default). With ``action_noise`` sigma > 0 the teacher plays a + N(0, sigma^2 I)
+    (clipped to the action bounds; numpy generator seeded ``first_seed``): DART's noisy demonstrations
+    (Laskey et al., 2017), whose states include the teacher's recoveries from its own errors."""
     from obd.envs.rollout import rollout
 
     seen: list[np.ndarray] = []
+    rng = np.random.default_rng(first_seed)
 
     def policy(obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(teacher.act(obs.cpu().numpy()))
+        action = torch.as_tensor(teacher.act(obs.cpu().numpy()))
+        if action_noise > 0:
+            action = action + torch.as_tensor(action_noise * rng.standard_normal(tuple(action.shape)),
+                                              dtype=action.dtype)
+        return action
 
     rollout(task, policy, 1, episodes, seed=first_seed, max_steps=max_steps, observer=seen.append)
     return np.concatenate(seen).astype(np.float32)

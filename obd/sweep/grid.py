@@ -385,7 +385,7 @@ def trial_budget(trial: Trial) -> dict[str, Any]:
     if trial.distill is None:
         return {"n_syn": trial.base.n_syn} if trial.method == "random" else {}
     cfg = config_to_dict(trial.distill)
-    keep = ("objective", "density", "coverage", "n_syn", "init", "init_share", "init_max_steps", "student", "inner",
-            "outer", "outer_steps", "checkpoint_every", "beta", "q_clip", "synthetic_actions", "value_metric",
-            "onpolicy")
+    keep = ("objective", "density", "coverage", "n_syn", "init", "init_share", "init_max_steps", "init_noise",
+            "student", "inner", "outer", "outer_steps", "checkpoint_every", "beta", "q_clip", "synthetic_actions",
+            "value_metric", "onpolicy")
     return {k: cfg[k] for k in keep if k in cfg}
