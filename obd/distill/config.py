@@ -252,7 +252,7 @@ class DistillConfig:
     more episodes, where a student that falls early spends its time (0 = the task's limit). ``init_noise``
     sigma: with ``init: teacher``, the teacher plays its action plus N(0, sigma^2) noise per action dimension in
     those rollouts (DART, Laskey et al. 2017), its states labelled by its noise-free action, so the set starts
-    on the teacher's recoveries from errors of a student's size as well as its gait (0 = its own action).
+    on the teacher's recoveries from perturbed actions as well as its gait (0 = its own action).
     ``checkpoint_every`` K writes a checkpoint every K outer steps (0 = only at the end); evaluating
     checkpoints is ``obd evaluate``'s job.
     ``q_clip``: Av-PBC (and SDW) weight by beta * max(Q, 0) instead of beta * Q (the published code does not
