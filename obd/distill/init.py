@@ -45,7 +45,7 @@ def initial_pairs(init: str, normalized_states: np.ndarray, actions: np.ndarray,
     elif init == "kmeans":
         states, acts = _kmeans(normalized_states, actions, n_syn, rng, seed)
     elif init == "teacher":
-        raise ValueError("init 'teacher' draws its pairs with teacher_pairs(), not from the dataset")
+        raise ValueError("init 'teacher' draws its pairs with teacher_init_pairs(), not from the dataset")
     elif init == "topq":
         if q_values is None:
             raise ObdError("init: 'topq' needs a teacher (Q values of the dataset pairs)")
