@@ -325,15 +325,39 @@ def with_objective(base: dict[str, Any], sections: dict[str, dict[str, Any]] | N
     return merge_config({**base, "objective": objective}, sections[objective])
 
 
-def read_config_file(path: str | os.PathLike, objective: str | None = None) -> dict[str, Any]:
+def with_task(raw: dict[str, Any], task: str | None, where: str = "config") -> dict[str, Any]:
+    """``raw`` without its ``tasks:`` mapping (task name -> what changes on that task's datasets, as in
+    CORL's per-dataset configs), with the entry of ``task`` merged in when it has one. ``task`` None (not
+    known) or not listed: ``raw``'s own values. A name that is not a registered task (:mod:`obd.envs`) is
+    refused, so a typo cannot silently leave a task on the default."""
+    out = dict(raw)
+    tasks = out.pop("tasks", None)
+    if tasks is None:
+        return out
+    if not isinstance(tasks, dict) or not all(isinstance(v, dict) for v in tasks.values()):
+        raise ObdError(f"{where}: 'tasks' should map each task (hopper, walker2d, ...) to a mapping of config keys")
+    from obd.envs import get_task, list_tasks
+
+    unknown = sorted(set(tasks) - set(list_tasks()))
+    if unknown:
+        raise ObdError(f"{where}: 'tasks' names unknown task(s) {unknown}; expected some of {list_tasks()}")
+    task = get_task(task).name if task is not None else None  # 'Hopper-v5', 'hopper-medium-v5' -> hopper
+    return merge_config(out, tasks[task]) if task in tasks else out
+
+
+def read_config_file(path: str | os.PathLike, objective: str | None = None,
+                     task: str | None = None) -> dict[str, Any]:
     """The raw mapping in a YAML config file or shipped preset (``fast``, see :mod:`obd.assets`).
 
     A file may hold ``objectives:``, a mapping from objective to what changes with it (``paper``: DBC and PBC
     run longer; SDW's ``density`` section): the entry of ``objective`` (given, else the file's own
     ``objective``) is merged in and the mapping itself dropped. A shipped name ``<preset>_<objective>``
-    (``fast_sdw``) is ``<preset>`` with that objective."""
+    (``fast_sdw``) is ``<preset>`` with that objective. Then ``tasks:`` (at the top or in the objective's
+    entry), a mapping from task to what changes on its datasets: the entry of ``task`` is merged in
+    (:func:`with_task`; None: the file's defaults)."""
     base, sections = read_config_sections(path)
-    return with_objective(base, sections, objective, where=f"config '{path}'")
+    where = f"config '{path}'"
+    return with_task(with_objective(base, sections, objective, where=where), task, where=where)
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
@@ -341,8 +365,9 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     """Build ``cls`` from ``base`` <- YAML file at ``path`` <- ``key=value`` overrides (later wins).
 
     ``path`` is a YAML file or the name of a shipped preset (``fast``, ``fast_sdw``: :func:`read_config_file`);
-    an ``objective=`` override picks the file's entry for that objective. ``prefix``: the section the keys
-    sit in where the user wrote them (``eval.``), for error messages."""
+    an ``objective=`` override picks the file's entry for that objective; its ``tasks:`` entries are left
+    out (the task is known where the dataset is: :func:`obd.distill.config.load_run_config`). ``prefix``: the
+    section the keys sit in where the user wrote them (``eval.``), for error messages."""
     raw: dict[str, Any] = dict(base or {})
     extra = parse_overrides(overrides)
     if path is not None:

@@ -87,7 +87,7 @@ def default_dataset(settings: QuickstartSettings) -> Any:
 def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     """Run the four stages and return the report (also written to ``out/report.json``)."""
     from obd.assets import resolve_asset
-    from obd.data import load_dataset
+    from obd.data import dataset_task, load_dataset
     from obd.distill.config import RunInputs, load_run_config
     from obd.distill.run import start
     from obd.evaluate import distilled_student, evaluate_synthetic, evaluate_teacher, random_selection
@@ -97,8 +97,10 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     out = check_writable(settings.out, is_dir=True)
     t_start = time.perf_counter()
     teacher_file = resolve_asset("teacher", settings.teacher)
-    # the seed goes after the preset (whose own ``seed: 0`` would otherwise win) and before key=value overrides
-    cfg, _ = load_run_config(settings.config, [f"seed={settings.seed}", *settings.overrides])
+    # the seed goes after the preset (whose own ``seed: 0`` would otherwise win) and before key=value overrides;
+    # a preset's entry for the task applies (the task of --dataset, else the built default's)
+    task = dataset_task(settings.dataset) if settings.dataset else settings.task
+    cfg, _ = load_run_config(settings.config, [f"seed={settings.seed}", *settings.overrides], task=task)
     cfg.validate()
 
     dataset = load_dataset(settings.dataset) if settings.dataset else default_dataset(settings)

@@ -1,7 +1,7 @@
 """Compare method rows of a sweep against a base row, dataset by dataset, with paired seeds.
 
     python scripts/compare_rows.py SWEEP --base 'avpbc[outer.ema=0.995]' --methods 'avpbc[...],avpbc[...]' \
-        [--datasets D1,D2]
+        [--datasets D1,D2] [--task-method hopper='avpbc[...]']
 
 For each dataset and method (the base first): the trials' scores by seed, their mean, the interquartile mean of
 every student's score with its 95% stratified-bootstrap interval (rliable, students resampled within each seed)
@@ -9,7 +9,9 @@ every student's score with its 95% stratified-bootstrap interval (rliable, stude
 method the share of the teacher's score (mean score over the teacher's mean, averaged over the datasets where
 both ran) beside the base's on the same datasets, and the interquartile mean over datasets of the trials' scores
 with its interval (rliable, seeds resampled within each dataset) beside the base's, where both ran the same
-number of seeds on every dataset. Reads ``results.jsonl`` only; distils nothing.
+number of seeds on every dataset. ``--task-method TASK=METHOD`` compares a preset whose ``tasks:`` entry changes
+what runs on one task: on that task's datasets each compared method's rows are METHOD's. Reads ``results.jsonl``
+only; distils nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from obd.data import dataset_task
+from obd.envs import list_tasks
 from obd.errors import ObdError, cli_entry
 from obd.evaluate.stats import aggregate_iqm, iqm, student_spread
 from obd.sweep.driver import recorded_builds
@@ -44,7 +48,9 @@ def describe(by_seed: dict[int, dict]) -> str:
     return text
 
 
-def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | None) -> str:
+def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | None,
+            task_methods: dict[str, str] | None = None) -> str:
+    task_methods = task_methods or {}
     rows = read_results(sweep / "results.jsonl")
     if not rows:
         raise ObdError(f"{sweep / 'results.jsonl'}: no finished trials")
@@ -52,7 +58,7 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
     cells = _rows_by_cell(rows)
     names = sorted({d for d, _ in cells}) if datasets is None else datasets
     known = {m for _, m in cells}
-    for m in [base, *methods]:
+    for m in [base, *methods, *task_methods.values()]:
         if m not in known:
             raise ObdError(f"{sweep}: no rows for method {m!r}; its methods: {', '.join(sorted(known))}")
     out, shares = [], {m: [] for m in methods}
@@ -70,7 +76,7 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
         if b:
             out.append(f"base {base}: {describe(b)}")
         for m in methods:
-            c = cells.get((d, m))
+            c = cells.get((d, task_methods.get(dataset_task(d) or "", m)))
             if not c:
                 continue
             common = sorted(set(c) & set(b))
@@ -85,6 +91,8 @@ def compare(sweep: Path, base: str, methods: list[str], datasets: list[str] | No
                 if t_mean:
                     shares[m].append((np.mean(ours) / t_mean, np.mean(theirs) / t_mean))
         out.append("")
+    if task_methods:
+        out.append("the methods' rows on " + "; ".join(f"{t}: {m}" for t, m in task_methods.items()))
     for m, pairs in shares.items():
         if pairs:
             ours, theirs = np.mean(pairs, axis=0)
@@ -106,12 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="the method row to compare against")
     p.add_argument("--methods", required=True, help="method rows, comma-separated (brackets keep their commas)")
     p.add_argument("--datasets", default=None, help="comma-separated dataset specs (default: all in the sweep)")
+    p.add_argument("--task-method", action="append", default=[], metavar="TASK=METHOD",
+                   help="on TASK's datasets, take METHOD's rows for every compared method (repeatable)")
     args = p.parse_args(argv)
+    task_methods = {}
+    for item in args.task_method:
+        task, sep, method = item.partition("=")
+        found = parse_methods(method) if sep else []
+        if task.strip() not in list_tasks() or len(found) != 1:
+            raise ObdError(f"--task-method: expected TASK=METHOD with TASK one of {list_tasks()}, got {item!r}")
+        task_methods[task.strip()] = found[0]
     base = parse_methods(args.base)
     if len(base) != 1:
         raise ObdError(f"--base: expected one method, got {args.base!r}")
     print(compare(args.sweep, base[0], parse_methods(args.methods),
-                  None if args.datasets is None else parse_list("--datasets", args.datasets)))
+                  None if args.datasets is None else parse_list("--datasets", args.datasets), task_methods))
     return 0
 
 

@@ -60,3 +60,18 @@ def test_rows_of_two_builds_of_one_dataset_are_not_paired(tmp_path):
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ObdError, match="rows for a were made on two builds of its data"):
         compare_rows.compare(tmp_path, BASE, [VARIANT], None)
+
+
+def test_task_method_takes_another_rows_on_that_tasks_datasets(tmp_path, capsys):
+    """A preset with a ``tasks:`` entry for hopper: its rows are the variant's on hopper, the base's elsewhere."""
+    rows = [_row("hopper-medium-v5", "teacher", 0, 50.0), _row("walker2d-medium-v5", "teacher", 0, 80.0)]
+    rows += [_row("hopper-medium-v5", BASE, 0, 20.0), _row("hopper-medium-v5", VARIANT, 0, 30.0)]
+    rows += [_row("walker2d-medium-v5", BASE, 0, 40.0), _row("walker2d-medium-v5", VARIANT, 0, 10.0)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = compare_rows.compare(tmp_path, BASE, [BASE], None, {"hopper": VARIANT})
+    # (30 / 50 + 40 / 80) / 2 = 55% against (20 / 50 + 40 / 80) / 2 = 45%
+    assert f"{BASE}: 55.0% of the teacher against the base's 45.0% on 2 datasets" in text
+    assert f"the methods' rows on hopper: {VARIANT}" in text
+    assert compare_rows.main([str(tmp_path), "--base", BASE, "--methods", BASE, "--task-method", "hoper=avpbc"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--task-method" in err[0] and "hoper" in err[0]

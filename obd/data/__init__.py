@@ -2,8 +2,8 @@
 
 from obd.data.d4rl import load_d4rl, write_d4rl
 from obd.data.dataset import Normalizer, TransitionDataset
-from obd.data.loader import load_dataset
+from obd.data.loader import dataset_task, load_dataset
 from obd.data.minari_io import Episode, load_minari, write_minari
 
 __all__ = ["Normalizer", "TransitionDataset", "load_d4rl", "write_d4rl", "load_minari", "write_minari", "Episode",
-           "load_dataset"]
+           "load_dataset", "dataset_task"]

@@ -153,6 +153,27 @@ def _read_metadata(f: Any) -> dict[str, Any]:
     return meta
 
 
+def d4rl_task(path_or_id: str | os.PathLike) -> str | None:
+    """The task a D4RL-layout file (or id) holds, as :func:`load_d4rl` infers it (the file name, the
+    metadata, the dims), reading only its metadata and the arrays' shapes; None when none is found or the
+    file cannot be read (loading it says why)."""
+    import h5py
+
+    from obd.envs import infer_task
+
+    task = infer_task(Path(path_or_id).name)
+    path = Path(path_or_id).expanduser()
+    if task is not None or not path.is_file():
+        return task
+    try:
+        with h5py.File(path, "r") as f:
+            metadata = _read_metadata(f)
+            dims = [f[k].shape[1] if k in f and f[k].ndim == 2 else None for k in ("observations", "actions")]
+    except OSError:
+        return None
+    return infer_task(str(metadata.get("task") or "")) or infer_task(None, *dims)
+
+
 def _check_finite(path: Path, key: str, arr: np.ndarray) -> None:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(1))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from obd.data.d4rl import d4rl_path, is_d4rl_id, load_d4rl
+from obd.data.d4rl import d4rl_path, d4rl_task, is_d4rl_id, load_d4rl
 from obd.data.dataset import TransitionDataset
 from obd.data.minari_io import is_minari_id, load_minari, minari_root
 from obd.errors import ObdError
@@ -54,4 +54,34 @@ def load_dataset(spec: Any, task: str | None = None) -> TransitionDataset:
     )
 
 
-__all__ = ["load_dataset"]
+def dataset_task(spec: Any) -> str | None:
+    """The task (``hopper``) of what :func:`load_dataset` would load from ``spec``, found without reading
+    its transitions: a loaded dataset's own, else the name or id (``hopper-medium-v5``, ``hopper_medium-v5.hdf5``),
+    else a D4RL file's metadata or dims, else a Minari folder's dataset id. None when none of them names a
+    task (a preset's per-task entries then do not apply)."""
+    import json
+
+    from obd.envs import infer_task
+
+    if isinstance(spec, TransitionDataset):
+        return spec.task
+    if isinstance(spec, Mapping):
+        return None
+    if not isinstance(spec, (str, os.PathLike)):
+        env = getattr(getattr(spec, "spec", None), "dataset_id", None)
+        return infer_task(str(env).replace("/", "-")) if env else None
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        return d4rl_task(path)
+    task = infer_task(text.replace("/", "-"))
+    meta = path / "data" / "metadata.json"
+    if task is None and meta.is_file():
+        try:
+            task = infer_task(str(json.loads(meta.read_text()).get("dataset_id", "")).replace("/", "-"))
+        except (OSError, ValueError):
+            return None
+    return task
+
+
+__all__ = ["load_dataset", "dataset_task"]

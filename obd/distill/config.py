@@ -23,7 +23,9 @@ from obd.config import (
     load_config,
     merge_config,
     parse_overrides,
-    read_config_file,
+    read_config_sections,
+    with_objective,
+    with_task,
 )
 from obd.distill.density_config import DensityConfig
 from obd.distill.registry import OBJECTIVES, ObjectiveName
@@ -446,17 +448,33 @@ def split_inputs(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], RunIn
     return raw, RunInputs(**inputs)
 
 
-def load_run_config(path: Any = None, overrides: list[str] | None = None,
-                    base: dict[str, Any] | None = None) -> tuple[DistillConfig, RunInputs]:
+def load_run_config(path: Any = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None,
+                    task: str | None = None) -> tuple[DistillConfig, RunInputs]:
     """:class:`DistillConfig` and :class:`RunInputs` from ``base`` <- the YAML file or preset at ``path`` <-
-    ``key=value`` overrides (``dataset=`` and ``teacher=`` among them), like :func:`obd.config.load_config`."""
+    the entry of the dataset's task in their ``tasks:`` <- ``key=value`` overrides (``dataset=`` and
+    ``teacher=`` among them), like :func:`obd.config.load_config`. The task is ``task``, else the one the
+    ``dataset`` spec names (:func:`obd.data.dataset_task`, without reading its arrays); unknown: no entry."""
+    where = str(path) if path is not None else "config"
     raw: dict[str, Any] = dict(base or {})
     extra = parse_overrides(overrides)
     if path is not None:
-        raw = merge_config(raw, read_config_file(path, extra.get("objective")))
-    raw = merge_config(raw, extra)
-    hyper, inputs = split_inputs(raw, str(path) if path is not None else "config")
-    return load_config(DistillConfig, base=hyper), inputs
+        file_raw, sections = read_config_sections(path)
+        raw = merge_config(raw, with_objective(file_raw, sections, extra.get("objective"), where=f"config '{path}'"))
+    tasks = raw.get("tasks")
+    if tasks is not None and task is None:
+        from obd.data import dataset_task
+
+        spec = extra.get("dataset", raw.get("dataset"))
+        task = dataset_task(spec) if spec else None
+    hyper, inputs = split_inputs(merge_config(with_task(raw, task, where=where), extra), where)
+    cfg = load_config(DistillConfig, base=hyper)
+    for name, entry in (tasks or {}).items():
+        if name != task:  # a misspelt key in another task's entry fails here, not on that task's first run
+            try:
+                load_config(DistillConfig, base=merge_config(hyper, entry), prefix=f"tasks.{name}.")
+            except ObdError as exc:
+                raise ObdError(f"{where}: {exc}") from None
+    return cfg, inputs
 
 
 def run_config_dict(cfg: DistillConfig, inputs: RunInputs) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from obd.config import config_to_dict, load_config, parse_overrides, read_config_sections, with_objective
-from obd.data.loader import HDF5_SUFFIXES
+from obd.data.loader import HDF5_SUFFIXES, dataset_task
 from obd.distill.config import DistillConfig, load_run_config
 from obd.distill.registry import OBJECTIVES
 from obd.errors import ObdError
@@ -306,8 +306,10 @@ def _key(item: str) -> str:
     return item.split("=", 1)[0].strip()
 
 
-def _load(settings: SweepSettings, objective: str | None = None, extra: list[str] | None = None) -> DistillConfig:
+def _load(settings: SweepSettings, objective: str | None = None, extra: list[str] | None = None,
+          task: str | None = None) -> DistillConfig:
     """The preset with the section of ``objective`` (given, else the preset's own) from its ``objectives:``,
+    then the entry of ``task`` from its ``tasks:`` (none when None),
     the distillation overrides (then a variant's ``extra`` ones), its objective set to ``objective`` when
     given, as a DistillConfig (not validated); unless the objective is ``sdw`` the
     ``density`` section and ``density.*`` overrides are left out, since they belong to SDW trials only, and
@@ -322,7 +324,7 @@ def _load(settings: SweepSettings, objective: str | None = None, extra: list[str
         # a preset's state coverage is labelled by the teacher: it belongs to the teacher-based methods only
         raw.pop("coverage", None)
         overrides = [o for o in overrides if _key(o) != "coverage" and not _key(o).startswith("coverage.")]
-    cfg, _ = load_run_config(None, overrides, base=raw)
+    cfg, _ = load_run_config(None, overrides, base=raw, task=task)
     if objective is not None:
         cfg.objective = objective
     return cfg
@@ -331,10 +333,11 @@ def _load(settings: SweepSettings, objective: str | None = None, extra: list[str
 def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
     """The DistillConfig of one distillation trial: preset <- overrides <- what the method and seed fix
     (objective, seed, checkpoint_every); a variant's overrides come after the sweep's. Non-SDW methods drop
-    ``density``; the dataset and teacher are the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
+    ``density``; the preset's entry for the dataset's task applies (:func:`obd.data.dataset_task`); the dataset
+    and teacher are the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
     name, extra = split_method(method)
     try:
-        cfg = _load(settings, name, extra)
+        cfg = _load(settings, name, extra, task=dataset_task(spec))
         cfg.seed = seed
         cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
         cfg.validate()
