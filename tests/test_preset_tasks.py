@@ -102,6 +102,10 @@ def test_the_small_preset_gives_hopper_the_wider_student():
     walker = load_run_config("small", ["dataset=walker2d-medium-v5"])[0]
     assert hopper.student.hidden == 256 and walker.student.hidden == 128
     assert hopper.inner == walker.inner and hopper.outer == walker.outer
+    # measured for Av-PBC and SDW; DBC and PBC keep the 3x128 student
+    assert load_run_config("small_sdw", ["dataset=hopper-medium-v5"])[0].student.hidden == 256
+    assert load_run_config("small_dbc", ["dataset=hopper-medium-v5"])[0].student.hidden == 128
+    assert load_run_config("small", ["dataset=hopper-medium-v5", "objective=pbc"])[0].student.hidden == 128
 
 
 def test_the_sweep_gives_each_dataset_its_task_entry(tmp_path):
