@@ -100,8 +100,9 @@ def test_a_resumed_run_keeps_the_entry_it_started_with(tmp_path):
 def test_the_small_preset_gives_hopper_the_wider_student():
     hopper = load_run_config("small", ["dataset=hopper-medium-v5"])[0]
     walker = load_run_config("small", ["dataset=walker2d-medium-v5"])[0]
-    assert hopper.student.hidden == 256 and walker.student.hidden == 128
-    assert hopper.inner == walker.inner and hopper.outer == walker.outer
+    assert (hopper.student.hidden, hopper.outer_steps) == (256, 500) and walker.student.hidden == 128
+    assert hopper.inner == walker.inner and hopper.outer == walker.outer and walker.outer_steps == 5000
+    assert load_run_config("small", ["dataset=hopper-medium-v5", "outer_steps=900"])[0].outer_steps == 900
     # measured for Av-PBC and SDW; DBC and PBC keep the 3x128 student
     assert load_run_config("small_sdw", ["dataset=hopper-medium-v5"])[0].student.hidden == 256
     assert load_run_config("small_dbc", ["dataset=hopper-medium-v5"])[0].student.hidden == 128
