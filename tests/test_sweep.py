@@ -322,8 +322,7 @@ def test_an_sdw_preset_gives_every_method_its_own_objective(problem, tmp_path):
 def test_a_plain_preset_gives_each_method_its_objectives_section(problem, tmp_path, preset):
     """``--config small --methods avpbc,sdw,dbc`` runs SDW with the preset's own SDW settings and DBC with DBC's,
     exactly what ``obd distill --config small_sdw`` (or ``_dbc``) runs, not the base objective's."""
-    from obd.config import load_config
-    from obd.distill import DistillConfig
+    from obd.distill.config import load_run_config
     from obd.sweep.grid import build_grid, load_settings, trial_budget
 
     tmp, data = problem
@@ -331,9 +330,11 @@ def test_a_plain_preset_gives_each_method_its_objectives_section(problem, tmp_pa
     trials = {t.method: t for t in build_grid([data], ["avpbc", "sdw", "dbc", "pbc"], [0], settings,
                                               {data: str(tmp / "teacher.pt")}, tmp_path)}
     for method, trial in trials.items():
-        alone = load_config(DistillConfig, f"{preset}_{method}")
+        # what `obd distill --config {preset}_{method} dataset=DATA` runs (the preset's entry for hopper included)
+        alone = load_run_config(f"{preset}_{method}", [f"dataset={data}"])[0]
         assert trial.distill.density == alone.density and trial.distill.coverage == alone.coverage, method
         assert trial.distill.outer_steps == alone.outer_steps, method
+        assert trial.distill.student == alone.student, method
     assert trials["sdw"].distill.density is not None and trials["avpbc"].distill.density is None
     if preset == "paper":  # the published code runs DBC and PBC longer than Av-PBC
         assert trials["dbc"].distill.outer_steps == 50_000 and trials["avpbc"].distill.outer_steps == 20_000
