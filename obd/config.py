@@ -345,19 +345,17 @@ def with_task(raw: dict[str, Any], task: str | None, where: str = "config") -> d
     return merge_config(out, tasks[task]) if task in tasks else out
 
 
-def read_config_file(path: str | os.PathLike, objective: str | None = None,
-                     task: str | None = None) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike, objective: str | None = None) -> dict[str, Any]:
     """The raw mapping in a YAML config file or shipped preset (``fast``, see :mod:`obd.assets`).
 
     A file may hold ``objectives:``, a mapping from objective to what changes with it (``paper``: DBC and PBC
     run longer; SDW's ``density`` section): the entry of ``objective`` (given, else the file's own
     ``objective``) is merged in and the mapping itself dropped. A shipped name ``<preset>_<objective>``
-    (``fast_sdw``) is ``<preset>`` with that objective. Then ``tasks:`` (at the top or in the objective's
-    entry), a mapping from task to what changes on its datasets: the entry of ``task`` is merged in
-    (:func:`with_task`; None: the file's defaults)."""
+    (``fast_sdw``) is ``<preset>`` with that objective. Its ``tasks:`` entries (:func:`with_task`) are
+    dropped: the file's defaults, since no dataset is known here."""
     base, sections = read_config_sections(path)
     where = f"config '{path}'"
-    return with_task(with_objective(base, sections, objective, where=where), task, where=where)
+    return with_task(with_objective(base, sections, objective, where=where), None, where=where)
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None,

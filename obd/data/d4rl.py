@@ -153,25 +153,29 @@ def _read_metadata(f: Any) -> dict[str, Any]:
     return meta
 
 
-def d4rl_task(path_or_id: str | os.PathLike) -> str | None:
-    """The task a D4RL-layout file (or id) holds, as :func:`load_d4rl` infers it (the file name, the
-    metadata, the dims), reading only its metadata and the arrays' shapes; None when none is found or the
-    file cannot be read (loading it says why)."""
-    import h5py
-
+def _infer_task(name: str, metadata: dict[str, Any], obs_dim: int | None, act_dim: int | None) -> str | None:
+    """A D4RL file's task: named by its file name, else by its metadata's ``task``, else by unique dims."""
     from obd.envs import infer_task
 
-    task = infer_task(Path(path_or_id).name)
+    return infer_task(name) or infer_task(str(metadata.get("task") or "")) or infer_task(None, obs_dim, act_dim)
+
+
+def d4rl_task(path_or_id: str | os.PathLike) -> str | None:
+    """The task a D4RL-layout file (or id) holds, as :func:`load_d4rl` infers it, reading only its metadata
+    and the arrays' shapes (nothing when the name says it); None when none is found or the file cannot be
+    read (loading it says why)."""
+    import h5py
+
     path = Path(path_or_id).expanduser()
-    if task is not None or not path.is_file():
-        return task
+    named = _infer_task(path.name, {}, None, None)
+    if named is not None or not path.is_file():
+        return named
     try:
         with h5py.File(path, "r") as f:
-            metadata = _read_metadata(f)
             dims = [f[k].shape[1] if k in f and f[k].ndim == 2 else None for k in ("observations", "actions")]
+            return _infer_task(path.name, _read_metadata(f), *dims)
     except OSError:
         return None
-    return infer_task(str(metadata.get("task") or "")) or infer_task(None, *dims)
 
 
 def _check_finite(path: Path, key: str, arr: np.ndarray) -> None:
@@ -231,10 +235,7 @@ def load_d4rl(path_or_id: str | os.PathLike, task: str | None = None) -> Transit
 
     obs_dim, act_dim = observations.shape[1], actions.shape[1]
     if task is None:
-        from obd.envs import infer_task
-
-        task = (infer_task(path.name) or infer_task(str(metadata.get("task") or ""))
-                or infer_task(None, obs_dim, act_dim))
+        task = _infer_task(path.name, metadata, obs_dim, act_dim)
     max_steps = 1000
     if task is not None:
         from obd.envs import check_dims, get_task

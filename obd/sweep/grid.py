@@ -330,14 +330,15 @@ def _load(settings: SweepSettings, objective: str | None = None, extra: list[str
     return cfg
 
 
-def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None) -> DistillConfig:
+def distill_config(settings: SweepSettings, method: str, spec: str, seed: int, teacher: str | None,
+                   task: str | None = None) -> DistillConfig:
     """The DistillConfig of one distillation trial: preset <- overrides <- what the method and seed fix
     (objective, seed, checkpoint_every); a variant's overrides come after the sweep's. Non-SDW methods drop
-    ``density``; the preset's entry for the dataset's task applies (:func:`obd.data.dataset_task`); the dataset
-    and teacher are the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
+    ``density``; the preset's entry for the dataset's task applies (``task``, else :func:`obd.data.dataset_task`
+    of ``spec``); the dataset and teacher are the trial's (:attr:`Trial.spec`, :attr:`Trial.teacher`)."""
     name, extra = split_method(method)
     try:
-        cfg = _load(settings, name, extra, task=dataset_task(spec))
+        cfg = _load(settings, name, extra, task=task or dataset_task(spec))
         cfg.seed = seed
         cfg.checkpoint_every = max(1, cfg.outer_steps // settings.eval.checkpoints)
         cfg.validate()
@@ -365,6 +366,7 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
     trials = []
     for spec in datasets:
         teacher = teachers.get(spec)
+        task = dataset_task(spec)
         for method in methods:
             name = base_method(method)
             needs = name == "teacher" or (name in OBJECTIVES and
@@ -376,7 +378,7 @@ def build_grid(datasets: list[str], methods: list[str], seeds: list[int], settin
                                    f"none shipped for its task and level; pass --teachers {spec}=FILE")
                 teacher = str(found)
             for seed in seeds:
-                cfg = distill_config(settings, method, spec, seed, teacher) if name in OBJECTIVES else None
+                cfg = distill_config(settings, method, spec, seed, teacher, task) if name in OBJECTIVES else None
                 trials.append(Trial(labels[spec], spec, method, seed,
                                     str(out / "trials" / labels[spec] / method_folder(method) / f"seed{seed}"),
                                     teacher if needs else None, base, settings.eval, cfg))
