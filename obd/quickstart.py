@@ -111,7 +111,9 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
         f", trained on the full {DEFAULT_TEACHER} of the same behavior policy"
     print(f"[2/4] teacher {settings.teacher} ({teacher.metadata.get('algo', '?')}{made_for})", flush=True)
 
-    print(f"[3/4] distilling {cfg.n_syn} pairs with {cfg.objective} for {cfg.outer_steps} outer steps", flush=True)
+    chosen = f", keeping the set its rollouts score highest every {cfg.select.every} steps" if cfg.select.every else ""
+    print(f"[3/4] distilling {cfg.n_syn} pairs with {cfg.objective} for {cfg.outer_steps} outer steps{chosen}",
+          flush=True)
     t0 = time.perf_counter()
     syn = start(cfg, out / "distill", dataset, teacher, progress=settings.progress,
                 inputs=RunInputs(dataset.source, str(teacher_file)))
@@ -133,7 +135,9 @@ def run_quickstart(settings: QuickstartSettings) -> dict[str, Any]:
     report = {row: {k: results[row][k] for k in ROW_KEYS} for row in ROWS}
     report["settings"] = {"dataset": dataset.source, "transitions": len(dataset), "teacher": str(settings.teacher),
                           "config": str(settings.config), "overrides": list(settings.overrides),
-                          "n_syn": cfg.n_syn, "outer_steps": cfg.outer_steps, "students": settings.students,
+                          "n_syn": cfg.n_syn, "outer_steps": cfg.outer_steps,
+                          "selected_step": (syn.metadata.get("selected") or {}).get("outer_step"),
+                          "students": settings.students,
                           "episodes": settings.episodes, "max_steps": settings.max_steps, "seed": settings.seed,
                           "student": results["synthetic"]["student"]}
     if settings.video:
@@ -183,7 +187,9 @@ def format_table(report: dict[str, Any]) -> str:
     s = report["settings"]
     st = s["student"]
     whose = "the distillation's own" if st["source"] == "distillation" else st["protocol"]
-    lines.append(f"({s['n_syn']} pairs, {s['outer_steps']} outer steps, {s['students']} students x "
+    steps = f"{s['outer_steps']} outer steps" if s.get("selected_step") is None else \
+        f"the set of outer step {s['selected_step']} of {s['outer_steps']}, chosen by its rollouts"
+    lines.append(f"({s['n_syn']} pairs, {steps}, {s['students']} students x "
                  f"{s['episodes']} episodes; students {st['name']}, {st['steps']} {st['optimizer']} steps at lr "
                  f"{st['lr']:g} ({whose}); progress: torso x displacement per episode; "
                  f"{report['seconds']['total']:.0f} s in all)")

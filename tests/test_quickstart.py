@@ -27,7 +27,7 @@ def cache(tmp_path_factory):
 def tiny(out, cache, **kw):
     """The quickstart on a budget a test affords: a smaller student and inner loop than the preset's."""
     overrides = ("outer_steps=3", "checkpoint_every=3", "n_syn=32", "student.hidden=32", "inner.steps=5",
-                 "outer.batch=64")
+                 "outer.batch=64", "select.students=2", "select.episodes=1", "select.max_steps=30")
     return QuickstartSettings(out=out, transitions=2000, overrides=overrides, students=2, episodes=1, max_steps=30,
                               cache=cache, progress=False, **kw)
 
@@ -59,6 +59,9 @@ def test_quickstart_tiny_budget_end_to_end(tmp_path, cache, capsys, monkeypatch)
     table = capsys.readouterr().out
     assert "synthetic set" in table and "random selection" in table and "teacher" in table
     assert "ep. length" in table and "progress" in table and "the distillation's own" in table
+    # the preset's set selection scores the set at its last step at least, and the footer says which it chose
+    chosen = on_disk["settings"]["selected_step"]
+    assert chosen in (1, 2, 3) and f"the set of outer step {chosen} of 3, chosen by its rollouts" in table
     assert [ln for ln in table.splitlines() if "video" in ln] == [f"no rollout video: {NO_GL}"]
     assert on_disk["video"] == {"file": None, "reason": NO_GL} and not (out / "rollout.gif").exists()
     # the dataset was built once and is reused from the cache on the next run

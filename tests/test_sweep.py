@@ -432,3 +432,17 @@ def test_a_driver_killed_mid_grid_resumes_to_exactly_the_grid(problem, tmp_path)
     assert rows[:len(before)] == before
     for (method, seed), files in finished.items():
         assert _files(out / "trials" / "hopper_tiny-v5" / method / f"seed{seed}") == files
+
+
+def test_a_trial_with_set_selection_scores_the_set_its_run_chose(problem, tmp_path):
+    from obd.sweep.grid import build_grid, load_settings
+    from obd.sweep.trial import run_trial
+
+    tmp, data = problem
+    settings = load_settings(str(tmp / "tiny.yaml"), ["select.every=2", "select.students=1", "select.episodes=1",
+                                                      "select.max_steps=10"])
+    trial = build_grid([data], ["avpbc"], [0], settings, {data: str(tmp / "teacher.pt")}, tmp_path)[0]
+    row = run_trial(trial)
+    chosen = SyntheticDataset.load(Path(trial.trial_dir) / "synthetic.hdf5").metadata
+    assert chosen["selected"]["last_step"] == 4
+    assert [c["step"] for c in row["checkpoints"]] == [chosen["outer_step"]]

@@ -76,7 +76,10 @@ def _main(argv: list[str] | None = None) -> int:
             check_writable(out, is_dir=True)
         syn = start(cfg, out, inputs.dataset, inputs.teacher if cfg.needs_teacher() else None,
                     progress=not args.no_progress, inputs=inputs)
-    print(f"synthetic set ({len(syn)} pairs, outer step {syn.metadata['outer_step']}): {out / 'synthetic.hdf5'}",
+    selected = syn.metadata.get("selected")
+    at = f"outer step {syn.metadata['outer_step']}" if selected is None else \
+        f"outer step {selected['outer_step']} of {selected['last_step']}, selected at {selected['score']:.1f}"
+    print(f"synthetic set ({len(syn)} pairs, {at}): {out / 'synthetic.hdf5'}",
           file=sys.stderr)
     return 0
 

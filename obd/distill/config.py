@@ -28,6 +28,7 @@ from obd.config import (
     with_task,
 )
 from obd.distill.density_config import DensityConfig
+from obd.distill.inner_config import InnerConfig
 from obd.distill.registry import OBJECTIVES, ObjectiveName
 from obd.distill.student_config import StudentConfig
 from obd.errors import ObdError
@@ -165,24 +166,24 @@ class OnPolicyConfig:
 
 
 @dataclass
-class InnerConfig:
-    """T SGD steps (lr, momentum) of BC on the full synthetic batch; ``students`` trained side by side per
-    outer step (H averaged over them); ``truncate`` = K > 0 backpropagates through the last K steps only.
-    ``random_unroll`` (with ``truncate`` K): random truncated BPTT (Feng et al., ICLR 2024), each outer step
-    unrolls n ~ U{K, ..., T} inner steps drawn from the run's generator and backpropagates through the
-    last K, so H scores students at every stage from K to T steps. ``pool`` P > 0: a pool of P students at
-    different training stages (FRePo, Zhou et al. 2022) replaces the fresh student of every outer step: each
-    step starts from a member drawn from the run's generator, and that member keeps the T steps it trained
-    (detached); a member that has trained ``pool_max_steps`` inner steps restarts from a fresh init."""
+class SelectConfig:
+    """Set selection (:mod:`obd.distill.selection`): every ``every`` outer steps, and at the last, the set the
+    run would return is scored in the simulator by ``students`` fresh students trained as the protocol trains
+    them, ``episodes`` episodes each (at most ``max_steps`` env steps, 0 = the task's limit); the run returns
+    the set that scored highest (their mean normalized score) instead of the last. 0 = off. The students and
+    episodes are seeded apart from ``obd evaluate``'s, so a selected set's score there is a fresh draw."""
 
-    steps: int = 100
-    lr: float = 0.1
-    momentum: float = 0.0
-    students: int = 1
-    truncate: int = 0
-    random_unroll: bool = False
-    pool: int = 0
-    pool_max_steps: int = 400
+    every: int = 0
+    students: int = 8
+    episodes: int = 2
+    max_steps: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`ObdError` naming the first ``select.*`` key with an invalid value."""
+        for name, low in (("every", 0), ("students", 1), ("episodes", 1), ("max_steps", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ObdError(f"config key 'select.{name}': expected an integer >= {low}, got {value!r}")
 
 
 @dataclass
@@ -209,7 +210,9 @@ class OuterConfig:
     ``disagreement`` lambda >= 0 (needs ``inner.students`` K >= 2): H also counts lambda times the variance of
     the K students' actions around their mean, weighted like the error (:func:`obd.distill.objectives.outer_loss`);
     0 = off. Why: students of one set differ by their init alone, and the error of their mean is not what
-    makes some of them fall (docs/results.md, "Students that agree")."""
+    makes some of them fall (docs/results.md, "Students that agree"). ``state_lr_scale`` s >= 0: the synthetic
+    states step at s times the outer lr, the actions at the lr (1 = the paper's; 0 = the states stay where
+    ``init`` put them and only their actions are distilled, as label distillation does)."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 0.01
@@ -223,6 +226,7 @@ class OuterConfig:
     skip_spikes: float = 0.0
     ema: float = 0.0
     disagreement: float = 0.0
+    state_lr_scale: float = 1.0
 
     def lr_at(self, step: int) -> float:
         """The outer learning rate for outer step ``step`` (0-based)."""
@@ -263,7 +267,8 @@ class DistillConfig:
     env's actions. ``coverage`` (:class:`CoverageConfig`): outer and initial states beyond the data;
     ``value_metric`` (:class:`ValueMetricConfig`): each action dimension's error weighted by the teacher
     critic's curvature; ``onpolicy`` (:class:`OnPolicyConfig`): states the students' own rollouts visit,
-    labelled by the teacher.
+    labelled by the teacher; ``select`` (:class:`SelectConfig`): the run returns the set its validation
+    rollouts scored highest.
     """
 
     objective: ObjectiveName = "avpbc"
@@ -288,6 +293,7 @@ class DistillConfig:
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
     value_metric: ValueMetricConfig = field(default_factory=ValueMetricConfig)
     onpolicy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
     logger: str = ""
 
     def __post_init__(self) -> None:
@@ -357,6 +363,10 @@ class DistillConfig:
         if lam > 0 and self.inner.students < 2:
             raise ObdError(f"config key 'outer.disagreement': the students' disagreement needs inner.students >= 2, "
                            f"got inner.students={self.inner.students}")
+        scale = self.outer.state_lr_scale
+        if not (is_number(scale) and math.isfinite(scale) and scale >= 0):
+            raise ObdError(f"config key 'outer.state_lr_scale': expected a number >= 0 (0 = states fixed), got "
+                           f"{scale!r}")
         spikes = self.outer.skip_spikes
         if not (math.isfinite(spikes) and (spikes == 0 or spikes > 1)):
             raise ObdError(f"config key 'outer.skip_spikes': expected 0 (off) or a factor > 1, got {spikes}")
@@ -381,6 +391,7 @@ class DistillConfig:
         if self.onpolicy.enabled and not OBJECTIVES[self.objective].needs_teacher:
             raise ObdError(f"config key '{self.onpolicy.key}': visited states are labelled by the teacher, so they "
                            f"need a teacher-based objective, got objective={self.objective}")
+        self.select.validate()
         self.value_metric.validate()
         if self.value_metric.step > 0 and not OBJECTIVES[self.objective].needs_teacher:
             raise ObdError(f"config key 'value_metric.step': the metric is the teacher critic's, so it needs a "
@@ -401,7 +412,8 @@ class DistillConfig:
         cfg = dataclasses.replace(self, student=dataclasses.replace(self.student),
                                   inner=dataclasses.replace(self.inner), outer=dataclasses.replace(self.outer),
                                   coverage=dataclasses.replace(self.coverage),
-                                  onpolicy=dataclasses.replace(self.onpolicy))
+                                  onpolicy=dataclasses.replace(self.onpolicy),
+                                  select=dataclasses.replace(self.select))
         if cfg.outer.schedule == "cosine" and cfg.outer.decay_steps == 0:
             cfg.outer.decay_steps = cfg.outer_steps
         if cfg.objective != "sdw":

@@ -44,6 +44,7 @@ from obd.distill.objectives import Objective, outer_loss, precompute_targets, qu
 from obd.distill.onpolicy import onpolicy_states, teacher_rollout_seed
 from obd.distill.registry import OBJECTIVES
 from obd.distill.sdw import OuterSampler, SDWSetup
+from obd.distill.selection import SetSelection
 from obd.distill.synthetic import SyntheticDataset
 from obd.distill.value_metric import q_curvature, value_metric
 from obd.errors import ObdError
@@ -209,6 +210,9 @@ class Distiller:
                                         device=self.device, q_clip=cfg.q_clip, real_states=self.real_states,
                                         outer_steps=cfg.outer_steps)
         self.rollout_metrics: dict[str, float] = {}
+        #: ``select``: the best set the validation rollouts have scored (None when off)
+        self.selection = SetSelection(cfg.select, dataset.task, self.obs_dim, self.act_dim, cfg.seed, self.device) \
+            if cfg.select.every else None
         if cfg.synthetic_actions == "clamp":
             actions = actions.clip(-1.0, 1.0)
         #: ``value_metric``: the teacher whose critic weighs each action dimension of H (None when off), and the
@@ -216,13 +220,23 @@ class Distiller:
         self.metric_teacher = teacher if cfg.value_metric.step > 0 else None
         self.raw_mean = torch.as_tensor(self.normalizer.mean, device=self.device, dtype=torch.float32)
         self.raw_std = torch.as_tensor(self.normalizer.std, device=self.device, dtype=torch.float32)
-        self.states = torch.tensor(states, device=self.device, requires_grad=True)
+        scale = cfg.outer.state_lr_scale
+        self.states = torch.tensor(states, device=self.device, requires_grad=scale > 0)
         self.actions = torch.tensor(actions, device=self.device, requires_grad=True)
+        #: what the outer optimizer steps: one group (states and actions) at the paper's equal lr, else a group per
+        #: tensor with its lr multiplier (``outer.state_lr_scale``; states fixed at 0)
+        groups: list[dict[str, Any]] = [{"params": [self.states, self.actions], "lr_scale": 1.0}]
+        if scale != 1:
+            groups = [{"params": [self.actions], "lr_scale": 1.0}]
+            if scale > 0:
+                groups.append({"params": [self.states], "lr_scale": scale})
+        for group in groups:
+            group["lr"] = cfg.outer.lr * group["lr_scale"]
         if cfg.outer.optimizer == "sgd":
-            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                [self.states, self.actions], lr=cfg.outer.lr, momentum=cfg.outer.momentum)
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.outer.lr,
+                                                                     momentum=cfg.outer.momentum)
         else:
-            self.optimizer = torch.optim.Adam([self.states, self.actions], lr=cfg.outer.lr)
+            self.optimizer = torch.optim.Adam(groups, lr=cfg.outer.lr)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         #: ``outer.ema``: the running sums ema * sum + (1 - ema) * x of the synthetic states and actions (zero
         #: at step 0; :meth:`synthetic` divides by 1 - ema^k); None when off
@@ -358,7 +372,7 @@ class Distiller:
         loss = self.meta_loss()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        tensors = [self.states, self.actions]
+        tensors = [t for t in (self.states, self.actions) if t.requires_grad]
         if self.config.outer.clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(tensors, self.config.outer.clip)
         else:
@@ -372,14 +386,14 @@ class Distiller:
         if not skipped:
             if self.config.outer.schedule != "constant":
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.config.outer.lr_at(self.outer_step)
+                    group["lr"] = self.config.outer.lr_at(self.outer_step) * group.get("lr_scale", 1.0)
             self.optimizer.step()
             if self.config.synthetic_actions == "clamp":
                 with torch.no_grad():
                     self.actions.clamp_(-1.0, 1.0)
         if self.ema is not None:
             with torch.no_grad():
-                for avg, x in zip(self.ema, tensors):
+                for avg, x in zip(self.ema, (self.states, self.actions)):
                     avg.lerp_(x, 1.0 - self.config.outer.ema)
         self.outer_step += 1
         if self.device.type == "cuda":
@@ -411,18 +425,30 @@ class Distiller:
     def fit(self, outer_steps: int | None = None, callback: Callable[[Distiller, dict], None] | None = None,
             ) -> SyntheticDataset:
         """Run outer steps until ``outer_steps`` (default: the config's) have been done; ``callback(self,
-        metrics)`` after each. Returns the synthetic set."""
+        metrics)`` after each. Returns the synthetic set (:meth:`result`)."""
         total = self.config.outer_steps if outer_steps is None else outer_steps
         bar = tqdm(total=total, initial=self.outer_step, desc=f"distill {self.objective.label}",
                    disable=not self.progress, dynamic_ncols=True)
         with bar:
             while self.outer_step < total:
                 metrics = self.step()
+                if self.selection is not None and self.selection.due(self.outer_step, total):
+                    metrics.update(self._select())
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4g}", grad=f"{metrics['grad_norm']:.3g}", refresh=False)
                 if callback is not None:
                     callback(self, metrics)
-        return self.synthetic()
+        return self.result()
+
+    def _select(self) -> dict[str, float]:
+        """``select``: score the set the run would return now and keep it if it is the best; the selection's
+        time counts in the run's."""
+        start, cpu_start = time.perf_counter(), time.process_time()
+        states, actions = self.synthetic_tensors()
+        metrics = self.selection.offer(self.outer_step, states, actions, self.synthetic)
+        self.wall_time += time.perf_counter() - start
+        self.cpu_time += time.process_time() - cpu_start
+        return metrics
 
     # ------------------------------------------------------------------ results and state
     def synthetic_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -434,12 +460,29 @@ class Distiller:
         return self.ema[0] / correction, self.ema[1] / correction
 
     def synthetic(self) -> SyntheticDataset:
-        """The set the run returns (:meth:`synthetic_tensors`, a CPU copy) with its metadata."""
-        cfg = self.config
+        """The set at the current outer step (:meth:`synthetic_tensors`, a CPU copy) with its metadata: what
+        each checkpoint holds."""
         states, actions = self.synthetic_tensors()
+        return self._as_set(states, actions, self.outer_step)
+
+    def result(self) -> SyntheticDataset:
+        """The set the run returns: with ``select`` the best its validation rollouts scored (metadata
+        ``selected``: the outer step it was taken at, its score and the run's last step), else
+        :meth:`synthetic`."""
+        best = None if self.selection is None else self.selection.best
+        if best is None:
+            return self.synthetic()
+        selected = {"outer_step": best["step"], "score": round(best["score"], 4), "last_step": self.outer_step}
+        return self._as_set(best["states"], best["actions"], best["step"], selected)
+
+    def _as_set(self, states: torch.Tensor, actions: torch.Tensor, step: int,
+                selected: dict[str, Any] | None = None) -> SyntheticDataset:
+        cfg = self.config
         meta = {"method": self.objective.label, "objective": cfg.objective, "init": cfg.init,
                 "source_dataset": self.dataset_source, "teacher": self.teacher_label, "seed": cfg.seed,
-                "outer_step": self.outer_step, "config": config_to_dict(cfg)}
+                "outer_step": step, "config": config_to_dict(cfg)}
+        if selected is not None:
+            meta["selected"] = selected
         return SyntheticDataset(states.cpu().clone(), actions.cpu().clone(), self.normalizer, self.task, meta)
 
     def state_dict(self) -> dict[str, Any]:
@@ -452,7 +495,8 @@ class Distiller:
                 "pool": [None if m is None else [p.cpu().clone() for p in m] for m in self.pool],
                 "pool_stage": list(self.pool_stage),
                 "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema],
-                "onpolicy": None if self.onpolicy is None else self.onpolicy.state_dict()}
+                "onpolicy": None if self.onpolicy is None else self.onpolicy.state_dict(),
+                "selected": None if self.selection is None else self.selection.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
         for key in ("outer_step", "states", "actions", "optimizer", "generator"):
@@ -492,4 +536,6 @@ class Distiller:
                            f"the config's onpolicy.share is {self.config.onpolicy.share}")
         if onpolicy is not None:
             self.onpolicy.load_state_dict(onpolicy, where)
+        if self.selection is not None:
+            self.selection.load_state_dict(state.get("selected"), where)
 

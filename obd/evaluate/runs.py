@@ -111,6 +111,8 @@ def load_run(run: Path) -> RunFiles:
     found: dict[int, tuple[int, Path, Any]] = {}
     for path in files:
         syn = SyntheticDataset.load(path)
+        if path.name == "synthetic.hdf5" and "selected" in syn.metadata:
+            continue  # the set chosen by select.every is not one more point of the run's trajectory
         step = syn.metadata.get("outer_step")
         if step is None:
             if path.name != "synthetic.hdf5":

@@ -68,7 +68,7 @@ def distilled_student(metadata: dict[str, Any], where: str = "synthetic set") ->
     """The student and inner loop recorded in a synthetic set's metadata (``config.student``,
     ``config.inner``), or None when the set records no distillation config."""
     from obd.config import load_config
-    from obd.distill.config import InnerConfig
+    from obd.distill.inner_config import InnerConfig
 
     cfg = metadata.get("config") if isinstance(metadata, dict) else None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("student"), dict) or not isinstance(cfg.get("inner"), dict):

@@ -2,10 +2,11 @@
 
 A distillation trial is an ordinary obd run folder (``obd.distill.run``): started if new, resumed from its
 newest checkpoint if a previous attempt was killed, left alone if finished. Its last ``eval.last_k``
-checkpoints are then evaluated with ``obd.evaluate.runs.evaluate_run`` (cached in the run folder, so a killed
-evaluation keeps what it finished). Baselines (``random``, ``bc``, ``teacher``) are evaluated once. The
-trial's result is written to ``TRIAL/result.json``; a trial that has one returns it without doing anything,
-so a driver killed after the trial finished but before it recorded the row loses nothing.
+checkpoints (with ``select.every``, the set the run chose instead) are then evaluated with
+``obd.evaluate.runs.evaluate_run`` (cached in the run folder, so a killed evaluation keeps what it finished).
+Baselines (``random``, ``bc``, ``teacher``) are evaluated once. The trial's result is written to
+``TRIAL/result.json``; a trial that has one returns it without doing anything, so a driver killed after the
+trial finished but before it recorded the row loses nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
     from obd.distill.config import RunInputs
     from obd.distill.folder import DistillFolder
     from obd.distill.run import resume, start
+    from obd.distill.synthetic import SyntheticDataset
     from obd.evaluate.runs import RunFiles, evaluate_run, load_run
 
     run_dir = Path(trial.trial_dir)
@@ -63,6 +65,10 @@ def _distill(trial: Trial, dataset: Any, teacher: Any, device: Any) -> tuple[lis
                   inputs=RunInputs(trial.spec, trial.teacher if cfg.needs_teacher() else None))
     files = load_run(run_dir)
     last = RunFiles(files.path, files.config, files.checkpoints[-trial.eval.last_k:])
+    chosen = SyntheticDataset.load(folder.synthetic_path)
+    if "selected" in chosen.metadata:  # select.every: the set the run returns is the one its rollouts chose
+        last = RunFiles(files.path, files.config,
+                        [(int(chosen.metadata["outer_step"]), folder.synthetic_path, chosen)])
     evaluated = evaluate_run(last, {**eval_settings(trial), "device": str(device)}, progress=False)
     rows = folder.metrics()
     seconds = float(rows[-1]["wall_time"]) if rows else 0.0
