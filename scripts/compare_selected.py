@@ -88,14 +88,14 @@ def report(runs: list[dict[str, Any]], teachers: dict[str, float] | None = None)
     return "\n".join(lines)
 
 
-def _main() -> int:
+def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--students", type=int, default=10)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teachers", type=Path, default=None, help="a sweep's results.jsonl with teacher rows")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     runs = [scored(r, args.students, args.episodes, args.seed) for r in args.runs]
     print(report(runs, teacher_scores(args.teachers) if args.teachers else None))
     return 0

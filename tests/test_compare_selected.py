@@ -21,7 +21,7 @@ spec.loader.exec_module(compare_selected)
 torch.set_num_threads(1)
 
 
-def test_selected_and_last_sets_are_scored_cached_and_paired(tmp_path):
+def test_selected_and_last_sets_are_scored_cached_and_paired(tmp_path, capsys):
     data, teacher = hopper_data(), HopperTeacher()
     for seed in (1, 2):
         start(onpolicy_config(**SELECT, seed=seed), tmp_path / f"s{seed}", data, teacher, progress=False)
@@ -35,7 +35,12 @@ def test_selected_and_last_sets_are_scored_cached_and_paired(tmp_path):
     assert text.startswith(f"hopper-tiny: seed 1: step {runs[0]['step']}, ")
     assert "paired difference" in text and "share of the teacher over 1 datasets" in text
 
+    args = [str(tmp_path / "s1"), str(tmp_path / "s2"), "--students", "2", "--episodes", "1"]
+    assert compare_selected.main(args) == 0
     plain = start(onpolicy_config(**{**SELECT, "select.every": 0}), tmp_path / "plain", data, teacher, progress=False)
     assert "selected" not in plain.metadata
+    assert capsys.readouterr().out.startswith("hopper-tiny: seed 1: step ")
     with pytest.raises(ObdError, match="not a set chosen by its rollouts"):
         compare_selected.scored(tmp_path / "plain", 2, 1, 0)
+    assert compare_selected.main([str(tmp_path / "plain")]) == 2
+    assert "not a set chosen by its rollouts" in capsys.readouterr().err
