@@ -178,6 +178,9 @@ class SelectConfig:
     episodes: int = 2
     max_steps: int = 0
 
+    #: the key an error about the simulator names
+    key = "select.every"
+
     def validate(self) -> None:
         """Raise :class:`ObdError` naming the first ``select.*`` key with an invalid value."""
         for name, low in (("every", 0), ("students", 1), ("episodes", 1), ("max_steps", 0)):

@@ -444,8 +444,7 @@ class Distiller:
         """``select``: score the set the run would return now and keep it if it is the best; the selection's
         time counts in the run's."""
         start, cpu_start = time.perf_counter(), time.process_time()
-        states, actions = self.synthetic_tensors()
-        metrics = self.selection.offer(self.outer_step, states, actions, self.synthetic)
+        metrics = self.selection.offer(self.outer_step, self.synthetic())
         self.wall_time += time.perf_counter() - start
         self.cpu_time += time.process_time() - cpu_start
         return metrics

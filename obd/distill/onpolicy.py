@@ -95,11 +95,11 @@ def teacher_visits(teacher: Any, task: str, episodes: int, first_seed: int,
     return np.concatenate(seen).astype(np.float32)
 
 
-def simulator_problem(config: Any, task: str | None, obs_dim: int, act_dim: int) -> str:
-    """Why the dataset's ``task`` gives no simulator to roll policies out in for rollout states turned on
-    by ``config`` (an OnPolicyConfig), as a message naming the key; '' when it does."""
+def simulator_problem(config: Any, task: str | None, obs_dim: int, act_dim: int, what: str = "on-policy states") -> str:
+    """Why the dataset's ``task`` gives no simulator to roll policies out in for ``what`` turned on by
+    ``config`` (anything with the ``key`` that turned it on), as a message naming the key; '' when it does."""
     if not task:
-        return (f"config key '{config.key}': on-policy states need the dataset's task (a simulator to roll "
+        return (f"config key '{config.key}': {what} need the dataset's task (a simulator to roll "
                 f"policies out in), and the dataset names none")
     try:
         check_dims(get_task(task), obs_dim, act_dim, "the dataset")

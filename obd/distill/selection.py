@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from obd.envs import check_dims, get_task
+from obd.distill.onpolicy import simulator_problem
 from obd.errors import ObdError
 
 #: selection seeds start here, above the small seeds ``obd evaluate`` and the sweep use
@@ -37,36 +37,31 @@ def selection_seed(seed: int, step: int) -> int:
 
 class SetSelection:
     """The best set a run's validation rollouts have scored so far. ``due(step, total)``: whether the set at
-    outer ``step`` of a ``total``-step run is scored; ``offer(step, states, actions, make_set)`` scores the set
-    (``make_set()`` the :class:`~obd.distill.synthetic.SyntheticDataset` of ``states`` (N_syn, obs) and
-    ``actions`` (N_syn, act)), keeps it when it is the best, and returns the metrics line's fields."""
+    outer ``step`` of a ``total``-step run is scored; ``offer(step, syn)`` scores the set ``syn`` (a
+    :class:`~obd.distill.synthetic.SyntheticDataset`: normalized states (N_syn, obs), actions (N_syn, act), CPU
+    copies), keeps its tensors when it is the best, and returns the metrics line's fields."""
 
     def __init__(self, config: Any, task: str | None, obs_dim: int, act_dim: int, seed: int, device: torch.device):
-        if not task:
-            raise ObdError("config key 'select.every': set selection rolls students out in the dataset's task, and "
-                           "the dataset names none; distill without it (select.every=0)")
-        try:
-            check_dims(get_task(task), obs_dim, act_dim, "the dataset")
-        except ObdError as err:
-            raise ObdError(f"config key 'select.every': {err}; distill without it (select.every=0)") from None
+        problem = simulator_problem(config, task, obs_dim, act_dim, "set selection's rollouts")
+        if problem:
+            raise ObdError(f"{problem}; distill without it (select.every=0)")
         self.config, self.task, self.seed, self.device = config, task, seed, device
         self.best: dict[str, Any] | None = None
 
     def due(self, step: int, total: int) -> bool:
         return step % self.config.every == 0 or step == total
 
-    def offer(self, step: int, states: torch.Tensor, actions: torch.Tensor, make_set: Any) -> dict[str, float]:
+    def offer(self, step: int, syn: Any) -> dict[str, float]:
         from obd.evaluate.protocol import evaluate_synthetic
 
         cfg = self.config
         start = time.perf_counter()
-        result = evaluate_synthetic(make_set(), self.task, students=cfg.students, episodes=cfg.episodes,
+        result = evaluate_synthetic(syn, self.task, students=cfg.students, episodes=cfg.episodes,
                                     seed=selection_seed(self.seed, step), device=self.device,
                                     max_steps=cfg.max_steps or None, where=f"the set at outer step {step}")
         score = float(result["normalized_score_mean"])
         if self.best is None or score > self.best["score"]:
-            self.best = {"step": step, "score": score, "states": states.detach().cpu().clone(),
-                         "actions": actions.detach().cpu().clone()}
+            self.best = {"step": step, "score": score, "states": syn.states, "actions": syn.actions}
         return {"select_score": score, "select_std": float(result["normalized_score_std"]),
                 "select_best_step": self.best["step"], "select_sec": time.perf_counter() - start}
 
